@@ -1,0 +1,88 @@
+# distill_sweep — build, test, benchmark, install.
+#   make            bin/distill_sweep
+#   make check      every test (unit tests with Check, then the integration scripts)
+#   make check-sanitize   the unit tests under AddressSanitizer + UBSan
+#   make bench      benchmarks, one "bench <name> <value> <unit>" line each
+#   make deps       install the Debian packages (as root) or print the command to run
+#   make install PREFIX=/usr/local
+
+CC      := mpicc
+PREFIX  ?= /usr/local
+PKGS    := ompi-c hdf5-openmpi openblas zlib inih
+OPT     ?= -O2 -march=native
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
+  PKG_OK := $(shell pkg-config --exists $(PKGS) check && echo yes)
+  ifneq ($(PKG_OK),yes)
+    $(error missing libraries ($(shell pkg-config --print-errors --exists $(PKGS) check 2>&1 | head -1)); run 'make deps' (as root) or: $(shell scripts/deps.sh --print))
+  endif
+  PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+  PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+  CHECK_CFLAGS := $(shell pkg-config --cflags check)
+  CHECK_LIBS   := $(shell pkg-config --libs check)
+endif
+
+CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra $(OPT) -g -fopenmp \
+           -Iinclude $(PKG_CFLAGS) -DDS_VERSION=\"$(VERSION)\"
+LDLIBS  := $(PKG_LIBS) -lm
+
+BUILD   ?= build
+LIB_SRC := $(sort $(wildcard src/*/*.c))
+LIB_SRC := $(filter-out src/cli/%,$(LIB_SRC))
+CLI_SRC := $(wildcard src/cli/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SCRIPTS := $(sort $(wildcard tests/it_*.sh))
+
+.PHONY: all check check-unit check-sanitize bench deps install clean
+
+all: bin/distill_sweep
+
+bin/distill_sweep: $(CLI_OBJ) $(BUILD)/libds.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libds.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h) $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libds.a tests/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(BUILD)/libds.a $(CHECK_LIBS) $(LDLIBS)
+
+# Unit tests run with one BLAS thread: results must not depend on the machine's core count.
+check-unit: $(TEST_BIN)
+	@set -e; for t in $(TEST_BIN); do echo "== $$t"; OPENBLAS_NUM_THREADS=1 $$t; done
+
+check: check-unit bin/distill_sweep
+	@set -e; for s in $(TEST_SCRIPTS); do echo "== $$s"; bash $$s; done
+	@echo "make check: all tests passed"
+
+check-sanitize:
+	$(MAKE) BUILD=build-san OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" check-unit
+
+bench: bin/distill_sweep $(BUILD)/tests/bench
+	@bash tests/bench/run.sh $(BUILD)/tests/bench
+
+$(BUILD)/tests/bench: tests/bench/bench.c $(BUILD)/libds.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libds.a $(LDLIBS)
+
+deps:
+	@bash scripts/deps.sh
+
+install: bin/distill_sweep
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/distill_sweep/jobs $(DESTDIR)$(PREFIX)/share/distill_sweep/slurm
+	install -m 755 bin/distill_sweep $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 scripts/get_mnist.sh $(DESTDIR)$(PREFIX)/bin/distill_sweep-get-mnist
+	install -m 644 jobs/*.job $(DESTDIR)$(PREFIX)/share/distill_sweep/jobs/
+	-install -m 644 slurm/*.sbatch $(DESTDIR)$(PREFIX)/share/distill_sweep/slurm/ 2>/dev/null
+
+clean:
+	rm -rf build build-san bin

@@ -1,0 +1,166 @@
+// The network of Papernot et al. (2016) for MNIST, its layers, and the batched engine.
+//
+//   x [1,28,28] -> conv1 3x3x32 ReLU [32,26,26] -> conv2 3x3x32 ReLU [32,24,24] -> maxpool2 [32,12,12]
+//   -> conv3 3x3x64 ReLU [64,10,10] -> conv4 3x3x64 ReLU [64,8,8] -> maxpool2 [64,4,4]
+//   -> flatten (C,H,W order) 1024 -> fc1 200 ReLU dropout -> fc2 200 ReLU dropout -> fc3 10 = z
+//   output softmax(z / T)
+//
+// Parameters use PyTorch's layout: conv weight [out,in,3,3], fc weight [out,in], bias [out].
+// Inside the engine the convolution stack works on a group of G samples at a time in C,N,H,W
+// order ([channels][G][rows][cols]) so that one GEMM covers the whole group.
+#ifndef DS_NN_H
+#define DS_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds_data.h"
+
+#define DS_IMG 28            // input is DS_IMG x DS_IMG, one channel
+#define DS_PIXELS (DS_IMG * DS_IMG)
+#define DS_CLASSES 10
+#define DS_GROUP 4           // samples per convolution pass (keeps im2col buffers in cache)
+#define DS_CHUNK 32          // samples per gradient buffer (fixes the summation order)
+
+enum { DS_CONV1, DS_CONV2, DS_CONV3, DS_CONV4, DS_FC1, DS_FC2, DS_FC3, DS_NUM_LAYERS };
+
+typedef struct {
+    const char *name; // "conv1" ... "fc3": the HDF5 group name
+    int out, in;      // output and input channels (conv) or units (fc)
+    int k;            // kernel size: 3 for conv, 0 for fully connected
+} ds_layer_shape;
+
+extern const ds_layer_shape ds_layer_shapes[DS_NUM_LAYERS];
+
+// Pointers into one arena of floats: w[l] then b[l] for each layer l, in layer order.
+typedef struct {
+    float *w[DS_NUM_LAYERS];
+    float *b[DS_NUM_LAYERS];
+} ds_params;
+
+size_t ds_weight_count(int layer); // out*in*k*k or out*in
+size_t ds_params_count(void);      // all weights and biases: 312,202 floats
+void ds_params_point(ds_params *p, float *mem);
+
+typedef struct {
+    float *mem;      // ds_params_count() floats, the only allocation
+    ds_params p;     // pointers into mem
+    // What the model is (stored as HDF5 attributes with the weights).
+    float temperature;  // temperature it was trained at
+    char role[16];      // "baseline", "teacher", "student" or "warmstart"
+    int epochs;         // epochs trained
+    uint64_t seed;      // seed of its initialisation and training streams
+    double test_accuracy; // at T=1 on the test set, or -1 if not measured
+} ds_model;
+
+// Allocates a zeroed model (attributes: T=1, role "baseline", epochs 0, accuracy -1).
+int ds_model_alloc(ds_model *m);
+// Allocates and initialises like PyTorch's default: w, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+int ds_model_init(ds_model *m, uint64_t seed);
+int ds_model_copy(ds_model *dst, const ds_model *src); // dst allocated here
+void ds_model_free(ds_model *m);
+
+// ---- Layers: forward/backward pairs over caller-owned buffers. Backward accumulates (+=) into
+// weight and bias gradients and overwrites input gradients. ----
+
+// 3x3 valid convolution on a group, C,N,H,W order. in [C,G,H,W], out [OC,G,H-2,W-2],
+// w [OC, C*9], col [C*9, G*(H-2)*(W-2)] scratch that backward reuses.
+void ds_conv_forward(float *out, float *col, const float *in, const float *w, const float *b,
+                     int G, int C, int H, int W, int OC);
+// dw, db may be NULL (input gradient only); din may be NULL (weight gradients only).
+// dcol [C*9, G*(H-2)*(W-2)] scratch. col must hold the forward's im2col when dw != NULL.
+void ds_conv_backward(float *din, float *dw, float *db, float *dcol, const float *dout,
+                      const float *col, const float *w, int G, int C, int H, int W, int OC);
+void ds_relu_forward(float *x, size_t n); // in place
+void ds_relu_backward(float *dx, const float *y, size_t n); // dx *= (y > 0), y the ReLU output
+// 2x2 max pool, stride 2, over planes of H x W (H, W even): in [P,H,W], out [P,H/2,W/2];
+// arg [P,H/2,W/2] records the winner (0..3) for backward.
+void ds_maxpool_forward(float *out, uint8_t *arg, const float *in, int P, int H, int W);
+void ds_maxpool_backward(float *din, const float *dout, const uint8_t *arg, int P, int H, int W);
+// in [B,I], w [O,I], out [B,O].
+void ds_fc_forward(float *out, const float *in, const float *w, const float *b, int B, int I, int O);
+void ds_fc_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                    const float *w, int B, int I, int O);
+// Inverted dropout: mask[i] = 0 with probability p, else 1/(1-p); x *= mask. Backward: dx *= mask.
+void ds_dropout_mask(float *mask, size_t n, float p, uint64_t seed, uint64_t step, uint64_t sample);
+void ds_mul_forward(float *x, const float *mask, size_t n);
+
+// p = softmax(z / T) over C classes, computed stably.
+void ds_softmax(float *p, const float *z, int C, float T);
+// Cross-entropy of softmax(z/T) against target s (a probability vector) or, if s is NULL, the
+// one-hot vector of label. Returns the loss (natural log, via log-sum-exp); writes
+// dz = (softmax(z/T) - s) / T if dz is non-NULL.
+float ds_softmax_xent(float *dz, const float *z, const float *s, int label, int C, float T);
+
+// ---- The engine: the whole network over batches, threaded over groups of samples. ----
+
+typedef struct ds_engine ds_engine;
+
+// max_batch: the most samples one call handles; threads: worker threads (1 BLAS thread each);
+// train: also allocate weight-gradient buffers.
+int ds_engine_create(ds_engine **e, int max_batch, int threads, int train);
+void ds_engine_free(ds_engine *e);
+int ds_engine_threads(const ds_engine *e);
+
+// logits [n,10] of x [n,784] (n <= max_batch), dropout off. Keeps the activations so that
+// ds_engine_input_grad can follow, any number of times, for the same samples.
+void ds_engine_forward(ds_engine *e, const ds_params *p, const float *x, int n, float *logits);
+// dx [n,784] = sum_k dlogits[i,k] * dz_k/dx_i for each sample i of the last forward.
+void ds_engine_input_grad(ds_engine *e, const ds_params *p, const float *dlogits, int n, float *dx);
+
+// One training pass over a batch: forward with dropout p (masks drawn from (seed, step, i)),
+// loss at temperature T against hard labels (soft == NULL) or soft targets soft [n,10], backward.
+// grad (ds_params_count floats) receives the gradient of the mean loss. Returns the mean loss.
+typedef struct {
+    float temperature;
+    float dropout;
+    uint64_t seed;  // dropout stream
+    uint64_t step;  // global step, so that masks differ between steps
+} ds_train_pass;
+float ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, const uint8_t *labels,
+                           const float *soft, int n, const ds_train_pass *pass, float *grad);
+
+// ---- Training, evaluation, distillation (train.c) ----
+
+typedef struct {
+    int epochs;         // 50 in the paper
+    int batch;          // 128
+    float lr;           // 0.1
+    float momentum;     // 0.5
+    float dropout;      // 0.5 on fc1 and fc2
+    float temperature;  // training temperature (1 for the baseline)
+    uint64_t seed;      // initialisation, shuffling and dropout streams
+    int threads;        // engine threads
+} ds_train_config;
+
+void ds_train_config_default(ds_train_config *c); // the paper's values, T=1, seed 1, 1 thread
+int ds_train_config_check(const ds_train_config *c); // DS_EINVAL with a message if impossible
+
+typedef struct {
+    ds_train_config cfg;
+    ds_engine *engine;
+    float *velocity;  // momentum buffer, ds_params_count floats
+    float *grad;
+    float *x;         // [batch, 784] staging
+    int32_t *order;   // [n] sample order of the current epoch
+    int n;            // training set size
+    int epoch;        // epochs completed
+} ds_trainer;
+
+int ds_trainer_init(ds_trainer *t, const ds_train_config *cfg, int n_train);
+void ds_trainer_free(ds_trainer *t);
+// Runs epoch t->epoch (0-based) of SGD with momentum: v = mu v + g; w -= lr v. soft [n,10] or
+// NULL for hard labels. Shuffle and dropout streams depend on (seed, epoch, step) only, so a
+// trainer restored from a checkpoint (weights, velocity, epoch) continues bit-identically.
+// DS_ENUMERIC if the loss or a weight stops being finite.
+int ds_trainer_epoch(ds_trainer *t, ds_model *m, const ds_dataset *train, const float *soft,
+                     double *mean_loss);
+
+// Fraction of d classified correctly (argmax of logits; T does not change the argmax).
+int ds_evaluate(const ds_model *m, const ds_dataset *d, int threads, double *accuracy);
+// out [n,10] = softmax(z(x)/T) for every sample of d, dropout off: the teacher's soft labels.
+int ds_soft_labels(const ds_model *m, const ds_dataset *d, float T, int threads, float *out);
+// logits [n,10] for samples [first, first+n) of d.
+int ds_logits(const ds_model *m, const ds_dataset *d, int first, int n, int threads, float *out);
+
+#endif

@@ -1,0 +1,76 @@
+// The model's parameters: one arena, pointers into it, PyTorch's default initialisation.
+#include "ds_error.h"
+#include "ds_nn.h"
+#include "ds_rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const ds_layer_shape ds_layer_shapes[DS_NUM_LAYERS] = {
+    {"conv1", 32, 1, 3},   {"conv2", 32, 32, 3}, {"conv3", 64, 32, 3}, {"conv4", 64, 64, 3},
+    {"fc1", 200, 1024, 0}, {"fc2", 200, 200, 0}, {"fc3", 10, 200, 0},
+};
+
+size_t ds_weight_count(int layer) {
+    const ds_layer_shape *s = &ds_layer_shapes[layer];
+    size_t k2 = s->k ? (size_t)s->k * s->k : 1;
+    return (size_t)s->out * s->in * k2;
+}
+
+size_t ds_params_count(void) {
+    size_t n = 0;
+    for (int l = 0; l < DS_NUM_LAYERS; l++) n += ds_weight_count(l) + ds_layer_shapes[l].out;
+    return n;
+}
+
+void ds_params_point(ds_params *p, float *mem) {
+    for (int l = 0; l < DS_NUM_LAYERS; l++) {
+        p->w[l] = mem;
+        mem += ds_weight_count(l);
+        p->b[l] = mem;
+        mem += ds_layer_shapes[l].out;
+    }
+}
+
+int ds_model_alloc(ds_model *m) {
+    memset(m, 0, sizeof *m);
+    m->mem = calloc(ds_params_count(), sizeof(float));
+    if (!m->mem) return ds_fail(DS_ENOMEM, "model: out of memory");
+    ds_params_point(&m->p, m->mem);
+    m->temperature = 1.0f;
+    strcpy(m->role, "baseline");
+    m->test_accuracy = -1.0;
+    return DS_OK;
+}
+
+int ds_model_init(ds_model *m, uint64_t seed) {
+    int rc = ds_model_alloc(m);
+    if (rc) return rc;
+    m->seed = seed;
+    for (int l = 0; l < DS_NUM_LAYERS; l++) {
+        const ds_layer_shape *s = &ds_layer_shapes[l];
+        int fan_in = s->in * (s->k ? s->k * s->k : 1);
+        float bound = 1.0f / sqrtf((float)fan_in);
+        ds_rng r = ds_rng_stream(seed, DS_STREAM_INIT, (uint64_t)l);
+        for (size_t i = 0; i < ds_weight_count(l); i++)
+            m->p.w[l][i] = (2.0f * ds_rng_uniform(&r) - 1.0f) * bound;
+        for (int i = 0; i < s->out; i++) m->p.b[l][i] = (2.0f * ds_rng_uniform(&r) - 1.0f) * bound;
+    }
+    return DS_OK;
+}
+
+int ds_model_copy(ds_model *dst, const ds_model *src) {
+    float *mem = malloc(ds_params_count() * sizeof(float));
+    if (!mem) return ds_fail(DS_ENOMEM, "model: out of memory");
+    *dst = *src;
+    dst->mem = mem;
+    memcpy(mem, src->mem, ds_params_count() * sizeof(float));
+    ds_params_point(&dst->p, mem);
+    return DS_OK;
+}
+
+void ds_model_free(ds_model *m) {
+    free(m->mem);
+    m->mem = NULL;
+}
