@@ -67,10 +67,15 @@ check: check-unit bin/distill_sweep
 check-sanitize:
 	$(MAKE) BUILD=build-san OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" check-unit
 
-bench: bin/distill_sweep $(BUILD)/tests/bench
-	@bash tests/bench/run.sh $(BUILD)/tests/bench
+# Every tests/bench/bench_*.c is a benchmark program; tests/bench/run.sh runs them all (and the
+# PyTorch twins when python3-torch is installed) and prints the ratios.
+BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-$(BUILD)/tests/bench: tests/bench/bench.c $(BUILD)/libds.a
+bench: bin/distill_sweep $(BENCH_BIN)
+	@bash tests/bench/run.sh $(BUILD)/bench
+
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libds.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libds.a $(LDLIBS)
 
