@@ -27,12 +27,15 @@ int ds_idx_read_labels(const char *path, uint8_t **out, int *n);
 int ds_dataset_load(ds_dataset *d, const char *dir, const char *split);
 void ds_dataset_free(ds_dataset *d);
 // Keeps the samples [first, first+count) of d, in place (e.g. the first 2,000 training samples).
+// DS_EINVAL, d unchanged, unless 0 <= first and 1 <= count and first + count <= d->n.
 int ds_dataset_slice(ds_dataset *d, int first, int count);
 
 // Finds the folder of a dataset ("mnist" or "fashion-mnist"): an explicit dir if given (non-NULL
 // and non-empty), else $MNIST_DIR (mnist) / $FASHION_MNIST_DIR (fashion-mnist), else data/<name>/
 // under the current folder, else (fashion-mnist) the Debian package's folder. Writes the folder
 // to out; DS_EIO with a message saying how to get the data when none holds the four files.
+// A folder the user named (dir, or a non-empty variable) is the only one tried: if it lacks a
+// file, that is the error, rather than silently loading data from somewhere else.
 int ds_data_locate(const char *name, const char *dir, char *out, size_t cap);
 
 // x[b, rows*cols] = images[idx[b]] / 255 for b < count.
