@@ -616,6 +616,7 @@ START_TEST(fashion_mnist_package) {
     const char *fdir = "/usr/share/datasets/fashion-mnist";
     if (access(fdir, R_OK) != 0) {
         printf("note: %s absent (apt-get install dataset-fashion-mnist); test skipped\n", fdir);
+        fflush(stdout);
         return;
     }
     check_fashion_split(fdir, "t10k", 10000);
