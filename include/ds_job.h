@@ -1,0 +1,130 @@
+// Job files: what a sweep trains and attacks, parsed from an INI file with libinih.
+//
+//   [run]      name = paper          ; the run folder is <results>/<name>/ (default: the file's
+//              results = results     ;   base name without .job, and "results")
+//              seed = 1              ; every random stream derives from (seed, task id, purpose)
+//              threads = 1           ; engine threads per worker: a number or "auto"
+//                                    ;   (cores of the node / ranks on the node)
+//   [data]     dataset = mnist       ; mnist | fashion-mnist | auto (MNIST if found, else
+//                                    ;   Fashion-MNIST, saying so)
+//              dir = path            ; optional; otherwise ds_data_locate ($MNIST_DIR, data/mnist)
+//              train_samples = all   ; the first N training samples (or "all")
+//              test_samples = all    ; the first N test samples (or "all")
+//   [train]    epochs = 50           ; default for the three below
+//              baseline_epochs, teacher_epochs, student_epochs
+//              warm_start = 0        ; epochs at T=1 shared by every teacher and student
+//                                    ;   (Carlini's recipe); 0 = from scratch (the paper)
+//              batch = 128, lr = 0.1, momentum = 0.5, dropout = 0.5
+//   [distill]  temperatures = 1 2 5 10 20 30 40 50 100
+//   [attack NAME]                    ; one section per attack configuration, NAME unique
+//              kind = fgsm | jsma | cw-l2 | transfer
+//              models = baseline students   ; any of baseline, teachers, students, all, or
+//                                           ;   model names like T100/student
+//              first = 0             ; first test sample (default 0)
+//              samples = 100         ; how many test samples (or "all": the rest of the set)
+//              shard = 1000          ; samples per task (default depends on the kind)
+//              fgsm:     eps = 0.3, space = softmax|logits|logits_T, labels = true|predicted
+//              jsma:     theta = 1, gamma = 0.145, space = softmax|logits|logits_T
+//              cw-l2:    c = 1e-3, search_steps = 9, iterations = 10000, lr = 0.01,
+//                        kappa = 0, targeted = true|false, abort_early = true|false
+//              transfer: source = baseline, craft = fgsm|jsma|cw-l2 and that kind's keys
+//
+// Comments start with ';' or '#' (at the start of a line or after a blank). Every error —
+// unknown section or key, bad value, impossible combination — names the file and line:
+// "jobs/x.job:12: [train] epochs: expected a positive integer, got 'ten'".
+#ifndef DS_JOB_H
+#define DS_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DS_JOB_MAX_TEMPS 64
+#define DS_JOB_MAX_ATTACKS 32
+#define DS_JOB_MAX_MODELS 16 // explicit model names in one attack's `models`
+#define DS_JOB_NAME 64
+
+typedef enum { DS_KIND_FGSM, DS_KIND_JSMA, DS_KIND_CW_L2, DS_KIND_TRANSFER } ds_attack_kind;
+
+// Which models an attack configuration targets (bits), plus explicit names.
+enum { DS_TARGET_BASELINE = 1, DS_TARGET_TEACHERS = 2, DS_TARGET_STUDENTS = 4 };
+
+// The parameters of one crafting method (fgsm, jsma or cw-l2).
+typedef struct {
+    ds_attack_kind kind;   // never DS_KIND_TRANSFER here
+    int space;             // fgsm, jsma: ds_space of ds_attack.h: 0 softmax (the paper's),
+                           //   1 logits, 2 logits_T (softmax(z/T), T the training temperature)
+    int labels_true;       // fgsm: 1 = true labels, 0 = the model's prediction
+    double eps;            // fgsm
+    double theta, gamma;   // jsma
+    int targeted;          // cw-l2: 1 = every other class as a target (like JSMA), 0 = untargeted
+    int cw_abort_early;    // cw-l2: stop a search step when the loss stalls
+    double cw_c;           // cw-l2: initial constant c
+    int cw_search_steps;   // cw-l2: binary search steps over c
+    int cw_iterations;     // cw-l2: Adam iterations per search step
+    double cw_lr;          // cw-l2: Adam learning rate
+    double cw_kappa;       // cw-l2: confidence margin
+} ds_craft_params;
+
+typedef struct {
+    char name[DS_JOB_NAME]; // section [attack NAME]: [A-Za-z0-9_.-]+, unique; used in file names
+    int line;               // line of the section header
+    ds_attack_kind kind;    // fgsm, jsma, cw-l2 or transfer
+    ds_craft_params craft;  // kind's parameters; for transfer, those of the crafting attack
+    char source[DS_JOB_NAME]; // transfer: the model the examples are crafted on ("baseline")
+    unsigned targets;       // DS_TARGET_* bits
+    int nmodels;            // explicit model names ("T100/student")
+    char models[DS_JOB_MAX_MODELS][DS_JOB_NAME];
+    int first;              // first test sample (default 0)
+    int samples;            // number of test samples; -1 = all from first to the end
+    int shard;              // samples per task
+    // The summary's `params` column: space-separated key=value in a fixed order, e.g.
+    // "eps=0.3 space=softmax labels=true" or "source=baseline craft=fgsm eps=0.3 ...".
+    char params[256];
+} ds_job_attack;
+
+typedef struct {
+    char path[512];        // the file it was read from
+    char *text;            // the file's text (malloc'ed; provenance and results/<run>/job.ini)
+    // [run]
+    char name[DS_JOB_NAME];
+    char results[512];
+    uint64_t seed;
+    int threads;           // >= 1, or 0 = auto
+    // [data]
+    char dataset[32];      // "mnist", "fashion-mnist" or "auto"
+    char data_dir[512];    // "" = ds_data_locate's search
+    int train_samples;     // -1 = all
+    int test_samples;      // -1 = all
+    // [train]
+    int baseline_epochs, teacher_epochs, student_epochs;
+    int warm_start;        // epochs at T=1 shared by teachers and students; 0 = none
+    int batch;
+    double lr, momentum, dropout;
+    // [distill]
+    int ntemps;
+    double temps[DS_JOB_MAX_TEMPS]; // as written, distinct, in increasing order
+    // [attack NAME] in file order
+    int nattacks;
+    ds_job_attack attacks[DS_JOB_MAX_ATTACKS];
+} ds_job;
+
+// Parses the job file at path. DS_EIO if unreadable; DS_EINVAL with "path:line: problem" for
+// any error in the content. On failure job holds nothing that needs freeing.
+int ds_job_parse(ds_job *job, const char *path);
+// Same from text in memory; `path` only names it in messages.
+int ds_job_parse_text(ds_job *job, const char *text, const char *path);
+void ds_job_free(ds_job *job);
+
+// The job as canonical text: every setting with defaults filled in, one "section.key = value"
+// per line, without comments, the run name, the results folder and threads. Two jobs compute
+// the same results if and only if their canonical texts are equal. Returns malloc'ed text.
+char *ds_job_canonical(const ds_job *job);
+
+// The run folder: <results>/<name>.
+void ds_job_run_dir(const ds_job *job, char *out, size_t cap);
+
+// "T100", "T2.5": a temperature in model, group and file names (%g).
+void ds_temp_name(double t, char *out, size_t cap);
+const char *ds_attack_kind_name(ds_attack_kind k); // "fgsm", "jsma", "cw-l2", "transfer"
+
+#endif
