@@ -7,6 +7,12 @@
 //
 // Files are written atomically: <path>.tmp is written, flushed, closed, fsync'ed and renamed to
 // <path>, then the folder is fsync'ed. A file at <path> is therefore always complete.
+//
+// Errors: DS_EIO (missing or unwritable file), DS_EFORMAT (not HDF5, truncated, wrong layout or
+// non-finite values, with a message naming file, group, layer and dataset), DS_ENOSPC (disk
+// full), DS_ENUMERIC (refusing to save a non-finite value), DS_EINVAL (bad arguments).
+// Lower-level (hid_t) functions for other modules, e.g. to merge models into one file, are in
+// ds_h5.h.
 #ifndef DS_STORE_H
 #define DS_STORE_H
 
@@ -27,6 +33,10 @@ typedef struct {
 // (e.g. "baseline" or "T100/teacher"; intermediate groups are created).
 int ds_store_save_model(const char *path, const char *group, const ds_model *m,
                         const ds_provenance *prov);
+// Writes a new file at path (atomically) holding models[i] as group groups[i], i < n (e.g.
+// "baseline", "T100/teacher", "T100/student"). Group names must differ.
+int ds_store_save_models(const char *path, int n, const char *const *groups,
+                         const ds_model *const *models, const ds_provenance *prov);
 // Reads group `group` of path into m (allocated here). Rejects missing layers, wrong shapes,
 // wrong types and non-finite weights with DS_EFORMAT and a message naming file, group and layer.
 int ds_store_load_model(const char *path, const char *group, ds_model *m);
