@@ -1,0 +1,216 @@
+// Adversarial attacks on an abstract differentiable classifier: FGSM, JSMA, C&W L2, transfer.
+//
+// The attacks see a classifier only through ds_classifier (forward to logits, then input
+// gradients J^T v for the samples of that forward), so they are tested on hand-built toy models
+// and run unchanged on the CNN (ds_classifier_from_model). Everything is float32, like the
+// deployed model: when softmax saturates at T=1 on a distilled network, the gradients here become
+// exactly 0, as they did in the papers' code.
+//
+// Attacked quantity ("space") F(x), z = logits:
+//   DS_SPACE_SOFTMAX   F = softmax(z), the deployed model at T=1 (the paper's JSMA-F).
+//                      FGSM loss: cross-entropy of softmax(z), dL/dz = softmax(z) - onehot(y).
+//   DS_SPACE_LOGITS    F = z (JSMA-Z, as cleverhans and torchattacks do).
+//                      FGSM loss: the margin max_{j!=y} z_j - z_y, dL/dz = onehot(j*) - onehot(y)
+//                      (C&W's f6 objective: the cross-entropy would equal the softmax case).
+//   DS_SPACE_LOGITS_T  F = softmax(z / T), T the model's training temperature (sees through
+//                      distillation). FGSM loss: cross-entropy of softmax(z/T),
+//                      dL/dz = (softmax(z/T) - onehot(y)) / T.
+// The JSMA Jacobian of a softmax space is dF_i/dx = sum_j p_i (delta_ij - p_j) / T dz_j/dx.
+// C&W always works on the logits Z.
+//
+// Records are written one per attempt: FGSM one per (eps, sample), eps-major; JSMA and targeted
+// C&W one per (sample, target), sample-major with targets in increasing order, skipping the
+// true label; untargeted C&W one per sample.
+//
+// All functions return DS_OK or a negative DS_E* code with a one-line message (ds_error.h).
+#ifndef DS_ATTACK_H
+#define DS_ATTACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds_nn.h"
+#include "ds_store.h"
+
+// ---- The classifier ----
+
+typedef struct ds_classifier {
+    int n_in, n_classes;  // 784, 10 for the CNN
+    int max_batch;        // most samples per call
+    float temperature;    // training temperature: the T of DS_SPACE_LOGITS_T (1 if unknown)
+    void *ctx;
+    // logits [n, n_classes] for x [n, n_in]; keeps what input_grad needs for these n samples
+    int (*forward)(void *ctx, const float *x, int n, float *logits);
+    // dx [n, n_in] = sum_k dlogits[i,k] dz_k/dx for the samples of the last forward (same n)
+    int (*input_grad)(void *ctx, const float *dlogits, int n, float *dx);
+    void (*free)(void *ctx); // releases ctx (NULL if the caller owns it)
+} ds_classifier;
+
+// Wraps model m (not copied: it must outlive c) in a ds_engine of max_batch samples and
+// `threads` workers. temperature = m->temperature.
+int ds_classifier_from_model(ds_classifier *c, const ds_model *m, int max_batch, int threads);
+// Calls c->free(c->ctx) if set and clears c.
+void ds_classifier_free(ds_classifier *c);
+
+// ---- Settings ----
+
+typedef enum { DS_SPACE_SOFTMAX, DS_SPACE_LOGITS, DS_SPACE_LOGITS_T } ds_space;
+typedef enum { DS_LABELS_TRUE, DS_LABELS_PREDICTED } ds_label_mode;
+typedef enum { DS_TARGETS_ALL, DS_TARGETS_NONE } ds_target_mode; // every class but the true one, or untargeted
+
+// "softmax", "logits", "logits_T" <-> enum; DS_EINVAL for an unknown name.
+int ds_space_parse(const char *s, ds_space *out);
+const char *ds_space_name(ds_space s);
+int ds_label_mode_parse(const char *s, ds_label_mode *out);  // "true", "predicted"
+const char *ds_label_mode_name(ds_label_mode m);
+int ds_target_mode_parse(const char *s, ds_target_mode *out); // "all", "none"
+const char *ds_target_mode_name(ds_target_mode m);
+
+// Gradient of the attacked quantity with respect to the logits z [n_classes] of one sample:
+// FGSM's dL/dz (see the table above) for label y. T is used by DS_SPACE_LOGITS_T only.
+void ds_space_loss_dz(ds_space s, const float *z, int C, int y, float T, float *dz);
+// Row i of dF/dz: dFi_dz[j] = dF_i/dz_j, p = the softmax of the space (NULL for DS_SPACE_LOGITS).
+void ds_space_output_dz(ds_space s, const float *p, int C, int i, float T, float *dFi_dz);
+
+#define DS_FGSM_MAX_EPS 16
+
+typedef struct {
+    float eps[DS_FGSM_MAX_EPS]; // x' = clip(x + eps sign(g), 0, 1) for each eps
+    int n_eps;                  // default 1 (eps 0.3)
+    ds_space space;             // default DS_SPACE_SOFTMAX
+    ds_label_mode labels;       // default DS_LABELS_TRUE
+    float temperature;          // T of DS_SPACE_LOGITS_T; <= 0: the classifier's (default 0)
+} ds_fgsm_params;
+
+typedef struct {
+    ds_space space;       // default DS_SPACE_SOFTMAX (JSMA-F, the paper's)
+    float gamma;          // share of pixels that may change, (0,1]; default 0.145
+    float theta;          // change of a chosen pixel, [-1,1] \ {0}; default +1
+    int max_iterations;   // >= 1, or 0 (default): floor(n_in * gamma / 2) = 56 for MNIST
+    float temperature;    // T of DS_SPACE_LOGITS_T; <= 0: the classifier's
+    int threads;          // OpenMP threads of the pair search (between engine calls); default 1
+} ds_jsma_params;
+
+typedef struct {
+    ds_target_mode targets; // default DS_TARGETS_ALL
+    int steps;              // binary search steps over c, >= 1; default 5
+    int max_iterations;     // Adam iterations per step, >= 1; default 200
+    float c0;               // initial c > 0; default 1e-3
+    float lr;               // Adam learning rate > 0; default 0.01
+    float kappa;            // confidence >= 0; default 0
+    int abort_early;        // stop a step when the loss has not fallen by 0.01% over 10% of
+                            // its iterations; default 1
+} ds_cw_params;
+
+void ds_fgsm_params_default(ds_fgsm_params *p);
+void ds_jsma_params_default(ds_jsma_params *p);
+void ds_cw_params_default(ds_cw_params *p);
+// DS_EINVAL with a message naming the parameter when p is impossible.
+int ds_fgsm_params_check(const ds_fgsm_params *p);
+int ds_jsma_params_check(const ds_jsma_params *p);
+int ds_cw_params_check(const ds_cw_params *p);
+// JSMA's iteration budget for n_in inputs: max_iterations, or floor(n_in * gamma / 2).
+int ds_jsma_budget(const ds_jsma_params *p, int n_in);
+// One-line description of the settings, e.g. "eps=0.3 space=softmax labels=true".
+void ds_fgsm_params_string(const ds_fgsm_params *p, char *out, size_t cap);
+void ds_jsma_params_string(const ds_jsma_params *p, int n_in, char *out, size_t cap);
+void ds_cw_params_string(const ds_cw_params *p, char *out, size_t cap);
+
+// ---- Results ----
+
+typedef struct {
+    int32_t index;       // test-sample index
+    int32_t label;       // true label
+    int32_t target;      // target class, -1 if untargeted
+    int32_t clean_pred, adv_pred;
+    uint8_t success;     // untargeted: adv_pred != label; targeted: adv_pred == target
+    uint8_t zero_grad;   // the first input gradient was exactly zero everywhere (gradient masking)
+    int32_t iterations;  // JSMA iterations, C&W iterations; 1 for FGSM
+    float l0, l2, linf;  // distortion of x' - x (l0 counts changed pixels)
+} ds_attack_record;
+
+// Fills the distortion fields of r from x' - x (n values).
+void ds_attack_distortion(ds_attack_record *r, const float *x, const float *x_adv, int n);
+
+// Success rates, defined here once for every attack:
+//   success_rate          successes / attempts (JSMA and C&W: over (sample, target) attempts;
+//                         FGSM: over all samples)
+//   success_rate_correct  the same over the attempts whose clean prediction was the true label
+//                         (FGSM "over samples the model classified correctly")
+//   zero_grad_share       attempts whose first input gradient was exactly zero / attempts
+// Rates are 0 when their denominator is 0. Mean distortions are over successful attempts.
+typedef struct {
+    int attempts, successes;
+    int correct, correct_successes;
+    int zero_grad;
+    double success_rate, success_rate_correct, zero_grad_share;
+    double mean_l0, mean_l2, mean_linf, mean_iterations;
+} ds_attack_rates;
+
+void ds_attack_rates_compute(const ds_attack_record *r, int n, ds_attack_rates *out);
+
+// ---- The attacks ----
+// x [n, n_in] clean inputs in [0,1], labels [n] true labels, records numbered first_index + i.
+// rec: ds_*_count() records; x_adv: NULL or [ds_*_count(), n_in] adversarial images.
+
+int ds_fgsm_count(const ds_fgsm_params *p, int n);
+int ds_fgsm(const ds_classifier *c, const ds_fgsm_params *p, const float *x, const uint8_t *labels,
+            int n, int32_t first_index, ds_attack_record *rec, float *x_adv);
+
+// JSMA (Papernot et al. 2016) targeted at every class but the true one. Per iteration, a batch
+// of up to c->max_batch active (sample, target) attempts gets one forward and one input_grad per
+// class; each attempt then picks its pixel pair in O(n_in^2) time and O(n_in) memory.
+int ds_jsma_count(const ds_classifier *c, int n);
+int ds_jsma(const ds_classifier *c, const ds_jsma_params *p, const float *x, const uint8_t *labels,
+            int n, int32_t first_index, ds_attack_record *rec, float *x_adv);
+
+// The JSMA pair choice alone, over the domain dom[k] != 0 (k < m): the pair p < q maximising
+// (a_p + a_q) * -(b_p + b_q) among those with a_p + a_q > 0 and b_p + b_q < 0, in float32 on a
+// and b rescaled by powers of two (exact; so that products of tiny gradients do not underflow);
+// ties go to the first (p, q) in lexicographic order. Returns 1 and *p, *q, or 0 when no pair
+// qualifies. scratch: 5 * (m + 8) floats.
+int ds_jsma_best_pair(const float *alpha, const float *beta, const uint8_t *dom, int m,
+                      float *scratch, int *p, int *q);
+
+// Carlini & Wagner L2 (2017): x' = (tanh(w)+1)/2, minimise ||x' - x||^2 + c f(x'), f the hinge
+// on the logits, Adam, binary search over c; keeps the smallest-L2 successful x'. A failed
+// attempt records x' = x.
+int ds_cw_count(const ds_classifier *c, const ds_cw_params *p, int n);
+int ds_cw_l2(const ds_classifier *c, const ds_cw_params *p, const float *x, const uint8_t *labels,
+             int n, int32_t first_index, ds_attack_record *rec, float *x_adv);
+
+// Transfer: adversarial images x_adv [n, n_in] with their source records src [n] (crafted on
+// another model) and the clean images x [n, n_in], evaluated on c. out[i] keeps index, label,
+// target, iterations and distortion of src[i]; clean_pred and adv_pred are c's; success is
+// c's misclassification (untargeted sources, or any source when `untargeted`) or c's choice of
+// src[i].target; zero_grad is 0.
+int ds_attack_transfer(const ds_classifier *c, const float *x, const float *x_adv,
+                       const ds_attack_record *src, int n, int untargeted, ds_attack_record *out);
+
+// ---- HDF5 storage (src/store/attack_results.c) ----
+//
+// A file holds one or more sets, each an HDF5 group with a compound dataset "records" (fields
+// named as in ds_attack_record), optionally "adversarial" float32 [n, n_in] (chunked, shuffle +
+// deflate), and attributes attack, params, model, first, count. Written atomically.
+
+typedef struct {
+    char group[128];        // group name in the file ("fgsm_eps0.3", "jsma", ...); "/" for root
+    char attack[16];        // "fgsm", "jsma", "cw-l2", "transfer"
+    char params[256];       // ds_*_params_string
+    char model[1024];       // path[:group] of the attacked model
+    int32_t first, count;   // test samples [first, first+count)
+    int n_records;
+    ds_attack_record *records;
+    int n_in;               // columns of images (0 when images == NULL)
+    float *images;          // NULL or [n_records, n_in]
+} ds_attack_set;
+
+// Writes sets[0..n_sets) to a new file at path, atomically; prov may be NULL.
+int ds_attack_results_save(const char *path, const ds_attack_set *sets, int n_sets,
+                           const ds_provenance *prov);
+// Reads the set in `group` (NULL or "": the first group holding "records", root first) into out;
+// records and images are malloc'ed (ds_attack_set_free).
+int ds_attack_results_load(const char *path, const char *group, ds_attack_set *out);
+void ds_attack_set_free(ds_attack_set *s);
+
+#endif

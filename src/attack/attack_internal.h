@@ -1,0 +1,20 @@
+// Helpers shared by the attacks in src/attack/ (not part of the public API).
+#ifndef DS_ATTACK_INTERNAL_H
+#define DS_ATTACK_INTERNAL_H
+
+#include "ds_attack.h"
+
+// p = softmax(z / T) over C classes in float32, stably (max subtracted first). Saturates to
+// exact 0 and 1 in float32 exactly as the deployed model's softmax does.
+void dsa_softmax(float *p, const float *z, int C, float T);
+// First index of the largest value (NaN never wins).
+int dsa_argmax(const float *z, int C);
+// First index of the largest value among j != skip.
+int dsa_argmax_except(const float *z, int C, int skip);
+// T of a space: explicit (> 0) or the classifier's; 1 if neither is positive.
+float dsa_temperature(const ds_classifier *c, float explicit_T);
+// DS_EINVAL unless c is usable and labels [n] are classes of c.
+int dsa_check_inputs(const char *attack, const ds_classifier *c, const float *x,
+                     const uint8_t *labels, int n, const ds_attack_record *rec);
+
+#endif

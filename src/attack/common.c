@@ -1,0 +1,283 @@
+// What every attack shares: the attacked quantity ("space") and its gradients with respect to the
+// logits, settings and their validation, distortion and the one definition of success rates.
+#include "attack_internal.h"
+#include "ds_error.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+// ---- float32 helpers ----
+
+void dsa_softmax(float *p, const float *z, int C, float T) {
+    float m = z[0];
+    for (int j = 1; j < C; j++)
+        if (z[j] > m) m = z[j];
+    float sum = 0.0f;
+    for (int j = 0; j < C; j++) {
+        p[j] = expf((z[j] - m) / T); // exactly 0 below about -103 (float32 underflow)
+        sum += p[j];
+    }
+    for (int j = 0; j < C; j++) p[j] /= sum;
+}
+
+int dsa_argmax(const float *z, int C) {
+    int best = 0;
+    for (int j = 1; j < C; j++)
+        if (z[j] > z[best]) best = j;
+    return best;
+}
+
+int dsa_argmax_except(const float *z, int C, int skip) {
+    int best = -1;
+    for (int j = 0; j < C; j++)
+        if (j != skip && (best < 0 || z[j] > z[best])) best = j;
+    return best;
+}
+
+float dsa_temperature(const ds_classifier *c, float explicit_T) {
+    if (explicit_T > 0.0f) return explicit_T;
+    return c->temperature > 0.0f ? c->temperature : 1.0f;
+}
+
+int dsa_check_inputs(const char *attack, const ds_classifier *c, const float *x,
+                     const uint8_t *labels, int n, const ds_attack_record *rec) {
+    if (!c || !c->forward || !c->input_grad || c->n_in < 1 || c->n_classes < 2 || c->max_batch < 1)
+        return ds_fail(DS_EINVAL, "%s: classifier not initialised", attack);
+    if (n < 0) return ds_fail(DS_EINVAL, "%s: negative sample count %d", attack, n);
+    if (n > 0 && (!x || !labels || !rec))
+        return ds_fail(DS_EINVAL, "%s: missing inputs, labels or record buffer", attack);
+    for (int i = 0; i < n; i++)
+        if (labels[i] >= c->n_classes)
+            return ds_fail(DS_EINVAL, "%s: label %d of sample %d is not one of %d classes", attack,
+                           labels[i], i, c->n_classes);
+    return DS_OK;
+}
+
+// ---- Spaces ----
+
+static const char *const space_names[] = {"softmax", "logits", "logits_T"};
+static const char *const label_names[] = {"true", "predicted"};
+static const char *const target_names[] = {"all", "none"};
+
+static int parse_name(const char *s, const char *const *names, int count, const char *what, int *out) {
+    for (int i = 0; s && i < count; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return DS_OK;
+        }
+    char list[128] = "";
+    for (int i = 0; i < count; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    return ds_fail(DS_EINVAL, "unknown %s '%s' (expected one of: %s)", what, s ? s : "(null)", list);
+}
+
+int ds_space_parse(const char *s, ds_space *out) {
+    int v, rc = parse_name(s, space_names, 3, "space", &v);
+    if (!rc) *out = (ds_space)v;
+    return rc;
+}
+
+int ds_label_mode_parse(const char *s, ds_label_mode *out) {
+    int v, rc = parse_name(s, label_names, 2, "label mode", &v);
+    if (!rc) *out = (ds_label_mode)v;
+    return rc;
+}
+
+int ds_target_mode_parse(const char *s, ds_target_mode *out) {
+    int v, rc = parse_name(s, target_names, 2, "target mode", &v);
+    if (!rc) *out = (ds_target_mode)v;
+    return rc;
+}
+
+const char *ds_space_name(ds_space s) {
+    return (unsigned)s < 3 ? space_names[s] : "?";
+}
+const char *ds_label_mode_name(ds_label_mode m) {
+    return (unsigned)m < 2 ? label_names[m] : "?";
+}
+const char *ds_target_mode_name(ds_target_mode m) {
+    return (unsigned)m < 2 ? target_names[m] : "?";
+}
+
+// FGSM's dL/dz. The softmax cases go through p - onehot in float32: when p saturates to the
+// one-hot vector of y, dz is exactly zero, and so is every input gradient after it.
+void ds_space_loss_dz(ds_space s, const float *z, int C, int y, float T, float *dz) {
+    if (s == DS_SPACE_LOGITS) {
+        for (int j = 0; j < C; j++) dz[j] = 0.0f;
+        dz[dsa_argmax_except(z, C, y)] = 1.0f; // margin max_{j!=y} z_j - z_y
+        dz[y] = -1.0f;
+        return;
+    }
+    if (s == DS_SPACE_SOFTMAX) T = 1.0f;
+    dsa_softmax(dz, z, C, T);
+    dz[y] -= 1.0f;
+    if (T != 1.0f)
+        for (int j = 0; j < C; j++) dz[j] /= T;
+}
+
+// dF_i/dz_j = p_i (delta_ij - p_j) / T for the softmax spaces, delta_ij for the logits.
+void ds_space_output_dz(ds_space s, const float *p, int C, int i, float T, float *dFi_dz) {
+    if (s == DS_SPACE_LOGITS) {
+        for (int j = 0; j < C; j++) dFi_dz[j] = j == i ? 1.0f : 0.0f;
+        return;
+    }
+    if (s == DS_SPACE_SOFTMAX) T = 1.0f;
+    for (int j = 0; j < C; j++) {
+        dFi_dz[j] = p[i] * ((j == i ? 1.0f : 0.0f) - p[j]);
+        if (T != 1.0f) dFi_dz[j] /= T;
+    }
+}
+
+// ---- Settings ----
+
+void ds_fgsm_params_default(ds_fgsm_params *p) {
+    memset(p, 0, sizeof *p);
+    p->eps[0] = 0.3f;
+    p->n_eps = 1;
+    p->space = DS_SPACE_SOFTMAX;
+    p->labels = DS_LABELS_TRUE;
+}
+
+void ds_jsma_params_default(ds_jsma_params *p) {
+    memset(p, 0, sizeof *p);
+    p->space = DS_SPACE_SOFTMAX;
+    p->gamma = 0.145f;
+    p->theta = 1.0f;
+    p->threads = 1;
+}
+
+void ds_cw_params_default(ds_cw_params *p) {
+    memset(p, 0, sizeof *p);
+    p->targets = DS_TARGETS_ALL;
+    p->steps = 5;
+    p->max_iterations = 200;
+    p->c0 = 1e-3f;
+    p->lr = 0.01f;
+    p->kappa = 0.0f;
+    p->abort_early = 1;
+}
+
+static int check_space(const char *attack, ds_space s, float T) {
+    if ((unsigned)s > DS_SPACE_LOGITS_T)
+        return ds_fail(DS_EINVAL, "%s: unknown space %d (expected softmax, logits or logits_T)",
+                       attack, (int)s);
+    if (!isfinite(T))
+        return ds_fail(DS_EINVAL, "%s: temperature must be finite", attack);
+    return DS_OK;
+}
+
+int ds_fgsm_params_check(const ds_fgsm_params *p) {
+    if (p->n_eps < 1 || p->n_eps > DS_FGSM_MAX_EPS)
+        return ds_fail(DS_EINVAL, "fgsm: %d eps values (expected 1 to %d)", p->n_eps, DS_FGSM_MAX_EPS);
+    for (int i = 0; i < p->n_eps; i++)
+        if (!(p->eps[i] >= 0.0f && p->eps[i] <= 1.0f))
+            return ds_fail(DS_EINVAL, "fgsm: eps %g outside [0, 1]", (double)p->eps[i]);
+    if ((unsigned)p->labels > DS_LABELS_PREDICTED)
+        return ds_fail(DS_EINVAL, "fgsm: unknown label mode %d (expected true or predicted)",
+                       (int)p->labels);
+    return check_space("fgsm", p->space, p->temperature);
+}
+
+int ds_jsma_params_check(const ds_jsma_params *p) {
+    if (!(p->gamma > 0.0f && p->gamma <= 1.0f))
+        return ds_fail(DS_EINVAL, "jsma: gamma %g outside (0, 1]", (double)p->gamma);
+    if (!(p->theta >= -1.0f && p->theta <= 1.0f) || p->theta == 0.0f)
+        return ds_fail(DS_EINVAL, "jsma: theta %g must be in [-1, 1] and not 0", (double)p->theta);
+    if (p->max_iterations < 0)
+        return ds_fail(DS_EINVAL, "jsma: iterations %d < 1", p->max_iterations);
+    if (p->threads < 1) return ds_fail(DS_EINVAL, "jsma: threads %d < 1", p->threads);
+    return check_space("jsma", p->space, p->temperature);
+}
+
+int ds_cw_params_check(const ds_cw_params *p) {
+    if ((unsigned)p->targets > DS_TARGETS_NONE)
+        return ds_fail(DS_EINVAL, "cw-l2: unknown target mode %d (expected all or none)",
+                       (int)p->targets);
+    if (p->steps < 1) return ds_fail(DS_EINVAL, "cw-l2: binary search steps %d < 1", p->steps);
+    if (p->max_iterations < 1)
+        return ds_fail(DS_EINVAL, "cw-l2: iterations %d < 1", p->max_iterations);
+    if (!(p->c0 > 0.0f) || !isfinite(p->c0))
+        return ds_fail(DS_EINVAL, "cw-l2: initial c %g must be positive", (double)p->c0);
+    if (!(p->lr > 0.0f) || !isfinite(p->lr))
+        return ds_fail(DS_EINVAL, "cw-l2: learning rate %g must be positive", (double)p->lr);
+    if (!(p->kappa >= 0.0f) || !isfinite(p->kappa))
+        return ds_fail(DS_EINVAL, "cw-l2: kappa %g must be >= 0", (double)p->kappa);
+    return DS_OK;
+}
+
+int ds_jsma_budget(const ds_jsma_params *p, int n_in) {
+    if (p->max_iterations > 0) return p->max_iterations;
+    return (int)floor((double)n_in * (double)p->gamma / 2.0 + 1e-9);
+}
+
+void ds_fgsm_params_string(const ds_fgsm_params *p, char *out, size_t cap) {
+    size_t len = (size_t)snprintf(out, cap, "eps=");
+    for (int i = 0; i < p->n_eps && len < cap; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%g", i ? "," : "", (double)p->eps[i]);
+    if (len < cap)
+        len += (size_t)snprintf(out + len, cap - len, " space=%s labels=%s", ds_space_name(p->space),
+                                ds_label_mode_name(p->labels));
+    if (p->temperature > 0.0f && len < cap)
+        snprintf(out + len, cap - len, " T=%g", (double)p->temperature);
+}
+
+void ds_jsma_params_string(const ds_jsma_params *p, int n_in, char *out, size_t cap) {
+    size_t len = (size_t)snprintf(out, cap, "space=%s gamma=%g theta=%g iterations=%d",
+                                  ds_space_name(p->space), (double)p->gamma, (double)p->theta,
+                                  ds_jsma_budget(p, n_in));
+    if (p->temperature > 0.0f && len < cap)
+        snprintf(out + len, cap - len, " T=%g", (double)p->temperature);
+}
+
+void ds_cw_params_string(const ds_cw_params *p, char *out, size_t cap) {
+    snprintf(out, cap, "targets=%s steps=%d iterations=%d c0=%g lr=%g kappa=%g abort_early=%d",
+             ds_target_mode_name(p->targets), p->steps, p->max_iterations, (double)p->c0,
+             (double)p->lr, (double)p->kappa, p->abort_early);
+}
+
+// ---- Results ----
+
+void ds_attack_distortion(ds_attack_record *r, const float *x, const float *x_adv, int n) {
+    int l0 = 0;
+    double l2 = 0.0;
+    float linf = 0.0f;
+    for (int k = 0; k < n; k++) {
+        float d = x_adv[k] - x[k];
+        if (d != 0.0f) l0++;
+        l2 += (double)d * d;
+        if (fabsf(d) > linf) linf = fabsf(d);
+    }
+    r->l0 = (float)l0;
+    r->l2 = (float)sqrt(l2);
+    r->linf = linf;
+}
+
+void ds_attack_rates_compute(const ds_attack_record *r, int n, ds_attack_rates *out) {
+    memset(out, 0, sizeof *out);
+    double l0 = 0, l2 = 0, linf = 0, iters = 0;
+    for (int i = 0; i < n; i++) {
+        int correct = r[i].clean_pred == r[i].label;
+        out->attempts++;
+        out->correct += correct;
+        out->zero_grad += r[i].zero_grad != 0;
+        iters += r[i].iterations;
+        if (!r[i].success) continue;
+        out->successes++;
+        out->correct_successes += correct;
+        l0 += r[i].l0;
+        l2 += r[i].l2;
+        linf += r[i].linf;
+    }
+    if (out->attempts) {
+        out->success_rate = (double)out->successes / out->attempts;
+        out->zero_grad_share = (double)out->zero_grad / out->attempts;
+        out->mean_iterations = iters / out->attempts;
+    }
+    if (out->correct) out->success_rate_correct = (double)out->correct_successes / out->correct;
+    if (out->successes) {
+        out->mean_l0 = l0 / out->successes;
+        out->mean_l2 = l2 / out->successes;
+        out->mean_linf = linf / out->successes;
+    }
+}
