@@ -1,0 +1,955 @@
+// Tests of the attacks on hand-built linear classifiers z = W x + b, whose gradients are known
+// in closed form, and of the HDF5 result files.
+#include "ds_attack.h"
+#include "ds_error.h"
+#include "testutil.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+
+// ---- A linear classifier implementing ds_classifier ----
+
+typedef struct {
+    int D, C;
+    double W[8][64]; // W[class][input]
+    double b[8];
+    int forwards;    // forward calls so far
+    // Optional log of every forward input (max_batch 1): log[k] is the k-th forward's x.
+    float *log;
+    int log_cap, log_n;
+} linear;
+
+static int lin_forward(void *ctx, const float *x, int n, float *z) {
+    linear *m = ctx;
+    m->forwards++;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < m->C; k++) {
+            float acc = (float)m->b[k];
+            for (int j = 0; j < m->D; j++) acc += (float)m->W[k][j] * x[i * m->D + j];
+            z[i * m->C + k] = acc;
+        }
+    if (m->log)
+        for (int i = 0; i < n && m->log_n < m->log_cap; i++, m->log_n++)
+            memcpy(m->log + (size_t)m->log_n * m->D, x + i * m->D, sizeof(float) * m->D);
+    return DS_OK;
+}
+
+static int lin_input_grad(void *ctx, const float *dz, int n, float *dx) {
+    linear *m = ctx;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < m->D; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < m->C; k++) acc += dz[i * m->C + k] * (float)m->W[k][j];
+            dx[i * m->D + j] = acc;
+        }
+    return DS_OK;
+}
+
+static ds_classifier lin_classifier(linear *m, int max_batch, float T) {
+    ds_classifier c = {.n_in = m->D, .n_classes = m->C, .max_batch = max_batch, .temperature = T,
+                       .ctx = m, .forward = lin_forward, .input_grad = lin_input_grad};
+    return c;
+}
+
+// Deterministic pseudo-random numbers in [-1, 1) for the tests.
+static double urand(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+static void lin_random(linear *m, int D, int C, uint64_t seed, double scale) {
+    memset(m, 0, sizeof *m);
+    m->D = D;
+    m->C = C;
+    for (int k = 0; k < C; k++) {
+        for (int j = 0; j < D; j++) m->W[k][j] = scale * urand(&seed);
+        m->b[k] = 0.1 * scale * urand(&seed);
+    }
+}
+
+// ---- FGSM ----
+
+// 4 inputs, 3 classes. Gradient of the cross-entropy for label 0 at x: W^T (p - e0); the test
+// computes its sign in double.
+static void fgsm_model(linear *m) {
+    static const double W[3][4] = {{1.0, -2.0, 0.0, 0.5}, {-1.0, 1.0, 0.0, 2.0}, {0.5, 0.5, 0.0, -1.0}};
+    memset(m, 0, sizeof *m);
+    m->D = 4;
+    m->C = 3;
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < 4; j++) m->W[k][j] = W[k][j];
+}
+
+static void softmax_d(const double *z, int C, double *p) {
+    double mx = z[0], s = 0;
+    for (int k = 1; k < C; k++) mx = fmax(mx, z[k]);
+    for (int k = 0; k < C; k++) s += (p[k] = exp(z[k] - mx));
+    for (int k = 0; k < C; k++) p[k] /= s;
+}
+
+START_TEST(fgsm_exact_linear) {
+    linear m;
+    fgsm_model(&m);
+    ds_classifier c = lin_classifier(&m, 8, 1.0f);
+    const float x[4] = {0.5f, 0.25f, 0.5f, 0.75f};
+    const uint8_t y[1] = {0};
+    // Independent gradient in double: g_j = sum_k W[k][j] (p_k - [k == y]).
+    double z[3], p[3], g[4];
+    for (int k = 0; k < 3; k++) {
+        z[k] = 0;
+        for (int j = 0; j < 4; j++) z[k] += m.W[k][j] * x[j];
+    }
+    softmax_d(z, 3, p);
+    for (int j = 0; j < 4; j++) {
+        g[j] = 0;
+        for (int k = 0; k < 3; k++) g[j] += m.W[k][j] * (p[k] - (k == 0));
+    }
+    ck_assert(g[0] < 0 && g[1] > 0 && g[2] == 0 && g[3] > 0); // what the expectations rely on
+    ds_fgsm_params fp;
+    ds_fgsm_params_default(&fp);
+    fp.eps[0] = 0.125f;
+    ds_attack_record r;
+    float xa[4];
+    ck_assert_int_eq(ds_fgsm(&c, &fp, x, y, 1, 7, &r, xa), DS_OK);
+    const float want[4] = {0.375f, 0.375f, 0.5f, 0.875f}; // x + eps sign(g), pixel 2 untouched
+    for (int j = 0; j < 4; j++) ck_assert_float_eq(xa[j], want[j]);
+    ck_assert_int_eq(r.index, 7);
+    ck_assert_int_eq(r.label, 0);
+    ck_assert_int_eq(r.target, -1);
+    ck_assert_int_eq(r.iterations, 1);
+    ck_assert_int_eq(r.zero_grad, 0);
+    ck_assert_float_eq(r.l0, 3.0f);
+    ck_assert_float_eq_tol(r.linf, 0.125f, 1e-7);
+    ck_assert_float_eq_tol(r.l2, 0.125f * sqrtf(3.0f), 1e-6);
+    // Predictions: recomputed here.
+    double za[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < 4; j++) za[k] += m.W[k][j] * want[j];
+    int pa = 0, pc = 0;
+    for (int k = 1; k < 3; k++) {
+        if (za[k] > za[pa]) pa = k;
+        if (z[k] > z[pc]) pc = k;
+    }
+    ck_assert_int_eq(r.adv_pred, pa);
+    ck_assert_int_eq(r.clean_pred, pc);
+    ck_assert_int_eq(r.success, pa != 0);
+}
+END_TEST
+
+START_TEST(fgsm_clips_and_keeps_zero_gradient_pixels) {
+    linear m;
+    fgsm_model(&m);
+    ds_classifier c = lin_classifier(&m, 8, 1.0f);
+    // Pixel 0 falls (g < 0) from 0.1 by 0.3: clipped at 0; pixel 3 rises from 0.9: clipped at 1;
+    // pixel 2 has zero gradient: unchanged, even at eps 1.
+    const float x[4] = {0.1f, 0.5f, 0.3f, 0.9f};
+    const uint8_t y[1] = {0};
+    ds_fgsm_params fp;
+    ds_fgsm_params_default(&fp);
+    fp.eps[0] = 0.3f;
+    fp.eps[1] = 1.0f;
+    fp.n_eps = 2;
+    ck_assert_int_eq(ds_fgsm_count(&fp, 1), 2);
+    ds_attack_record r[2];
+    float xa[8];
+    ck_assert_int_eq(ds_fgsm(&c, &fp, x, y, 1, 0, r, xa), DS_OK);
+    ck_assert_float_eq(xa[0], 0.0f);
+    ck_assert_float_eq(xa[1], 0.5f + 0.3f);
+    ck_assert_float_eq(xa[2], 0.3f);
+    ck_assert_float_eq(xa[3], 1.0f);
+    ck_assert_float_eq(xa[4 + 0], 0.0f);
+    ck_assert_float_eq(xa[4 + 1], 1.0f);
+    ck_assert_float_eq(xa[4 + 2], 0.3f);
+    ck_assert_float_eq(xa[4 + 3], 1.0f);
+    for (int k = 0; k < 8; k++) ck_assert(xa[k] >= 0.0f && xa[k] <= 1.0f);
+    ck_assert_float_eq(r[1].l0, 3.0f);
+    // One gradient served both eps: 1 clean forward + one per eps.
+    ck_assert_int_eq(m.forwards, 3);
+}
+END_TEST
+
+// Logits scaled by 100 saturate softmax in float32: the FGSM gradient is exactly zero in space
+// softmax (x' == x), not in space logits_T with T = 100, nor in space logits.
+START_TEST(fgsm_saturation_masks_gradient) {
+    linear m;
+    lin_random(&m, 16, 4, 11, 100.0);
+    enum { N = 20 };
+    float x[N * 16], xa[N * 16];
+    uint8_t y[N];
+    uint64_t s = 5;
+    ds_classifier c = lin_classifier(&m, 8, 100.0f);
+    // Samples whose top two logits are more than 110 apart (expf(-110) underflows to 0), labelled
+    // with the model's prediction so that the saturated softmax equals the one-hot label.
+    for (int i = 0, tries = 0; i < N; tries++) {
+        ck_assert_int_lt(tries, 10000);
+        float *xi = x + i * 16, z[4];
+        for (int k = 0; k < 16; k++) xi[k] = (float)(0.5 + 0.5 * urand(&s));
+        lin_forward(&m, xi, 1, z);
+        int best = 0;
+        for (int k = 1; k < 4; k++)
+            if (z[k] > z[best]) best = k;
+        float second = -FLT_MAX;
+        for (int k = 0; k < 4; k++)
+            if (k != best && z[k] > second) second = z[k];
+        if (z[best] - second <= 110.0f) continue;
+        y[i++] = (uint8_t)best;
+    }
+    m.forwards = 0;
+    ds_fgsm_params fp;
+    ds_fgsm_params_default(&fp);
+    ds_attack_record r[N];
+    ck_assert_int_eq(ds_fgsm(&c, &fp, x, y, N, 0, r, xa), DS_OK);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(r[i].zero_grad, 1);
+        ck_assert_float_eq(r[i].l0, 0.0f);
+        ck_assert_int_eq(r[i].success, 0);
+    }
+    ck_assert_int_eq(memcmp(x, xa, sizeof x), 0);
+    // Predicted labels: the same.
+    fp.labels = DS_LABELS_PREDICTED;
+    ck_assert_int_eq(ds_fgsm(&c, &fp, x, y, N, 0, r, xa), DS_OK);
+    for (int i = 0; i < N; i++) ck_assert_int_eq(r[i].zero_grad, 1);
+    // logits / T with T = 100 (the classifier's temperature): every gradient non-zero.
+    fp.labels = DS_LABELS_TRUE;
+    fp.space = DS_SPACE_LOGITS_T;
+    ck_assert_int_eq(ds_fgsm(&c, &fp, x, y, N, 0, r, xa), DS_OK);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(r[i].zero_grad, 0);
+        ck_assert(r[i].l0 > 0.0f);
+    }
+    ds_attack_rates rates;
+    ds_attack_rates_compute(r, N, &rates);
+    ck_assert_int_eq(rates.zero_grad, 0);
+    fp.space = DS_SPACE_LOGITS;
+    ck_assert_int_eq(ds_fgsm(&c, &fp, x, y, N, 0, r, xa), DS_OK);
+    for (int i = 0; i < N; i++) ck_assert_int_eq(r[i].zero_grad, 0);
+}
+END_TEST
+
+// Samples are processed in batches of max_batch: the result must not depend on it.
+START_TEST(fgsm_batching_invariant) {
+    linear m;
+    lin_random(&m, 12, 5, 3, 1.0);
+    enum { N = 11 };
+    float x[N * 12], xa1[2 * N * 12], xa2[2 * N * 12];
+    uint8_t y[N];
+    uint64_t s = 9;
+    for (int k = 0; k < N * 12; k++) x[k] = (float)(0.5 + 0.5 * urand(&s));
+    for (int i = 0; i < N; i++) y[i] = (uint8_t)(i % 5);
+    ds_fgsm_params fp;
+    ds_fgsm_params_default(&fp);
+    fp.eps[1] = 0.1f;
+    fp.n_eps = 2;
+    ds_attack_record r1[2 * N], r2[2 * N];
+    ds_classifier c1 = lin_classifier(&m, 1, 1.0f), c4 = lin_classifier(&m, 4, 1.0f);
+    ck_assert_int_eq(ds_fgsm(&c1, &fp, x, y, N, 100, r1, xa1), DS_OK);
+    ck_assert_int_eq(ds_fgsm(&c4, &fp, x, y, N, 100, r2, xa2), DS_OK);
+    ck_assert_int_eq(memcmp(r1, r2, sizeof r1), 0);
+    ck_assert_int_eq(memcmp(xa1, xa2, sizeof xa1), 0);
+    for (int e = 0; e < 2; e++)
+        for (int i = 0; i < N; i++) ck_assert_int_eq(r1[e * N + i].index, 100 + i);
+}
+END_TEST
+
+// ---- JSMA ----
+
+// The pair choice against brute force over random vectors, domains and lengths.
+START_TEST(jsma_best_pair_matches_brute_force) {
+    uint64_t s = 1234;
+    float alpha[300], beta[300], tiny_a[300], tiny_b[300], scratch[5 * (300 + 8)];
+    uint8_t dom[300];
+    for (int trial = 0; trial < 500; trial++) {
+        int m = 2 + trial % 97 + (trial % 3) * 100;
+        int mode = trial % 5;
+        for (int k = 0; k < m; k++) {
+            alpha[k] = (float)urand(&s);
+            // mode 1: beta ~ -alpha (softmax-like); mode 2: few valid pairs; mode 3: quantised
+            // (ties); mode 4: as mode 0, passed scaled by 2^-90 and 2^-88
+            beta[k] = mode == 1 ? -alpha[k] + 0.01f * (float)urand(&s) : (float)urand(&s);
+            if (mode == 2) alpha[k] -= 0.9f;
+            if (mode == 3) {
+                alpha[k] = roundf(alpha[k] * 4.0f) / 4.0f;
+                beta[k] = roundf(beta[k] * 4.0f) / 4.0f;
+            }
+            dom[k] = urand(&s) > -0.6;
+        }
+        int bp = -1, bq = -1;
+        float best = 0.0f;
+        for (int p = 0; p < m; p++)
+            for (int q = p + 1; q < m; q++) {
+                if (!dom[p] || !dom[q]) continue;
+                float a = alpha[p] + alpha[q], b = beta[p] + beta[q];
+                if (!(a > 0.0f && b < 0.0f)) continue;
+                float sc = a * -b;
+                if (sc > best) {
+                    best = sc;
+                    bp = p;
+                    bq = q;
+                }
+            }
+        int p = -1, q = -1;
+        int found;
+        if (mode == 4) {
+            // Gradients around 1e-27 (exact power-of-two scaling): products would underflow in
+            // float32, the choice must not change.
+            for (int k = 0; k < m; k++) {
+                tiny_a[k] = ldexpf(alpha[k], -90);
+                tiny_b[k] = ldexpf(beta[k], -88);
+            }
+            found = ds_jsma_best_pair(tiny_a, tiny_b, dom, m, scratch, &p, &q);
+        } else {
+            found = ds_jsma_best_pair(alpha, beta, dom, m, scratch, &p, &q);
+        }
+        ck_assert_int_eq(found, bp >= 0);
+        if (found) {
+            ck_assert_msg(p == bp && q == bq, "trial %d m %d: got (%d,%d), brute force (%d,%d)", trial,
+                          m, p, q, bp, bq);
+        }
+    }
+}
+END_TEST
+
+// Jacobian of softmax outputs of a linear model, in double: J[i][j] = p_i sum_k (d_ik - p_k) W[k][j].
+static void softmax_jacobian(const linear *m, const float *x, double J[8][64]) {
+    double z[8], p[8];
+    for (int k = 0; k < m->C; k++) {
+        z[k] = m->b[k];
+        for (int j = 0; j < m->D; j++) z[k] += m->W[k][j] * x[j];
+    }
+    softmax_d(z, m->C, p);
+    for (int i = 0; i < m->C; i++)
+        for (int j = 0; j < m->D; j++) {
+            J[i][j] = 0;
+            for (int k = 0; k < m->C; k++) J[i][j] += p[i] * ((i == k) - p[k]) * m->W[k][j];
+        }
+}
+
+// On a 6-input, 3-class linear model, the first pair JSMA-F changes is the brute-force argmax of
+// alpha * |beta| computed here in double from the closed-form Jacobian.
+START_TEST(jsma_first_pair_brute_force) {
+    linear m;
+    lin_random(&m, 6, 3, 77, 2.0);
+    const float x[6] = {0.0f, 0.2f, 0.4f, 0.1f, 0.0f, 0.3f};
+    uint8_t y[1];
+    float z[3];
+    lin_forward(&m, x, 1, z);
+    y[0] = (uint8_t)(z[0] >= z[1] && z[0] >= z[2] ? 0 : z[1] >= z[2] ? 1 : 2);
+    ds_classifier c = lin_classifier(&m, 4, 1.0f);
+    ds_jsma_params jp;
+    ds_jsma_params_default(&jp);
+    jp.max_iterations = 1;
+    ds_attack_record r[2];
+    float xa[2 * 6];
+    ck_assert_int_eq(ds_jsma_count(&c, 1), 2);
+    ck_assert_int_eq(ds_jsma(&c, &jp, x, y, 1, 0, r, xa), DS_OK);
+    double J[8][64];
+    softmax_jacobian(&m, x, J);
+    int checked = 0;
+    for (int a = 0; a < 2; a++) {
+        int t = r[a].target;
+        ck_assert(t != y[0] && t >= 0 && t < 3);
+        ck_assert_int_eq(r[a].clean_pred, y[0]);
+        int bp = -1, bq = -1;
+        double best = 0;
+        for (int p = 0; p < 6; p++)
+            for (int q = p + 1; q < 6; q++) {
+                double al = J[t][p] + J[t][q], be = 0;
+                for (int k = 0; k < 3; k++)
+                    if (k != t) be += J[k][p] + J[k][q];
+                if (al > 0 && be < 0 && al * -be > best) {
+                    best = al * -be;
+                    bp = p;
+                    bq = q;
+                }
+            }
+        int changed[6], nc = 0;
+        for (int j = 0; j < 6; j++)
+            if (xa[a * 6 + j] != x[j]) changed[nc++] = j;
+        if (bp < 0) {
+            ck_assert_int_eq(nc, 0);
+            ck_assert_int_eq(r[a].iterations, 0);
+            continue;
+        }
+        ck_assert_int_eq(r[a].iterations, 1);
+        ck_assert_int_eq(nc, 2);
+        ck_assert_int_eq(changed[0], bp);
+        ck_assert_int_eq(changed[1], bq);
+        ck_assert_float_eq(xa[a * 6 + bp], 1.0f);
+        ck_assert_float_eq(xa[a * 6 + bq], 1.0f);
+        checked++;
+    }
+    ck_assert_int_gt(checked, 0);
+}
+END_TEST
+
+// Budget and domain, observed through a classifier that logs every forward input: each iteration
+// changes exactly two pixels, never one changed before, never one that started at 1, and never
+// more than max_iterations iterations. The pixels at 1 have the largest gradients, so an
+// implementation that searched them would pick them.
+START_TEST(jsma_budget_and_domain) {
+    enum { D = 40, C = 4 };
+    linear m;
+    lin_random(&m, D, C, 21, 0.3);
+    float x[D];
+    uint64_t s = 8;
+    for (int j = 0; j < D; j++) x[j] = (float)(0.25 + 0.2 * urand(&s));
+    for (int j = 0; j < 6; j++) {
+        x[j] = 1.0f;
+        for (int k = 0; k < C; k++) m.W[k][j] = (k == 1 ? 5.0 : -5.0);
+    }
+    float log[200 * D];
+    m.log = log;
+    m.log_cap = 200;
+    ds_classifier c = lin_classifier(&m, 1, 1.0f);
+    ds_jsma_params jp;
+    ds_jsma_params_default(&jp);
+    jp.max_iterations = 5;
+    uint8_t y[1] = {0};
+    ds_attack_record r[C - 1];
+    float xa[(C - 1) * D];
+    ck_assert_int_eq(ds_jsma(&c, &jp, x, y, 1, 0, r, xa), DS_OK);
+    // With max_batch 1 the attempts run one after the other: split the log by attempt.
+    int at = 0, total_iters = 0;
+    for (int a = 0; a < C - 1; a++) {
+        ck_assert_int_le(r[a].iterations, 5);
+        ck_assert_float_eq(r[a].l0, 2.0f * r[a].iterations);
+        ck_assert_int_eq(memcmp(log + (size_t)at * D, x, sizeof x), 0); // starts from x
+        uint8_t changed[D] = {0};
+        for (int it = 1; it <= r[a].iterations; it++) {
+            const float *prev = log + (size_t)(at + it - 1) * D, *cur = log + (size_t)(at + it) * D;
+            int nc = 0;
+            for (int j = 0; j < D; j++)
+                if (cur[j] != prev[j]) {
+                    nc++;
+                    ck_assert(!changed[j]);
+                    ck_assert(x[j] < 1.0f);
+                    ck_assert_float_eq(cur[j], 1.0f);
+                    changed[j] = 1;
+                }
+            ck_assert_int_eq(nc, 2);
+        }
+        ck_assert_int_eq(memcmp(log + (size_t)(at + r[a].iterations) * D, xa + a * D, sizeof x), 0);
+        at += r[a].iterations + 1;
+        total_iters += r[a].iterations;
+    }
+    ck_assert_int_eq(m.log_n, at); // one forward per iteration, plus the first
+    ck_assert_int_gt(total_iters, 0);
+}
+END_TEST
+
+// A target that a few pixels reach is reached; the record says so consistently.
+START_TEST(jsma_reaches_reachable_target) {
+    enum { D = 30, C = 3 };
+    linear m;
+    memset(&m, 0, sizeof m);
+    m.D = D;
+    m.C = C;
+    // Class 0 wins on a blank image by 1; each lit pixel j < 10 adds 0.35 to class 1 (10..19: to
+    // class 2) and takes 0.1 from class 0; pixels 20..29 add 0.1 to class 0.
+    m.b[0] = 1.0;
+    for (int j = 0; j < 10; j++) m.W[1][j] = 0.35;
+    for (int j = 10; j < 20; j++) m.W[2][j] = 0.35;
+    for (int j = 0; j < 20; j++) m.W[0][j] = -0.1;
+    for (int j = 20; j < D; j++) m.W[0][j] = 0.1;
+    float x[D] = {0};
+    uint8_t y[1] = {0};
+    ds_classifier c = lin_classifier(&m, 2, 1.0f);
+    const ds_space spaces[] = {DS_SPACE_SOFTMAX, DS_SPACE_LOGITS, DS_SPACE_LOGITS_T};
+    for (int sp = 0; sp < 3; sp++) {
+        ds_jsma_params jp;
+        ds_jsma_params_default(&jp);
+        jp.space = spaces[sp];
+        jp.gamma = 0.5f; // 7 iterations
+        ck_assert_int_eq(ds_jsma_budget(&jp, D), 7);
+        ds_attack_record r[2];
+        float xa[2 * D];
+        ck_assert_int_eq(ds_jsma(&c, &jp, x, y, 1, 3, r, xa), DS_OK);
+        for (int a = 0; a < 2; a++) {
+            ck_assert_int_eq(r[a].target, a + 1);
+            ck_assert_int_eq(r[a].index, 3);
+            ck_assert_int_eq(r[a].success, 1);
+            ck_assert_int_eq(r[a].adv_pred, a + 1);
+            ck_assert_int_eq(r[a].iterations, 2); // two pixels: 0.7 < 0.8, four: 1.4 > 0.6
+            ck_assert_float_eq(r[a].l0, 4.0f);
+            for (int j = 0; j < D; j++)
+                if (xa[a * D + j] != 0.0f) ck_assert(j >= 10 * (a + 1) - 10 && j < 10 * (a + 1));
+        }
+    }
+}
+END_TEST
+
+// Saturated softmax: the Jacobian is exactly zero, no pair qualifies, nothing changes.
+START_TEST(jsma_saturation) {
+    linear m;
+    lin_random(&m, 16, 3, 4, 100.0);
+    float x[16], z[3];
+    uint8_t y[1];
+    uint64_t s = 3;
+    for (int tries = 0;; tries++) { // a sample whose top two logits are > 110 apart
+        ck_assert_int_lt(tries, 10000);
+        for (int j = 0; j < 16; j++) x[j] = (float)(0.3 + 0.2 * urand(&s));
+        lin_forward(&m, x, 1, z);
+        int b = z[0] >= z[1] && z[0] >= z[2] ? 0 : z[1] >= z[2] ? 1 : 2;
+        int ok = 1;
+        for (int k = 0; k < 3; k++) ok &= k == b || z[b] - z[k] > 110.0f;
+        y[0] = (uint8_t)b;
+        if (ok) break;
+    }
+    ds_classifier c = lin_classifier(&m, 4, 100.0f);
+    ds_jsma_params jp;
+    ds_jsma_params_default(&jp);
+    jp.max_iterations = 4;
+    ds_attack_record r[2];
+    ck_assert_int_eq(ds_jsma(&c, &jp, x, y, 1, 0, r, NULL), DS_OK);
+    for (int a = 0; a < 2; a++) {
+        ck_assert_int_eq(r[a].zero_grad, 1);
+        ck_assert_int_eq(r[a].iterations, 0);
+        ck_assert_int_eq(r[a].success, 0);
+    }
+    jp.space = DS_SPACE_LOGITS;
+    ck_assert_int_eq(ds_jsma(&c, &jp, x, y, 1, 0, r, NULL), DS_OK);
+    for (int a = 0; a < 2; a++) {
+        ck_assert_int_eq(r[a].zero_grad, 0);
+        ck_assert_int_gt(r[a].iterations, 0);
+    }
+}
+END_TEST
+
+// Batches of attempts, refilled as attempts finish, give the same records as one at a time.
+START_TEST(jsma_batching_invariant) {
+    enum { D = 24, C = 4, N = 5 };
+    linear m;
+    lin_random(&m, D, C, 99, 1.0);
+    float x[N * D];
+    uint8_t y[N];
+    uint64_t s = 17;
+    for (int k = 0; k < N * D; k++) x[k] = (float)fmax(0.0, urand(&s));
+    for (int i = 0; i < N; i++) y[i] = (uint8_t)(i % C);
+    ds_jsma_params jp;
+    ds_jsma_params_default(&jp);
+    jp.gamma = 0.5f;
+    ds_attack_record r1[N * (C - 1)], r2[N * (C - 1)];
+    float xa1[N * (C - 1) * D], xa2[N * (C - 1) * D];
+    ds_classifier c1 = lin_classifier(&m, 1, 1.0f), c5 = lin_classifier(&m, 5, 1.0f);
+    ck_assert_int_eq(ds_jsma(&c1, &jp, x, y, N, 0, r1, xa1), DS_OK);
+    jp.threads = 2;
+    ck_assert_int_eq(ds_jsma(&c5, &jp, x, y, N, 0, r2, xa2), DS_OK);
+    ck_assert_int_eq(memcmp(r1, r2, sizeof r1), 0);
+    ck_assert_int_eq(memcmp(xa1, xa2, sizeof xa1), 0);
+    int succ = 0;
+    for (int a = 0; a < N * (C - 1); a++) {
+        ck_assert_int_eq(r1[a].index, a / (C - 1));
+        ck_assert_int_ne(r1[a].target, r1[a].label);
+        succ += r1[a].success;
+    }
+    ck_assert_int_gt(succ, 0);
+}
+END_TEST
+
+// ---- C&W ----
+
+// On a 2-class linear model the smallest L2 perturbation is along w1 - w0. C&W gets closer to it
+// than FGSM at the smallest eps that misclassifies.
+START_TEST(cw_beats_fgsm_l2) {
+    enum { D = 20 };
+    linear m;
+    memset(&m, 0, sizeof m);
+    m.D = D;
+    m.C = 2;
+    uint64_t s = 42;
+    for (int j = 0; j < D; j++) m.W[1][j] = urand(&s) * (j < 5 ? 3.0 : 0.3);
+    float x[D];
+    for (int j = 0; j < D; j++) x[j] = (float)(0.5 + 0.3 * urand(&s));
+    double z1 = 0;
+    for (int j = 0; j < D; j++) z1 += m.W[1][j] * x[j];
+    m.b[1] = -z1 - 0.5; // class 0 wins by 0.5
+    uint8_t y[1] = {0};
+    ds_classifier c = lin_classifier(&m, 4, 1.0f);
+    // FGSM at the smallest eps of a fine grid that misclassifies.
+    ds_fgsm_params fp;
+    ds_fgsm_params_default(&fp);
+    fp.n_eps = 16;
+    for (int e = 0; e < 16; e++) fp.eps[e] = 0.005f * (e + 1);
+    ds_attack_record rf[16];
+    ck_assert_int_eq(ds_fgsm(&c, &fp, x, y, 1, 0, rf, NULL), DS_OK);
+    int first = -1;
+    for (int e = 0; e < 16 && first < 0; e++)
+        if (rf[e].success) first = e;
+    ck_assert_int_ge(first, 0);
+    ds_cw_params cp;
+    ds_cw_params_default(&cp);
+    cp.targets = DS_TARGETS_NONE;
+    cp.max_iterations = 500;
+    cp.steps = 6;
+    cp.c0 = 0.1f;
+    ds_attack_record rc;
+    float xa[D];
+    ck_assert_int_eq(ds_cw_count(&c, &cp, 1), 1);
+    ck_assert_int_eq(ds_cw_l2(&c, &cp, x, y, 1, 0, &rc, xa), DS_OK);
+    ck_assert_int_eq(rc.success, 1);
+    ck_assert_int_eq(rc.adv_pred, 1);
+    ck_assert_int_eq(rf[first].adv_pred, 1);
+    ck_assert_int_eq(rc.target, -1);
+    ck_assert_float_lt(rc.l2, rf[first].l2);
+    // The optimum: margin 0.5 over |w1 - w0|.
+    double nw = 0;
+    for (int j = 0; j < D; j++) nw += m.W[1][j] * m.W[1][j];
+    ck_assert_double_ge(rc.l2, 0.5 / sqrt(nw) * 0.999);
+    ck_assert_double_le(rc.l2, 0.5 / sqrt(nw) * 1.5);
+    for (int j = 0; j < D; j++) ck_assert(xa[j] >= 0.0f && xa[j] <= 1.0f);
+    ds_attack_record chk;
+    ds_attack_distortion(&chk, x, xa, D);
+    ck_assert_float_eq(chk.l2, rc.l2);
+}
+END_TEST
+
+// Targeted C&W on a 3-class model: every target reached, batching does not change results, and
+// an attempt that cannot succeed records x' = x.
+START_TEST(cw_targeted_and_batching) {
+    enum { D = 16, C = 3, N = 3 };
+    linear m;
+    lin_random(&m, D, C, 5, 1.0);
+    float x[N * D];
+    uint8_t y[N];
+    uint64_t s = 23;
+    for (int k = 0; k < N * D; k++) x[k] = (float)(0.5 + 0.4 * urand(&s));
+    float z[N * C];
+    lin_forward(&m, x, N, z);
+    for (int i = 0; i < N; i++) {
+        int b = 0;
+        for (int k = 1; k < C; k++)
+            if (z[i * C + k] > z[i * C + b]) b = k;
+        y[i] = (uint8_t)b;
+    }
+    ds_cw_params cp;
+    ds_cw_params_default(&cp);
+    cp.c0 = 1.0f;
+    cp.max_iterations = 300;
+    ds_attack_record r1[N * (C - 1)], r2[N * (C - 1)];
+    float xa1[N * (C - 1) * D], xa2[N * (C - 1) * D];
+    ds_classifier c1 = lin_classifier(&m, 1, 1.0f), c4 = lin_classifier(&m, 4, 1.0f);
+    ck_assert_int_eq(ds_cw_l2(&c1, &cp, x, y, N, 0, r1, xa1), DS_OK);
+    ck_assert_int_eq(ds_cw_l2(&c4, &cp, x, y, N, 0, r2, xa2), DS_OK);
+    ck_assert_int_eq(memcmp(r1, r2, sizeof r1), 0);
+    ck_assert_int_eq(memcmp(xa1, xa2, sizeof xa1), 0);
+    for (int a = 0; a < N * (C - 1); a++) {
+        ck_assert_int_eq(r1[a].success, 1);
+        ck_assert_int_eq(r1[a].adv_pred, r1[a].target);
+        ck_assert_int_eq(r1[a].zero_grad, 0);
+        ck_assert_int_le(r1[a].iterations, cp.steps * cp.max_iterations);
+        float za[C];
+        lin_forward(&m, xa1 + a * D, 1, za);
+        int b = 0;
+        for (int k = 1; k < C; k++)
+            if (za[k] > za[b]) b = k;
+        ck_assert_int_eq(b, r1[a].target); // the stored image is what was evaluated
+    }
+    // Unreachable: the target's logit is constant and far below. x' = x, success 0.
+    linear u;
+    memset(&u, 0, sizeof u);
+    u.D = 4;
+    u.C = 2;
+    u.b[0] = 100.0;
+    ds_classifier cu = lin_classifier(&u, 2, 1.0f);
+    float xu[4] = {0.1f, 0.2f, 0.3f, 0.4f}, xau[4];
+    uint8_t yu[1] = {0};
+    cp.steps = 2;
+    cp.max_iterations = 20;
+    ds_attack_record ru;
+    ck_assert_int_eq(ds_cw_l2(&cu, &cp, xu, yu, 1, 0, &ru, xau), DS_OK);
+    ck_assert_int_eq(ru.success, 0);
+    ck_assert_int_eq(ru.zero_grad, 1);
+    ck_assert_int_eq(memcmp(xu, xau, sizeof xu), 0);
+    ck_assert_float_eq(ru.l2, 0.0f);
+}
+END_TEST
+
+// ---- Transfer ----
+
+START_TEST(transfer_evaluates_on_target_model) {
+    enum { D = 10, C = 3, N = 6 };
+    linear a, b;
+    lin_random(&a, D, C, 1, 1.0);
+    lin_random(&b, D, C, 2, 1.0);
+    float x[N * D];
+    uint8_t y[N];
+    uint64_t s = 4;
+    for (int k = 0; k < N * D; k++) x[k] = (float)(0.5 + 0.5 * urand(&s));
+    for (int i = 0; i < N; i++) y[i] = (uint8_t)(i % C);
+    ds_classifier ca = lin_classifier(&a, 4, 1.0f), cb = lin_classifier(&b, 4, 1.0f);
+    ds_jsma_params jp;
+    ds_jsma_params_default(&jp);
+    jp.gamma = 0.6f;
+    ds_attack_record src[N * (C - 1)], out[N * (C - 1)];
+    float xa[N * (C - 1) * D], xc[N * (C - 1) * D];
+    ck_assert_int_eq(ds_jsma(&ca, &jp, x, y, N, 0, src, xa), DS_OK);
+    for (int r = 0; r < N * (C - 1); r++) memcpy(xc + r * D, x + src[r].index * D, sizeof(float) * D);
+    for (int untargeted = 0; untargeted < 2; untargeted++) {
+        ck_assert_int_eq(ds_attack_transfer(&cb, xc, xa, src, N * (C - 1), untargeted, out), DS_OK);
+        for (int r = 0; r < N * (C - 1); r++) {
+            float z[C];
+            lin_forward(&b, xa + r * D, 1, z);
+            int p = 0;
+            for (int k = 1; k < C; k++)
+                if (z[k] > z[p]) p = k;
+            ck_assert_int_eq(out[r].adv_pred, p);
+            ck_assert_int_eq(out[r].index, src[r].index);
+            ck_assert_int_eq(out[r].target, src[r].target);
+            ck_assert_float_eq(out[r].l2, src[r].l2);
+            ck_assert_int_eq(out[r].success, untargeted ? p != src[r].label : p == src[r].target);
+        }
+    }
+}
+END_TEST
+
+// ---- Rates ----
+
+START_TEST(rates_definition) {
+    ds_attack_record r[5];
+    memset(r, 0, sizeof r);
+    // label, clean_pred, success, zero_grad, l2
+    const int t[5][4] = {{1, 1, 1, 0}, {1, 1, 0, 1}, {2, 0, 1, 0}, {3, 3, 1, 1}, {4, 4, 0, 0}};
+    for (int i = 0; i < 5; i++) {
+        r[i].label = t[i][0];
+        r[i].clean_pred = t[i][1];
+        r[i].success = (uint8_t)t[i][2];
+        r[i].zero_grad = (uint8_t)t[i][3];
+        r[i].l2 = (float)(i + 1);
+        r[i].iterations = 2 * i;
+    }
+    ds_attack_rates a;
+    ds_attack_rates_compute(r, 5, &a);
+    ck_assert_int_eq(a.attempts, 5);
+    ck_assert_int_eq(a.successes, 3);
+    ck_assert_int_eq(a.correct, 4);
+    ck_assert_int_eq(a.correct_successes, 2);
+    ck_assert_double_eq_tol(a.success_rate, 0.6, 1e-12);
+    ck_assert_double_eq_tol(a.success_rate_correct, 0.5, 1e-12);
+    ck_assert_double_eq_tol(a.zero_grad_share, 0.4, 1e-12);
+    ck_assert_double_eq_tol(a.mean_l2, (1 + 3 + 4) / 3.0, 1e-12);
+    ck_assert_double_eq_tol(a.mean_iterations, 4.0, 1e-12);
+    ds_attack_rates_compute(r, 0, &a);
+    ck_assert_int_eq(a.attempts, 0);
+    ck_assert_double_eq(a.success_rate, 0.0);
+}
+END_TEST
+
+// ---- Parameter validation ----
+
+static void expect_einval(int rc, const char *needle) {
+    ck_assert_int_eq(rc, DS_EINVAL);
+    ck_assert_msg(strstr(ds_errmsg(), needle) != NULL, "message '%s' lacks '%s'", ds_errmsg(), needle);
+}
+
+START_TEST(malformed_parameters) {
+    ds_fgsm_params fp;
+    ds_jsma_params jp;
+    ds_cw_params cp;
+    ds_fgsm_params_default(&fp);
+    ck_assert_int_eq(ds_fgsm_params_check(&fp), DS_OK);
+    fp.eps[0] = -0.1f;
+    expect_einval(ds_fgsm_params_check(&fp), "eps -0.1 outside [0, 1]");
+    fp.eps[0] = 1.5f;
+    expect_einval(ds_fgsm_params_check(&fp), "eps 1.5");
+    fp.eps[0] = NAN;
+    expect_einval(ds_fgsm_params_check(&fp), "eps");
+    ds_fgsm_params_default(&fp);
+    fp.n_eps = 0;
+    expect_einval(ds_fgsm_params_check(&fp), "eps values");
+    ds_fgsm_params_default(&fp);
+    fp.space = (ds_space)7;
+    expect_einval(ds_fgsm_params_check(&fp), "space");
+    ds_fgsm_params_default(&fp);
+    fp.labels = (ds_label_mode)5;
+    expect_einval(ds_fgsm_params_check(&fp), "label mode");
+
+    ds_jsma_params_default(&jp);
+    ck_assert_int_eq(ds_jsma_params_check(&jp), DS_OK);
+    ck_assert_int_eq(ds_jsma_budget(&jp, 784), 56);
+    jp.gamma = 0.0f;
+    expect_einval(ds_jsma_params_check(&jp), "gamma 0 outside (0, 1]");
+    jp.gamma = 1.01f;
+    expect_einval(ds_jsma_params_check(&jp), "gamma");
+    ds_jsma_params_default(&jp);
+    jp.theta = 0.0f;
+    expect_einval(ds_jsma_params_check(&jp), "theta 0");
+    jp.theta = 2.0f;
+    expect_einval(ds_jsma_params_check(&jp), "theta 2");
+    jp.theta = -1.5f;
+    expect_einval(ds_jsma_params_check(&jp), "theta");
+    ds_jsma_params_default(&jp);
+    jp.max_iterations = -1;
+    expect_einval(ds_jsma_params_check(&jp), "iterations");
+    ds_jsma_params_default(&jp);
+    jp.space = (ds_space)-1;
+    expect_einval(ds_jsma_params_check(&jp), "space");
+
+    ds_cw_params_default(&cp);
+    ck_assert_int_eq(ds_cw_params_check(&cp), DS_OK);
+    cp.max_iterations = 0;
+    expect_einval(ds_cw_params_check(&cp), "iterations 0 < 1");
+    ds_cw_params_default(&cp);
+    cp.steps = 0;
+    expect_einval(ds_cw_params_check(&cp), "steps");
+    ds_cw_params_default(&cp);
+    cp.targets = (ds_target_mode)3;
+    expect_einval(ds_cw_params_check(&cp), "target mode");
+    ds_cw_params_default(&cp);
+    cp.c0 = 0.0f;
+    expect_einval(ds_cw_params_check(&cp), "initial c");
+    ds_cw_params_default(&cp);
+    cp.kappa = -1.0f;
+    expect_einval(ds_cw_params_check(&cp), "kappa");
+
+    ds_space sp;
+    ds_label_mode lm;
+    ds_target_mode tm;
+    expect_einval(ds_space_parse("probabilities", &sp), "unknown space 'probabilities'");
+    expect_einval(ds_label_mode_parse("guess", &lm), "unknown label mode 'guess'");
+    expect_einval(ds_target_mode_parse("some", &tm), "unknown target mode 'some'");
+    ck_assert_int_eq(ds_space_parse("logits_T", &sp), DS_OK);
+    ck_assert_int_eq(sp, DS_SPACE_LOGITS_T);
+    ck_assert_int_eq(ds_label_mode_parse("predicted", &lm), DS_OK);
+    ck_assert_int_eq(lm, DS_LABELS_PREDICTED);
+
+    // The attacks check too, before touching anything; labels must be classes of the model.
+    linear m;
+    lin_random(&m, 6, 3, 1, 1.0);
+    ds_classifier c = lin_classifier(&m, 2, 1.0f);
+    float x[6] = {0};
+    uint8_t y[1] = {3};
+    ds_attack_record r[2];
+    ds_fgsm_params_default(&fp);
+    expect_einval(ds_fgsm(&c, &fp, x, y, 1, 0, r, NULL), "label 3");
+    y[0] = 0;
+    fp.eps[0] = 2.0f;
+    expect_einval(ds_fgsm(&c, &fp, x, y, 1, 0, r, NULL), "eps 2");
+    ds_jsma_params_default(&jp); // floor(6 * 0.145 / 2) = 0 iterations
+    expect_einval(ds_jsma(&c, &jp, x, y, 1, 0, r, NULL), "allows no iteration");
+    ds_cw_params_default(&cp);
+    cp.lr = -1.0f;
+    expect_einval(ds_cw_l2(&c, &cp, x, y, 1, 0, r, NULL), "learning rate");
+    expect_einval(ds_fgsm(&c, &fp, x, y, -1, 0, r, NULL), "fgsm");
+    ck_assert_int_eq(m.forwards, 0);
+}
+END_TEST
+
+// ---- HDF5 round trip ----
+
+START_TEST(results_round_trip) {
+    char dir[512], path[600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/attack.h5", dir);
+    enum { N = 37, D = 784 };
+    ds_attack_record rec[N];
+    float *img = malloc(sizeof(float) * N * D);
+    uint64_t s = 3;
+    for (int i = 0; i < N; i++) {
+        ds_attack_record r = {.index = 1000 + i, .label = i % 10, .target = i % 3 ? i % 10 : -1,
+                              .clean_pred = (i * 7) % 10, .adv_pred = (i * 3) % 10,
+                              .success = (uint8_t)(i & 1), .zero_grad = (uint8_t)(i % 5 == 0),
+                              .iterations = i * 11, .l0 = (float)i, .l2 = (float)urand(&s),
+                              .linf = 1.0f / (i + 1)};
+        rec[i] = r;
+    }
+    for (int k = 0; k < N * D; k++) img[k] = (float)fmax(0.0, urand(&s));
+    ds_attack_set sets[2];
+    memset(sets, 0, sizeof sets);
+    snprintf(sets[0].group, sizeof sets[0].group, "fgsm/eps=0.3");
+    snprintf(sets[0].attack, sizeof sets[0].attack, "fgsm");
+    snprintf(sets[0].params, sizeof sets[0].params, "eps=0.3 space=softmax labels=true");
+    snprintf(sets[0].model, sizeof sets[0].model, "models/baseline.h5:baseline");
+    sets[0].first = 1000;
+    sets[0].count = N;
+    sets[0].n_records = N;
+    sets[0].records = rec;
+    sets[0].n_in = D;
+    sets[0].images = img;
+    sets[1] = sets[0];
+    snprintf(sets[1].group, sizeof sets[1].group, "fgsm/eps=0.1");
+    sets[1].images = NULL;
+    sets[1].n_records = 5;
+    ds_provenance prov = {.job_text = "", .code_version = "test", .seed = 9, .task = "t1"};
+    ck_assert_int_eq(ds_attack_results_save(path, sets, 2, &prov), DS_OK);
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    ck_assert_int_ne(access(tmp, F_OK), 0);
+
+    ds_attack_set in;
+    ck_assert_int_eq(ds_attack_results_load(path, "fgsm/eps=0.3", &in), DS_OK);
+    ck_assert_str_eq(in.attack, "fgsm");
+    ck_assert_str_eq(in.params, "eps=0.3 space=softmax labels=true");
+    ck_assert_str_eq(in.model, "models/baseline.h5:baseline");
+    ck_assert_int_eq(in.first, 1000);
+    ck_assert_int_eq(in.count, N);
+    ck_assert_int_eq(in.n_records, N);
+    ck_assert_int_eq(in.n_in, D);
+    for (int i = 0; i < N; i++) {
+        const ds_attack_record *a = &rec[i], *b = &in.records[i];
+        ck_assert(a->index == b->index && a->label == b->label && a->target == b->target &&
+                  a->clean_pred == b->clean_pred && a->adv_pred == b->adv_pred &&
+                  a->success == b->success && a->zero_grad == b->zero_grad &&
+                  a->iterations == b->iterations);
+        ck_assert(memcmp(&a->l0, &b->l0, 3 * sizeof(float)) == 0);
+    }
+    ck_assert_int_eq(memcmp(in.images, img, sizeof(float) * N * D), 0);
+    ds_attack_set_free(&in);
+    // No group given: the first set by name ("fgsm/eps=0.1" < "fgsm/eps=0.3"), without images.
+    ck_assert_int_eq(ds_attack_results_load(path, NULL, &in), DS_OK);
+    ck_assert_str_eq(in.group, "fgsm/eps=0.1");
+    ck_assert_int_eq(in.n_records, 5);
+    ck_assert_ptr_null(in.images);
+    ck_assert_int_eq(in.records[4].iterations, 44);
+    ds_attack_set_free(&in);
+    // A root set.
+    snprintf(sets[1].group, sizeof sets[1].group, "/");
+    ck_assert_int_eq(ds_attack_results_save(path, &sets[1], 1, NULL), DS_OK);
+    ck_assert_int_eq(ds_attack_results_load(path, "", &in), DS_OK);
+    ck_assert_int_eq(in.n_records, 5);
+    ds_attack_set_free(&in);
+    // Errors: missing group, missing file.
+    ck_assert_int_eq(ds_attack_results_load(path, "nope", &in), DS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ds_errmsg(), "nope"));
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/missing.h5", dir);
+    ck_assert_int_eq(ds_attack_results_load(missing, NULL, &in), DS_EIO);
+    remove(path);
+    rmdir(dir);
+    free(img);
+}
+END_TEST
+
+static Suite *attack_suite(void) {
+    Suite *s = suite_create("attack");
+    TCase *f = tcase_create("fgsm");
+    tcase_add_test(f, fgsm_exact_linear);
+    tcase_add_test(f, fgsm_clips_and_keeps_zero_gradient_pixels);
+    tcase_add_test(f, fgsm_saturation_masks_gradient);
+    tcase_add_test(f, fgsm_batching_invariant);
+    suite_add_tcase(s, f);
+    TCase *j = tcase_create("jsma");
+    tcase_add_test(j, jsma_best_pair_matches_brute_force);
+    tcase_add_test(j, jsma_first_pair_brute_force);
+    tcase_add_test(j, jsma_budget_and_domain);
+    tcase_add_test(j, jsma_reaches_reachable_target);
+    tcase_add_test(j, jsma_saturation);
+    tcase_add_test(j, jsma_batching_invariant);
+    suite_add_tcase(s, j);
+    TCase *c = tcase_create("cw");
+    tcase_set_timeout(c, 60);
+    tcase_add_test(c, cw_beats_fgsm_l2);
+    tcase_add_test(c, cw_targeted_and_batching);
+    suite_add_tcase(s, c);
+    TCase *o = tcase_create("other");
+    tcase_add_test(o, transfer_evaluates_on_target_model);
+    tcase_add_test(o, rates_definition);
+    tcase_add_test(o, malformed_parameters);
+    tcase_add_test(o, results_round_trip);
+    suite_add_tcase(s, o);
+    return s;
+}
+
+int main(void) {
+    return tu_run(attack_suite());
+}
