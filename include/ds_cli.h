@@ -5,5 +5,6 @@
 
 int ds_cmd_train(int argc, char **argv);  // train one model (baseline, teacher or student)
 int ds_cmd_eval(int argc, char **argv);   // test accuracy of a saved model
+int ds_cmd_attack(int argc, char **argv); // run an attack on a saved model (cmd_attack.c)
 
 #endif

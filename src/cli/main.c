@@ -11,6 +11,7 @@ static const struct {
 } commands[] = {
     {"train", ds_cmd_train, "train one model and save it to HDF5"},
     {"eval", ds_cmd_eval, "test accuracy of a saved model"},
+    {"attack", ds_cmd_attack, "FGSM, JSMA, C&W L2 or transfer attack on a saved model"},
 };
 
 static void usage(FILE *f) {
