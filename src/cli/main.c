@@ -1,5 +1,6 @@
 // bin/distill_sweep: dispatches to the sub-commands of ds_cli.h.
 #include "ds_cli.h"
+#include "ds_sweep.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,7 @@ static const struct {
     {"train", ds_cmd_train, "train one model and save it to HDF5"},
     {"eval", ds_cmd_eval, "test accuracy of a saved model"},
     {"attack", ds_cmd_attack, "FGSM, JSMA, C&W L2 or transfer attack on a saved model"},
+    {"run", ds_cmd_sweep, "run or resume a sweep: mpirun -np N distill_sweep [run] JOB"},
 };
 
 static void usage(FILE *f) {
@@ -31,6 +33,10 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    // The sweep: `distill_sweep JOB`, `--dry-run JOB`, `--reduce RUN_DIR`.
+    if (!strcmp(argv[1], "--dry-run") || !strcmp(argv[1], "--reduce") || strchr(argv[1], '/') ||
+        strstr(argv[1], ".job"))
+        return ds_cmd_sweep(argc, argv);
     fprintf(stderr, "distill_sweep: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -1,0 +1,105 @@
+// distill_sweep [run] JOB, distill_sweep --dry-run JOB, distill_sweep --reduce RUN_DIR.
+//
+// Only this command initialises MPI (the others run as plain programs).
+#include "ds_error.h"
+#include "ds_reduce.h"
+// Until src/reduce/ lands: a weak reference, so that the program links without it.
+#pragma weak ds_reduce_run
+#include "ds_sweep.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mpirun -np N distill_sweep [run] JOB [options]   run or resume a sweep\n"
+            "       distill_sweep --dry-run JOB                       print the plan (and progress)\n"
+            "       distill_sweep --reduce results/<run>              rebuild the summary files\n"
+            "options:\n"
+            "  --threads N         engine threads per worker (default: the job's [run] threads)\n"
+            "  --new-run           if the run folder holds a different job, start <run>-2 (-3, ...)\n"
+            "                      instead of refusing\n"
+            "  --coordinator-only  rank 0 only hands out tasks (for many ranks)\n"
+            "  --progress | --no-progress   live progress bar (default: when stdout is a terminal)\n"
+            "Stop gracefully with SIGUSR1 or SIGTERM (trainings stop after the current epoch); rerun\n"
+            "the same command to resume. See the README for the job format and the results layout.\n");
+}
+
+static int reduce_only(const char *run_dir) {
+    int rc = ds_reduce_run ? ds_reduce_run(run_dir)
+                           : ds_fail(DS_EINVAL, "this build has no reducer (src/reduce/)");
+    if (rc) {
+        fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
+        return 1;
+    }
+    printf("reduced %s\n", run_dir);
+    return 0;
+}
+
+int ds_cmd_sweep(int argc, char **argv) {
+    ds_sweep_options o = {.threads = 0, .progress_bar = -1};
+    int dry = 0, reduce = 0;
+    const char *target = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "run") && !target && i == 1) {
+            continue;
+        } else if (!strcmp(a, "--dry-run")) {
+            dry = 1;
+        } else if (!strcmp(a, "--reduce")) {
+            reduce = 1;
+        } else if (!strcmp(a, "--new-run")) {
+            o.new_run = 1;
+        } else if (!strcmp(a, "--coordinator-only")) {
+            o.coordinator_only = 1;
+        } else if (!strcmp(a, "--progress")) {
+            o.progress_bar = 1;
+        } else if (!strcmp(a, "--no-progress")) {
+            o.progress_bar = 0;
+        } else if (!strcmp(a, "--threads")) {
+            char *end;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || *end || v < 1 || v > 1024) {
+                fprintf(stderr, "distill_sweep: --threads needs a number from 1 to 1024\n");
+                return 2;
+            }
+            o.threads = (int)v;
+            i++;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "distill_sweep: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        } else if (!target) {
+            target = a;
+        } else {
+            fprintf(stderr, "distill_sweep: unexpected argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!target || dry + reduce > 1) {
+        usage(stderr);
+        return 2;
+    }
+    if (dry) return ds_sweep_dry_run(target, stdout);
+    if (reduce) return reduce_only(target);
+
+    o.job_path = target;
+    int provided;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "distill_sweep: MPI_Init failed\n");
+        return 1;
+    }
+    if (provided < MPI_THREAD_FUNNELED) {
+        // Rank 0 then only coordinates (its worker thread would need FUNNELED).
+        o.coordinator_only = 1;
+    }
+    int status = ds_sweep_run(&o);
+    MPI_Finalize();
+    return status;
+}

@@ -1,0 +1,680 @@
+// The sweep over MPI (ds_sweep.h): setup, coordinator, workers, progress.
+//
+//   rank 0, main thread   coordinator: hands ready tasks to idle workers (highest priority
+//                         first), journals completed tasks, prints progress, runs the reducer
+//   rank 0, local thread  a worker like the others (unless coordinator_only)
+//   ranks 1..N-1          workers: wait for a task, run it, report, until told to stop
+//
+// Waiting is done with MPI_Iprobe and short sleeps, never a busy MPI_Recv: on a 2-core machine
+// a spinning coordinator would take a core from the workers.
+#define _GNU_SOURCE // sched_getaffinity
+#include "ds_sweep.h"
+
+#include "ds_error.h"
+#include "ds_reduce.h"
+// Until src/reduce/ lands: a weak reference, so that the program links without it.
+#pragma weak ds_reduce_run
+#include "ds_store.h"
+
+#include <errno.h>
+#include <mpi.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { TAG_TASK = 11, TAG_STOP = 12, TAG_RESULT = 13 };
+enum { ST_PENDING, ST_RUNNING, ST_DONE, ST_FAILED, ST_BLOCKED };
+
+typedef struct {
+    int task;
+    int status; // DS_OK or DS_E*
+    int rank;
+    uint32_t crc;
+    uint64_t bytes;
+    double seconds;
+    char msg[1024];
+} result_msg;
+
+static volatile int stop_requested;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void nap(long us) {
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+// ---- Setup shared by all ranks ----
+
+typedef struct {
+    int status;      // DS_OK, or the failure every rank returns with
+    int train_n, test_n;
+    int threads;     // engine threads requested (0 = auto per node)
+    uint32_t data_crc;
+    char dataset[32];
+    char data_dir[512];
+    char run_dir[600];
+} setup_msg;
+
+static int auto_threads(void) {
+    MPI_Comm local;
+    int nlocal = 1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(local, &nlocal);
+        MPI_Comm_free(&local);
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = (int)(online > 0 ? online : 1) / (nlocal > 0 ? nlocal : 1);
+    cpu_set_t set;
+    if (!sched_getaffinity(0, sizeof set, &set) && CPU_COUNT(&set) < n) n = CPU_COUNT(&set);
+    return n < 1 ? 1 : n;
+}
+
+// Reads the job file on rank 0 and gives its text to every rank (one reader, even on a file
+// system that is slow to show the file to other nodes).
+static int share_job(const char *path, int rank, ds_job *job) {
+    int rc = DS_OK;
+    long len = -1;
+    char *text = NULL;
+    if (rank == 0) {
+        rc = ds_job_parse(job, path);
+        if (!rc) {
+            len = (long)strlen(job->text);
+            text = job->text;
+        }
+    }
+    MPI_Bcast(&len, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+    if (len < 0) return rank == 0 ? rc : DS_EINVAL;
+    if (rank != 0) {
+        text = malloc((size_t)len + 1);
+        if (!text) MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_Bcast(text, (int)len + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (rank != 0) {
+        rc = ds_job_parse_text(job, text, path);
+        free(text);
+    }
+    return rc;
+}
+
+// ---- Progress ----
+
+// Whether a live bar makes sense: stdout is a terminal, and, under mpirun (which gives the
+// ranks a pseudo-terminal even when its own output goes to a file or a SLURM log), mpirun's
+// stdout is a terminal too. Linux only (/proc); elsewhere no bar under mpirun.
+static int want_bar(void) {
+    if (!isatty(STDOUT_FILENO)) return 0;
+    const char *term = getenv("TERM");
+    if (term && !strcmp(term, "dumb")) return 0;
+    if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMI_RANK") && !getenv("PMIX_RANK")) return 1;
+    char path[64], target[256];
+    snprintf(path, sizeof path, "/proc/%ld/fd/1", (long)getppid());
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n <= 0) return 0;
+    target[n] = 0;
+    return !strncmp(target, "/dev/pts/", 9) || !strncmp(target, "/dev/tty", 8);
+}
+
+typedef struct {
+    double t0;
+    FILE *log;      // <run>/sweep.log, or NULL
+    int bar;        // live bar on a terminal
+    int bar_shown;
+    int ntasks, ndone, nrunning, nfailed;
+    double cost_total, cost_done, cost_done_here; // cost_done_here: finished in this session
+} progress;
+
+static void fmt_hms(double s, char *out, size_t cap) {
+    if (s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t > 359999) t = 359999; // 99:59:59
+    snprintf(out, cap, "%02ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+static void eta(const progress *p, char *out, size_t cap) {
+    double el = now_s() - p->t0;
+    if (p->cost_done_here <= 0 || el < 1) {
+        snprintf(out, cap, "ETA --:--:--");
+        return;
+    }
+    char h[40];
+    fmt_hms((p->cost_total - p->cost_done) * el / p->cost_done_here, h, sizeof h);
+    snprintf(out, cap, "ETA %s", h);
+}
+
+static void draw_bar(progress *p) {
+    if (!p->bar) return;
+    int width = 30, fill = p->cost_total > 0 ? (int)(width * p->cost_done / p->cost_total) : 0;
+    char bar[64], e[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    eta(p, e, sizeof e);
+    printf("\r[%s] %d/%d tasks, %d running, %s\033[K", bar, p->ndone, p->ntasks, p->nrunning, e);
+    fflush(stdout);
+    p->bar_shown = 1;
+}
+
+static void say(progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(progress *p, const char *fmt, ...) {
+    char line[1600], stamp[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fmt_hms(now_s() - p->t0, stamp, sizeof stamp);
+    if (p->bar_shown) printf("\r\033[K");
+    printf("[%s] %s\n", stamp, line);
+    fflush(stdout);
+    if (p->log) {
+        time_t t = time(NULL);
+        struct tm tm;
+        char utc[32];
+        gmtime_r(&t, &tm);
+        strftime(utc, sizeof utc, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        fprintf(p->log, "%s [%s] %s\n", utc, stamp, line);
+        fflush(p->log);
+    }
+    draw_bar(p);
+}
+
+// ---- The local worker thread of rank 0 ----
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int task;  // -1: none
+    int quit;
+    int has_result;
+    result_msg res;
+    const ds_worker_ctx *ctx;
+} local_worker;
+
+static void run_one(const ds_worker_ctx *ctx, int task, result_msg *r) {
+    memset(r, 0, sizeof *r);
+    r->task = task;
+    r->rank = ctx->rank;
+    double t0 = now_s();
+    r->status = ds_task_execute(ctx, task, &r->bytes, &r->crc);
+    r->seconds = now_s() - t0;
+    if (r->status) snprintf(r->msg, sizeof r->msg, "%s", ds_errmsg());
+}
+
+static void *local_main(void *arg) {
+    local_worker *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (w->task < 0 && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->quit) {
+            pthread_mutex_unlock(&w->mu);
+            return NULL;
+        }
+        int task = w->task;
+        pthread_mutex_unlock(&w->mu);
+        result_msg r;
+        run_one(w->ctx, task, &r);
+        pthread_mutex_lock(&w->mu);
+        w->res = r;
+        w->has_result = 1;
+        w->task = -1;
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+// ---- Workers on ranks 1..N-1 ----
+
+static void test_hook_worker(const ds_task *t) {
+    const char *die = getenv("DS_SWEEP_TEST_WORKER_DIE");
+    if (die && !strcmp(die, t->id)) raise(SIGKILL);
+}
+
+static void worker_loop(const ds_worker_ctx *ctx) {
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        while (!flag) {
+            MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+            if (!flag) nap(2000);
+        }
+        int task;
+        MPI_Recv(&task, 1, MPI_INT, 0, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        if (st.MPI_TAG == TAG_STOP) return;
+        test_hook_worker(&ctx->plan->tasks[task]);
+        result_msg r;
+        run_one(ctx, task, &r);
+        MPI_Send(&r, (int)sizeof r, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
+    }
+}
+
+// ---- The coordinator ----
+
+typedef struct {
+    const ds_plan *plan;
+    const char *run_dir;
+    uint8_t *state;
+    int *waiting;     // unfinished dependencies per task
+    int *worker_task; // per rank: the task it runs, -1 idle, -2 not a worker
+    int nranks;
+    progress pr;
+    int stopping;     // no new tasks: a signal, a full disk, a journal failure
+    int exit_status;
+    int crash_after;  // test hook: SIGKILL ourselves after this many journal lines (0 = off)
+    int journaled;
+} coordinator;
+
+static void block_dependents(coordinator *c, int task) {
+    const ds_plan *p = c->plan;
+    for (int j = task + 1; j < p->ntasks; j++) {
+        if (c->state[j] != ST_PENDING) continue;
+        for (int k = 0; k < p->tasks[j].ndeps; k++)
+            if (p->tasks[j].deps[k] == task) {
+                c->state[j] = ST_BLOCKED;
+                block_dependents(c, j);
+                break;
+            }
+    }
+}
+
+static void finish_task(coordinator *c, int task) {
+    const ds_plan *p = c->plan;
+    c->state[task] = ST_DONE;
+    for (int j = task + 1; j < p->ntasks; j++)
+        for (int k = 0; k < p->tasks[j].ndeps; k++)
+            if (p->tasks[j].deps[k] == task) c->waiting[j]--;
+}
+
+// The ready task of highest priority (ties: the lowest index), or -1.
+static int next_task(const coordinator *c) {
+    const ds_plan *p = c->plan;
+    int best = -1;
+    for (int i = 0; i < p->ntasks; i++) {
+        if (c->state[i] != ST_PENDING || c->waiting[i] || p->tasks[i].kind == DS_TASK_REDUCE) continue;
+        if (best < 0 || p->tasks[i].priority > p->tasks[best].priority) best = i;
+    }
+    return best;
+}
+
+static void handle_result(coordinator *c, const result_msg *r) {
+    const ds_task *t = &c->plan->tasks[r->task];
+    c->worker_task[r->rank] = -1;
+    c->pr.nrunning--;
+    if (r->status == DS_OK) {
+        ds_journal_entry e;
+        snprintf(e.id, sizeof e.id, "%s", t->id);
+        snprintf(e.file, sizeof e.file, "%s", t->file);
+        e.bytes = r->bytes;
+        e.crc = r->crc;
+        int rc = ds_journal_append(c->run_dir, &e);
+        if (rc) {
+            c->state[r->task] = ST_FAILED;
+            c->pr.nfailed++;
+            say(&c->pr, "FAILED %s: its output is written but cannot be recorded: %s", t->id,
+                ds_errmsg());
+            c->stopping = 1;
+            c->exit_status = 1;
+            return;
+        }
+        finish_task(c, r->task);
+        c->pr.ndone++;
+        c->pr.cost_done += t->cost;
+        c->pr.cost_done_here += t->cost;
+        char e2[64];
+        eta(&c->pr, e2, sizeof e2);
+        say(&c->pr, "done   %s (rank %d, %.1f s) | %d/%d done, %d running | %s", t->id, r->rank,
+            r->seconds, c->pr.ndone, c->pr.ntasks, c->pr.nrunning, e2);
+        c->journaled++;
+        if (c->crash_after > 0 && c->journaled >= c->crash_after) {
+            say(&c->pr, "test hook DS_SWEEP_TEST_CRASH_AFTER: killing the coordinator");
+            raise(SIGKILL);
+        }
+    } else if (r->status == DS_ESTOP) {
+        c->state[r->task] = ST_PENDING;
+        say(&c->pr, "stopped %s (rank %d): %s", t->id, r->rank, r->msg);
+        c->stopping = 1;
+    } else {
+        c->state[r->task] = ST_FAILED;
+        c->pr.nfailed++;
+        say(&c->pr, "FAILED %s (rank %d, %.1f s): %s", t->id, r->rank, r->seconds, r->msg);
+        block_dependents(c, r->task);
+        c->exit_status = 1;
+        // A full or unwritable disk fails every task that follows: stop handing them out.
+        if (r->status == DS_ENOSPC || r->status == DS_EIO) {
+            if (!c->stopping)
+                say(&c->pr, "not starting more tasks (%s); the completed ones are kept",
+                    r->status == DS_ENOSPC ? "the results folder is full" : "an I/O error");
+            c->stopping = 1;
+        }
+    }
+}
+
+static void assign(coordinator *c, int rank, int task, local_worker *lw) {
+    const ds_task *t = &c->plan->tasks[task];
+    c->state[task] = ST_RUNNING;
+    c->worker_task[rank] = task;
+    c->pr.nrunning++;
+    say(&c->pr, "start  %s [%s] on rank %d", t->id, ds_task_kind_name(t->kind), rank);
+    if (rank == 0) {
+        pthread_mutex_lock(&lw->mu);
+        lw->task = task;
+        pthread_cond_signal(&lw->cv);
+        pthread_mutex_unlock(&lw->mu);
+    } else {
+        MPI_Send(&task, 1, MPI_INT, rank, TAG_TASK, MPI_COMM_WORLD);
+    }
+}
+
+static int coordinate(coordinator *c, local_worker *lw) {
+    double last_bar = 0;
+    for (;;) {
+        if (stop_requested && !c->stopping) {
+            say(&c->pr, "stop requested by a signal: no new tasks; trainings stop after their "
+                "current epoch (checkpointed)");
+            c->stopping = 1;
+            if (!c->exit_status) c->exit_status = 3;
+        }
+        int active = 0;
+        if (!c->stopping) {
+            for (int r = 0; r < c->nranks; r++) {
+                if (c->worker_task[r] != -1) continue;
+                int t = next_task(c);
+                if (t < 0) break;
+                assign(c, r, t, lw);
+                active = 1;
+            }
+        }
+        int flag = 0;
+        MPI_Status st;
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st);
+        if (flag) {
+            result_msg r;
+            MPI_Recv(&r, (int)sizeof r, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT, MPI_COMM_WORLD,
+                     MPI_STATUS_IGNORE);
+            r.rank = st.MPI_SOURCE;
+            handle_result(c, &r);
+            active = 1;
+        }
+        if (lw) {
+            result_msg r;
+            int got = 0;
+            pthread_mutex_lock(&lw->mu);
+            if (lw->has_result) {
+                r = lw->res;
+                lw->has_result = 0;
+                got = 1;
+            }
+            pthread_mutex_unlock(&lw->mu);
+            if (got) {
+                r.rank = 0;
+                handle_result(c, &r);
+                active = 1;
+            }
+        }
+        if (c->pr.nrunning == 0 && (c->stopping || next_task(c) < 0)) break;
+        if (!active) {
+            nap(2000);
+            if (c->pr.bar && now_s() - last_bar > 1) {
+                draw_bar(&c->pr);
+                last_bar = now_s();
+            }
+        }
+    }
+    if (c->pr.bar_shown) {
+        printf("\r\033[K");
+        fflush(stdout);
+    }
+    return c->exit_status;
+}
+
+// ---- Entry point ----
+
+static void report_setup_failure(int rank, const char *msg) {
+    if (rank == 0) fprintf(stderr, "distill_sweep: %s\n", msg);
+}
+
+int ds_sweep_run(const ds_sweep_options *o) {
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    signal(SIGUSR1, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+
+    ds_job job;
+    memset(&job, 0, sizeof job);
+    int rc = share_job(o->job_path, rank, &job);
+    if (rc) {
+        report_setup_failure(rank, ds_errmsg());
+        return 1;
+    }
+    // Rank 0 finds and loads the data and opens the run folder; the others load the same data.
+    setup_msg s = {0};
+    ds_run run = {.lock_fd = -1};
+    ds_dataset train = {0}, test = {0};
+    if (rank == 0) {
+        rc = ds_run_load_data(&job, &run, &train, &test, stdout);
+        if (!rc) rc = ds_run_open(&job, &run, o->new_run, stdout);
+        s.status = rc;
+        if (!rc) {
+            s.train_n = run.train_n;
+            s.test_n = run.test_n;
+            s.data_crc = run.data_crc;
+            snprintf(s.dataset, sizeof s.dataset, "%s", run.dataset);
+            snprintf(s.data_dir, sizeof s.data_dir, "%s", run.data_dir);
+            snprintf(s.run_dir, sizeof s.run_dir, "%s", run.dir);
+        } else {
+            report_setup_failure(rank, ds_errmsg());
+        }
+    }
+    MPI_Bcast(&s, (int)sizeof s, MPI_BYTE, 0, MPI_COMM_WORLD);
+    if (s.status) {
+        ds_job_free(&job);
+        ds_run_close(&run);
+        ds_dataset_free(&train);
+        ds_dataset_free(&test);
+        return 1;
+    }
+    int ok = 1;
+    if (rank != 0) {
+        ds_job j2 = job;
+        snprintf(j2.dataset, sizeof j2.dataset, "%s", s.dataset);
+        snprintf(j2.data_dir, sizeof j2.data_dir, "%s", s.data_dir);
+        rc = ds_run_load_data(&j2, &run, &train, &test, NULL);
+        if (rc) {
+            fprintf(stderr, "distill_sweep: rank %d: %s\n", rank, ds_errmsg());
+            ok = 0;
+        } else if (run.data_crc != s.data_crc) {
+            fprintf(stderr, "distill_sweep: rank %d: the data in %s differs from rank 0's\n",
+                    rank, s.data_dir);
+            ok = 0;
+        }
+    }
+    int all_ok;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    ds_plan plan = {0};
+    if (all_ok) {
+        rc = ds_plan_build(&plan, &job, s.train_n, s.test_n);
+        if (rc) report_setup_failure(rank, ds_errmsg());
+    } else {
+        report_setup_failure(rank, "a worker could not load the data (see its message above)");
+        rc = DS_EIO;
+    }
+    int threads = o->threads > 0 ? o->threads : job.threads;
+    if (!rc && threads == 0) threads = auto_threads();
+    int status = rc ? 1 : 0;
+
+    ds_worker_ctx ctx = {.job = &job, .plan = &plan, .run_dir = s.run_dir, .train = &train,
+                         .test = &test, .threads = threads, .stop = &stop_requested,
+                         .rank = rank};
+    if (!rc && rank != 0) {
+        worker_loop(&ctx);
+    } else if (!rc) {
+        coordinator c = {.plan = &plan, .run_dir = s.run_dir, .nranks = size};
+        c.state = calloc((size_t)plan.ntasks, 1);
+        c.waiting = calloc((size_t)plan.ntasks, sizeof(int));
+        c.worker_task = calloc((size_t)size, sizeof(int));
+        uint8_t *done = calloc((size_t)plan.ntasks, 1);
+        if (!c.state || !c.waiting || !c.worker_task || !done) {
+            fprintf(stderr, "distill_sweep: out of memory\n");
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        const char *crash = getenv("DS_SWEEP_TEST_CRASH_AFTER");
+        c.crash_after = crash ? atoi(crash) : 0;
+        rc = ds_journal_scan(&plan, s.run_dir, done, stdout);
+        if (rc) {
+            fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
+            status = 1;
+        }
+        char logpath[700];
+        snprintf(logpath, sizeof logpath, "%s/sweep.log", s.run_dir);
+        c.pr.log = fopen(logpath, "a");
+        c.pr.t0 = now_s();
+        c.pr.bar = o->progress_bar < 0 ? want_bar() : o->progress_bar;
+        c.pr.ntasks = plan.ntasks - 1; // the reducer is not counted
+        int ndone = 0;
+        for (int i = 0; i < plan.ntasks; i++) {
+            c.waiting[i] = plan.tasks[i].ndeps;
+            if (plan.tasks[i].kind != DS_TASK_REDUCE) c.pr.cost_total += plan.tasks[i].cost;
+        }
+        for (int i = 0; i < plan.ntasks; i++)
+            if (done[i]) {
+                finish_task(&c, i);
+                c.pr.cost_done += plan.tasks[i].cost;
+                ndone++;
+            }
+        c.pr.ndone = ndone;
+        for (int r = 0; r < size; r++) c.worker_task[r] = -1;
+        local_worker lw = {.task = -1, .ctx = &ctx};
+        pthread_t th;
+        int local = !o->coordinator_only || size == 1;
+        if (!local) c.worker_task[0] = -2;
+        if (!status) {
+            say(&c.pr, "distill_sweep %s: job %s, run %s, %s (%d training, %d test samples)",
+                ds_code_version(), job.path, s.run_dir, s.dataset, s.train_n, s.test_n);
+            say(&c.pr, "%d rank(s), %d worker(s)%s, %d engine thread(s) each; %d tasks, %d "
+                "already done%s", size, size - 1 + local, local && size > 1 ? " (rank 0 too)" : "",
+                threads, c.pr.ntasks, ndone, ndone ? " (resuming)" : "");
+            if (local) {
+                pthread_mutex_init(&lw.mu, NULL);
+                pthread_cond_init(&lw.cv, NULL);
+                if (pthread_create(&th, NULL, local_main, &lw)) {
+                    say(&c.pr, "cannot start the local worker thread; rank 0 only coordinates");
+                    local = 0;
+                    c.worker_task[0] = -2;
+                    if (size == 1) MPI_Abort(MPI_COMM_WORLD, 1);
+                }
+            }
+            status = coordinate(&c, local ? &lw : NULL);
+            if (local) {
+                pthread_mutex_lock(&lw.mu);
+                lw.quit = 1;
+                pthread_cond_signal(&lw.cv);
+                pthread_mutex_unlock(&lw.mu);
+                pthread_join(th, NULL);
+            }
+        }
+        for (int r = 1; r < size; r++) {
+            int none = -1;
+            MPI_Send(&none, 1, MPI_INT, r, TAG_STOP, MPI_COMM_WORLD);
+        }
+        if (!status) {
+            say(&c.pr, "all %d tasks done; reducing into %s", c.pr.ntasks, s.run_dir);
+            double t0 = now_s();
+            rc = ds_reduce_run ? ds_reduce_run(s.run_dir)
+                               : ds_fail(DS_EINVAL, "this build has no reducer (src/reduce/)");
+            if (rc) {
+                say(&c.pr, "FAILED reduce: %s (the task results are complete; fix and run "
+                    "distill_sweep --reduce %s)", ds_errmsg(), s.run_dir);
+                status = 1;
+            } else {
+                say(&c.pr, "done   reduce (%.1f s): results in %s", now_s() - t0, s.run_dir);
+            }
+        } else {
+            int failed = 0, blocked = 0, done_n = 0;
+            for (int i = 0; i < plan.ntasks; i++) {
+                failed += c.state[i] == ST_FAILED;
+                blocked += c.state[i] == ST_BLOCKED;
+                done_n += c.state[i] == ST_DONE;
+            }
+            say(&c.pr, "%s: %d of %d tasks done, %d failed, %d waiting on failed tasks. Completed "
+                "results are kept; rerun the same command to resume.",
+                status == 3 ? "stopped" : "incomplete", done_n, c.pr.ntasks, failed, blocked);
+        }
+        if (c.pr.log) fclose(c.pr.log);
+        free(c.state);
+        free(c.waiting);
+        free(c.worker_task);
+        free(done);
+    }
+    ds_plan_free(&plan);
+    ds_run_close(&run);
+    ds_dataset_free(&train);
+    ds_dataset_free(&test);
+    ds_job_free(&job);
+    // Everybody leaves together, with rank 0's verdict.
+    MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return status;
+}
+
+// ---- Dry run ----
+
+int ds_sweep_dry_run(const char *job_path, FILE *out) {
+    ds_job job;
+    int rc = ds_job_parse(&job, job_path);
+    if (rc) {
+        fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
+        return 1;
+    }
+    // Sizes: from the job when it fixes them, else from the data if it can be found, else
+    // MNIST's (60,000 and 10,000).
+    int train_n = job.train_samples, test_n = job.test_samples;
+    const char *note = "";
+    if (train_n < 0 || test_n < 0) {
+        ds_run run = {.lock_fd = -1};
+        ds_dataset tr, te;
+        if (!ds_run_load_data(&job, &run, &tr, &te, NULL)) {
+            train_n = run.train_n;
+            test_n = run.test_n;
+            ds_dataset_free(&tr);
+            ds_dataset_free(&te);
+        } else {
+            if (train_n < 0) train_n = 60000;
+            if (test_n < 0) test_n = 10000;
+            note = " (data not found: assuming MNIST's sizes)";
+        }
+    }
+    ds_plan plan;
+    if ((rc = ds_plan_build(&plan, &job, train_n, test_n))) {
+        fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
+        ds_job_free(&job);
+        return 1;
+    }
+    char dir[600];
+    ds_job_run_dir(&job, dir, sizeof dir);
+    fprintf(out, "job %s: run folder %s%s\n", job.path, dir, note);
+    ds_plan_print(&plan, out);
+    // Progress of an existing run (read-only: the journal is not repaired here).
+    char state[700];
+    snprintf(state, sizeof state, "%s/run.txt", dir);
+    if (!access(state, F_OK)) {
+        int ndone = 0;
+        for (int i = 0; i < plan.ntasks; i++) ndone += ds_plan_task_done(&plan, i, dir);
+        fprintf(out, "%s exists: %d of %d tasks done\n", dir, ndone, plan.ntasks - 1);
+    }
+    ds_plan_free(&plan);
+    ds_job_free(&job);
+    return 0;
+}
