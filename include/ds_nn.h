@@ -19,7 +19,9 @@
 #define DS_IMG 28            // input is DS_IMG x DS_IMG, one channel
 #define DS_PIXELS (DS_IMG * DS_IMG)
 #define DS_CLASSES 10
+#ifndef DS_GROUP
 #define DS_GROUP 4           // samples per convolution pass (keeps im2col buffers in cache)
+#endif
 #define DS_CHUNK 32          // samples per gradient buffer (fixes the summation order)
 
 enum { DS_CONV1, DS_CONV2, DS_CONV3, DS_CONV4, DS_FC1, DS_FC2, DS_FC3, DS_NUM_LAYERS };
@@ -64,23 +66,28 @@ void ds_model_free(ds_model *m);
 // weight and bias gradients and overwrites input gradients. ----
 
 // 3x3 valid convolution on a group, C,N,H,W order. in [C,G,H,W], out [OC,G,H-2,W-2],
-// w [OC, C*9], col [C*9, G*(H-2)*(W-2)] scratch that backward reuses.
+// w [OC, C*9], col [C*9, G*(H-2)*(W-2)] scratch that backward reuses. relu: out = max(out, 0)
+// in the same pass as the bias (the backward of that ReLU is the caller's: see ds_relu_backward
+// and ds_maxpool_backward).
 void ds_conv_forward(float *out, float *col, const float *in, const float *w, const float *b,
-                     int G, int C, int H, int W, int OC);
+                     int G, int C, int H, int W, int OC, int relu);
 // dw, db may be NULL (input gradient only); din may be NULL (weight gradients only).
 // dcol [C*9, G*(H-2)*(W-2)] scratch. col must hold the forward's im2col when dw != NULL.
 void ds_conv_backward(float *din, float *dw, float *db, float *dcol, const float *dout,
                       const float *col, const float *w, int G, int C, int H, int W, int OC);
-void ds_relu_forward(float *x, size_t n); // in place
 void ds_relu_backward(float *dx, const float *y, size_t n); // dx *= (y > 0), y the ReLU output
 // 2x2 max pool, stride 2, over planes of H x W (H, W even): in [P,H,W], out [P,H/2,W/2];
 // arg [P,H/2,W/2] records the winner (0..3) for backward.
 void ds_maxpool_forward(float *out, uint8_t *arg, const float *in, int P, int H, int W);
-void ds_maxpool_backward(float *din, const float *dout, const uint8_t *arg, int P, int H, int W);
-// in [B,I], w [O,I], out [B,O].
-void ds_fc_forward(float *out, const float *in, const float *w, const float *b, int B, int I, int O);
+// Overwrites din [P,H,W]; also applies the backward of the ReLU that produced in (the gradient
+// passes only where in > 0), saving a pass over the largest activations.
+void ds_maxpool_backward(float *din, const float *dout, const uint8_t *arg, const float *in, int P,
+                         int H, int W);
+// in [B,NI], w [NO,NI], out [B,NO].
+void ds_fc_forward(float *out, const float *in, const float *w, const float *b, int B, int NI, int NO,
+                   int relu);
 void ds_fc_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                    const float *w, int B, int I, int O);
+                    const float *w, int B, int NI, int NO);
 // Inverted dropout: mask[i] = 0 with probability p, else 1/(1-p); x *= mask. Backward: dx *= mask.
 void ds_dropout_mask(float *mask, size_t n, float p, uint64_t seed, uint64_t step, uint64_t sample);
 void ds_mul_forward(float *x, const float *mask, size_t n);
@@ -90,7 +97,7 @@ void ds_softmax(float *p, const float *z, int C, float T);
 // Cross-entropy of softmax(z/T) against target s (a probability vector) or, if s is NULL, the
 // one-hot vector of label. Returns the loss (natural log, via log-sum-exp); writes
 // dz = (softmax(z/T) - s) / T if dz is non-NULL.
-float ds_softmax_xent(float *dz, const float *z, const float *s, int label, int C, float T);
+double ds_softmax_xent(float *dz, const float *z, const float *s, int label, int C, float T);
 
 // ---- The engine: the whole network over batches, threaded over groups of samples. ----
 
@@ -117,7 +124,7 @@ typedef struct {
     uint64_t seed;  // dropout stream
     uint64_t step;  // global step, so that masks differ between steps
 } ds_train_pass;
-float ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, const uint8_t *labels,
+double ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, const uint8_t *labels,
                            const float *soft, int n, const ds_train_pass *pass, float *grad);
 
 // ---- Training, evaluation, distillation (train.c) ----
@@ -142,6 +149,8 @@ typedef struct {
     float *velocity;  // momentum buffer, ds_params_count floats
     float *grad;
     float *x;         // [batch, 784] staging
+    uint8_t *labels;  // [batch] staging
+    float *soft;      // [batch, 10] staging
     int32_t *order;   // [n] sample order of the current epoch
     int n;            // training set size
     int epoch;        // epochs completed

@@ -18,9 +18,14 @@ int ds_fail(int code, const char *fmt, ...) {
 const char *ds_errmsg(void) { return last_message; }
 
 int ds_fail_context(int code, const char *prefix) {
-    char old[sizeof last_message];
-    memcpy(old, last_message, sizeof old);
-    snprintf(last_message, sizeof last_message, "%s: %s", prefix, old);
+    // Shift the old message right and write the prefix in front of it.
+    size_t np = strlen(prefix) + 2, len = strlen(last_message);
+    if (np >= sizeof last_message) np = sizeof last_message - 1;
+    if (len > sizeof last_message - 1 - np) len = sizeof last_message - 1 - np;
+    memmove(last_message + np, last_message, len);
+    last_message[np + len] = '\0';
+    memcpy(last_message, prefix, np - 2);
+    memcpy(last_message + np - 2, ": ", 2);
     return code;
 }
 
