@@ -44,7 +44,7 @@ size_t ds_weight_count(int layer); // out*in*k*k or out*in
 size_t ds_params_count(void);      // all weights and biases: 312,202 floats
 void ds_params_point(ds_params *p, float *mem);
 
-typedef struct {
+typedef struct ds_model {
     float *mem;      // ds_params_count() floats, the only allocation
     ds_params p;     // pointers into mem
     // What the model is (stored as HDF5 attributes with the weights).

@@ -48,26 +48,6 @@ static int fail(const char *msg) {
     return 1;
 }
 
-static int parse_int(const char *name, const char *v, int lo, int *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > INT_MAX)
-        return ds_fail(DS_EINVAL, "%s: '%s' is not an integer >= %d", name, v, lo);
-    *out = (int)x;
-    return DS_OK;
-}
-
-static int parse_double(const char *name, const char *v, double *out) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(x))
-        return ds_fail(DS_EINVAL, "%s: '%s' is not a number", name, v);
-    *out = x;
-    return DS_OK;
-}
-
 static int parse_options(int argc, char **argv, options *o, int *help) {
     memset(o, 0, sizeof *o);
     o->count = -1;
@@ -102,18 +82,18 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
         else if (!strcmp(a, "--labels")) o->labels = v;
         else if (!strcmp(a, "--targets")) o->targets = v;
         else if (!strcmp(a, "--source")) o->source = v;
-        else if (!strcmp(a, "--first")) rc = parse_int(a, v, 0, &o->first);
-        else if (!strcmp(a, "--count")) rc = parse_int(a, v, 1, &o->count);
-        else if (!strcmp(a, "--threads")) rc = parse_int(a, v, 1, &o->threads);
-        else if (!strcmp(a, "--batch")) rc = parse_int(a, v, 1, &o->batch);
-        else if (!strcmp(a, "--iterations")) rc = parse_int(a, v, 1, &o->iterations);
-        else if (!strcmp(a, "--steps")) rc = parse_int(a, v, 1, &o->steps);
-        else if (!strcmp(a, "--gamma")) rc = parse_double(a, v, &o->gamma);
-        else if (!strcmp(a, "--theta")) rc = parse_double(a, v, &o->theta);
-        else if (!strcmp(a, "--c0")) rc = parse_double(a, v, &o->c0);
-        else if (!strcmp(a, "--lr")) rc = parse_double(a, v, &o->lr);
-        else if (!strcmp(a, "--kappa")) rc = parse_double(a, v, &o->kappa);
-        else if (!strcmp(a, "--temperature")) rc = parse_double(a, v, &o->temperature);
+        else if (!strcmp(a, "--first")) rc = ds_cli_int(a, v, 0, &o->first);
+        else if (!strcmp(a, "--count")) rc = ds_cli_int(a, v, 1, &o->count);
+        else if (!strcmp(a, "--threads")) rc = ds_cli_int(a, v, 1, &o->threads);
+        else if (!strcmp(a, "--batch")) rc = ds_cli_int(a, v, 1, &o->batch);
+        else if (!strcmp(a, "--iterations")) rc = ds_cli_int(a, v, 1, &o->iterations);
+        else if (!strcmp(a, "--steps")) rc = ds_cli_int(a, v, 1, &o->steps);
+        else if (!strcmp(a, "--gamma")) rc = ds_cli_double(a, v, &o->gamma);
+        else if (!strcmp(a, "--theta")) rc = ds_cli_double(a, v, &o->theta);
+        else if (!strcmp(a, "--c0")) rc = ds_cli_double(a, v, &o->c0);
+        else if (!strcmp(a, "--lr")) rc = ds_cli_double(a, v, &o->lr);
+        else if (!strcmp(a, "--kappa")) rc = ds_cli_double(a, v, &o->kappa);
+        else if (!strcmp(a, "--temperature")) rc = ds_cli_double(a, v, &o->temperature);
         else return ds_fail(DS_EINVAL, "%s: unknown option (see --help)", a);
         if (rc) return rc;
     }
@@ -126,52 +106,6 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
         return ds_fail(DS_EINVAL, "transfer needs --source FILE.h5[:GROUP] (attack results with images)");
     if (o->temperature < 0) return ds_fail(DS_EINVAL, "--temperature %g must be > 0", o->temperature);
     return DS_OK;
-}
-
-// "FILE[:GROUP]": the whole string if it names a file, else split at the last ':'.
-static void split_spec(const char *spec, char *file, size_t fcap, char *group, size_t gcap) {
-    struct stat st;
-    const char *colon = strrchr(spec, ':');
-    if (stat(spec, &st) == 0 || !colon) {
-        snprintf(file, fcap, "%s", spec);
-        group[0] = '\0';
-        return;
-    }
-    snprintf(file, fcap, "%.*s", (int)(colon - spec), spec);
-    snprintf(group, gcap, "%s", colon + 1);
-}
-
-static herr_t find_model(hid_t loc, const char *name, const H5L_info_t *info, void *data) {
-    (void)info;
-    size_t len = strlen(name);
-    if (len < 5 || strcmp(name + len - 5, "conv1") || (len > 5 && name[len - 6] != '/')) return 0;
-    hid_t o = H5Oopen(loc, name, H5P_DEFAULT);
-    int is_group = o >= 0 && H5Iget_type(o) == H5I_GROUP;
-    if (o >= 0) H5Oclose(o);
-    if (!is_group) return 0;
-    snprintf(data, 256, "%.*s", len > 5 ? (int)(len - 6) : 1, len > 5 ? name : "/");
-    return 1;
-}
-
-// The first group of the file that holds a model (a "conv1" sub-group), else "model".
-static int default_model_group(const char *path, char *group, size_t cap) {
-    hid_t f;
-    int rc = ds_h5_open(path, 0, &f);
-    if (rc) return rc;
-    char found[256] = "";
-    if (H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC, find_model, found) <= 0) snprintf(found, sizeof found, "model");
-    H5Fclose(f);
-    snprintf(group, cap, "%s", found);
-    return DS_OK;
-}
-
-static int load_model(const char *spec, ds_model *m, char *resolved, size_t cap) {
-    char file[700], group[256];
-    split_spec(spec, file, sizeof file, group, sizeof group);
-    int rc = group[0] ? DS_OK : default_model_group(file, group, sizeof group);
-    if (!rc) rc = ds_store_load_model(file, group, m);
-    snprintf(resolved, cap, "%s:%s", file, group);
-    return rc;
 }
 
 static void print_rates(const char *what, const ds_attack_record *r, int n, int n_in) {
@@ -338,7 +272,7 @@ static int run_targeted(run_state *s, int jsma) {
 static int run_transfer(run_state *s) {
     const options *o = &s->o;
     char file[1024], group[256];
-    split_spec(o->source, file, sizeof file, group, sizeof group);
+    ds_cli_split_spec(o->source, file, sizeof file, group, sizeof group);
     ds_attack_set src;
     int rc = ds_attack_results_load(file, group, &src);
     if (rc) return rc;
@@ -401,7 +335,7 @@ static int run(run_state *s, int argc, char **argv) {
             return ds_fail(DS_EINVAL, "samples [%d, %d) outside the test set of %d", o->first,
                            o->first + o->count, s->test.n);
     }
-    if ((rc = load_model(o->model, &s->model, s->model_spec, sizeof s->model_spec))) return rc;
+    if ((rc = ds_cli_load_model(o->model, &s->model, s->model_spec, sizeof s->model_spec))) return rc;
     if ((rc = ds_classifier_from_model(&s->cls, &s->model, o->batch, o->threads))) return rc;
     printf("model %s: trained at T=%g, role %s\n", s->model_spec, (double)s->model.temperature,
            s->model.role);

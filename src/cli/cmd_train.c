@@ -1,0 +1,216 @@
+// distill_sweep train / eval: one model from the command line, with the same engine, trainer and
+// storage as the sweep. Trains a baseline, a teacher (--temperature T), or a distilled student
+// (--teacher FILE: soft labels of that teacher at T), checkpointing every epoch.
+#include "ds_cli.h"
+#include "ds_error.h"
+#include "ds_nn.h"
+#include "ds_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char train_usage[] =
+    "usage: distill_sweep train --out FILE.h5 [options]\n"
+    "  --data DIR            IDX folder (default: MNIST via $MNIST_DIR or data/mnist)\n"
+    "  --dataset NAME        mnist (default) or fashion-mnist\n"
+    "  --train-count N       use the first N training samples (default: all)\n"
+    "  --epochs N --batch N --lr X --momentum X --dropout X   (paper: 50 128 0.1 0.5 0.5)\n"
+    "  --temperature T       training temperature (default 1)\n"
+    "  --teacher FILE[:GROUP]  distil: train on this teacher's soft labels at T (role student)\n"
+    "  --init FILE[:GROUP]   start from these weights instead of a fresh initialisation\n"
+    "  --role NAME           baseline, teacher or student (default: from T and --teacher)\n"
+    "  --group NAME          HDF5 group of the model in FILE (default: the role)\n"
+    "  --seed N              initialisation, shuffling and dropout (default 1)\n"
+    "  --threads N           engine threads (default 2)\n"
+    "  --checkpoint FILE     save every epoch; resume from it if it exists\n";
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+typedef struct {
+    const char *data, *dataset, *out, *teacher, *init, *role, *group, *checkpoint;
+    int train_count;
+    ds_train_config cfg;
+} train_opts;
+
+static int parse_train(int argc, char **argv, train_opts *o) {
+    ds_train_config_default(&o->cfg);
+    o->cfg.threads = 2;
+    o->dataset = "mnist";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(train_usage, stdout);
+            exit(0);
+        }
+        if (i + 1 >= argc) return ds_fail(DS_EINVAL, "%s: missing value (see --help)", a);
+        const char *v = argv[++i];
+        double x;
+        int rc = DS_OK;
+        if (!strcmp(a, "--data")) o->data = v;
+        else if (!strcmp(a, "--dataset")) o->dataset = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--teacher")) o->teacher = v;
+        else if (!strcmp(a, "--init")) o->init = v;
+        else if (!strcmp(a, "--role")) o->role = v;
+        else if (!strcmp(a, "--group")) o->group = v;
+        else if (!strcmp(a, "--checkpoint")) o->checkpoint = v;
+        else if (!strcmp(a, "--train-count")) rc = ds_cli_int(a, v, 1, &o->train_count);
+        else if (!strcmp(a, "--epochs")) rc = ds_cli_int(a, v, 0, &o->cfg.epochs);
+        else if (!strcmp(a, "--batch")) rc = ds_cli_int(a, v, 1, &o->cfg.batch);
+        else if (!strcmp(a, "--threads")) rc = ds_cli_int(a, v, 1, &o->cfg.threads);
+        else if (!strcmp(a, "--lr")) rc = ds_cli_double(a, v, &x), o->cfg.lr = (float)x;
+        else if (!strcmp(a, "--momentum")) rc = ds_cli_double(a, v, &x), o->cfg.momentum = (float)x;
+        else if (!strcmp(a, "--dropout")) rc = ds_cli_double(a, v, &x), o->cfg.dropout = (float)x;
+        else if (!strcmp(a, "--temperature")) rc = ds_cli_double(a, v, &x), o->cfg.temperature = (float)x;
+        else if (!strcmp(a, "--seed")) {
+            int s;
+            rc = ds_cli_int(a, v, 0, &s);
+            o->cfg.seed = (uint64_t)s;
+        } else return ds_fail(DS_EINVAL, "%s: unknown option (see --help)", a);
+        if (rc) return rc;
+    }
+    if (!o->out) return ds_fail(DS_EINVAL, "--out FILE.h5 is required (see --help)");
+    if (!o->role) o->role = o->teacher ? "student" : o->cfg.temperature != 1.0f ? "teacher" : "baseline";
+    if (strcmp(o->role, "baseline") && strcmp(o->role, "teacher") && strcmp(o->role, "student") &&
+        strcmp(o->role, "warmstart"))
+        return ds_fail(DS_EINVAL, "--role '%s': expected baseline, teacher, student or warmstart", o->role);
+    if (!strcmp(o->role, "student") && !o->teacher)
+        return ds_fail(DS_EINVAL, "--role student needs --teacher FILE[:GROUP]");
+    if (!o->group) o->group = o->role;
+    return ds_train_config_check(&o->cfg);
+}
+
+// Loads train and test sets of the named dataset from dir (or where ds_data_locate finds it).
+static int load_data(const char *name, const char *dir, int train_count, ds_dataset *tr, ds_dataset *te) {
+    char found[1024];
+    int rc = ds_data_locate(name, dir, found, sizeof found);
+    if (!rc) rc = ds_dataset_load(tr, found, "train");
+    if (!rc) rc = ds_dataset_load(te, found, "t10k");
+    if (!rc && train_count) rc = ds_dataset_slice(tr, 0, train_count);
+    return rc;
+}
+
+// The training loop: epochs from the trainer's position to cfg.epochs, a line per epoch, a
+// checkpoint after each one.
+static int run_epochs(ds_trainer *t, ds_model *m, const ds_dataset *tr, const ds_dataset *te,
+                      const float *soft, const char *checkpoint, const ds_provenance *prov) {
+    int rc = DS_OK;
+    while (!rc && t->epoch < t->cfg.epochs) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double loss, acc;
+        rc = ds_trainer_epoch(t, m, tr, soft, &loss);
+        double secs = seconds_since(&t0);
+        if (!rc) rc = ds_evaluate(m, te, t->cfg.threads, &acc);
+        if (rc) break;
+        printf("epoch %d/%d  loss %.4f  test %.2f%%  %.1f s  %.0f samples/s\n", t->epoch, t->cfg.epochs,
+               loss, 100.0 * acc, secs, tr->n / secs);
+        fflush(stdout);
+        m->test_accuracy = acc;
+        if (checkpoint) rc = ds_store_save_checkpoint(checkpoint, m, t->velocity, prov);
+    }
+    return rc;
+}
+
+static int train(train_opts *o) {
+    ds_dataset tr = {0}, te = {0};
+    ds_model m = {0}, teacher = {0};
+    ds_trainer t = {0};
+    float *soft = NULL;
+    char resolved[1024];
+    ds_provenance prov = {.job_text = "", .code_version = ds_code_version(), .seed = o->cfg.seed, .task = o->group};
+    int rc = load_data(o->dataset, o->data, o->train_count, &tr, &te);
+    if (!rc && o->teacher) {
+        // The teacher's soft labels at the training temperature, as in the paper.
+        rc = ds_cli_load_model(o->teacher, &teacher, resolved, sizeof resolved);
+        soft = rc ? NULL : malloc((size_t)tr.n * DS_CLASSES * sizeof(float));
+        if (!rc && !soft) rc = ds_fail(DS_ENOMEM, "soft labels: out of memory");
+        if (!rc) rc = ds_soft_labels(&teacher, &tr, o->cfg.temperature, o->cfg.threads, soft);
+        if (!rc) printf("soft labels from %s at T=%g\n", resolved, o->cfg.temperature);
+    }
+    if (!rc) rc = ds_trainer_init(&t, &o->cfg, tr.n);
+    if (!rc && o->checkpoint && access(o->checkpoint, F_OK) == 0) {
+        rc = ds_store_load_checkpoint(o->checkpoint, &m, t.velocity);
+        if (!rc && (m.seed != o->cfg.seed || m.temperature != o->cfg.temperature))
+            rc = ds_fail(DS_EINVAL, "%s: checkpoint of another training (seed %llu, T=%g); remove it or use another --checkpoint",
+                         o->checkpoint, (unsigned long long)m.seed, m.temperature);
+        if (!rc) printf("resuming from %s after epoch %d\n", o->checkpoint, m.epochs);
+        t.epoch = m.epochs;
+    } else if (!rc && o->init) {
+        rc = ds_cli_load_model(o->init, &m, resolved, sizeof resolved);
+        if (!rc) printf("starting from %s\n", resolved);
+    } else if (!rc) {
+        rc = ds_model_init(&m, o->cfg.seed);
+    }
+    if (!rc) {
+        snprintf(m.role, sizeof m.role, "%s", o->role);
+        printf("training %s at T=%g on %d samples: %d epochs, batch %d, lr %g, momentum %g, dropout %g, seed %llu, %d threads\n",
+               o->role, o->cfg.temperature, tr.n, o->cfg.epochs, o->cfg.batch, o->cfg.lr, o->cfg.momentum,
+               o->cfg.dropout, (unsigned long long)o->cfg.seed, o->cfg.threads);
+        fflush(stdout);
+        rc = run_epochs(&t, &m, &tr, &te, soft, o->checkpoint, &prov);
+    }
+    if (!rc && o->cfg.epochs == 0) rc = ds_evaluate(&m, &te, o->cfg.threads, &m.test_accuracy);
+    if (!rc) rc = ds_store_save_model(o->out, o->group, &m, &prov);
+    if (!rc) printf("saved %s:%s  test accuracy %.2f%%\n", o->out, o->group, 100.0 * m.test_accuracy);
+    if (!rc && o->checkpoint) unlink(o->checkpoint); // the final model supersedes it
+    ds_trainer_free(&t);
+    ds_model_free(&m);
+    ds_model_free(&teacher);
+    free(soft);
+    ds_dataset_free(&tr);
+    ds_dataset_free(&te);
+    return rc;
+}
+
+int ds_cmd_train(int argc, char **argv) {
+    train_opts o = {0};
+    int rc = parse_train(argc, argv, &o);
+    if (!rc) rc = train(&o);
+    if (rc) fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
+    return rc ? 1 : 0;
+}
+
+static const char eval_usage[] =
+    "usage: distill_sweep eval --model FILE[:GROUP] [--data DIR] [--dataset NAME] [--threads N]\n"
+    "prints the model's accuracy on the test set\n";
+
+int ds_cmd_eval(int argc, char **argv) {
+    const char *model = NULL, *data = NULL, *dataset = "mnist";
+    int threads = 2, rc = DS_OK;
+    for (int i = 1; !rc && i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(eval_usage, stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) rc = ds_fail(DS_EINVAL, "%s: missing value (see --help)", argv[i]);
+        else if (!strcmp(argv[i], "--model")) model = argv[++i];
+        else if (!strcmp(argv[i], "--data")) data = argv[++i];
+        else if (!strcmp(argv[i], "--dataset")) dataset = argv[++i];
+        else if (!strcmp(argv[i], "--threads")) rc = ds_cli_int(argv[i], argv[i + 1], 1, &threads), i++;
+        else rc = ds_fail(DS_EINVAL, "%s: unknown option (see --help)", argv[i]);
+    }
+    if (!rc && !model) rc = ds_fail(DS_EINVAL, "--model FILE[:GROUP] is required (see --help)");
+    ds_model m = {0};
+    ds_dataset tr = {0}, te = {0};
+    char resolved[1024];
+    double acc;
+    if (!rc) rc = ds_cli_load_model(model, &m, resolved, sizeof resolved);
+    if (!rc) rc = load_data(dataset, data, 0, &tr, &te);
+    if (!rc) rc = ds_evaluate(&m, &te, threads, &acc);
+    if (!rc)
+        printf("%s: %s at T=%g, %d epochs: test accuracy %.2f%% (%d samples)\n", resolved, m.role,
+               m.temperature, m.epochs, 100.0 * acc, te.n);
+    ds_model_free(&m);
+    ds_dataset_free(&tr);
+    ds_dataset_free(&te);
+    if (rc) fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
+    return rc ? 1 : 0;
+}
