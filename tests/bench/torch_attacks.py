@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""PyTorch twins of the attacks in src/attack/, for throughput comparison with bench_attack.
+
+Run with Debian's interpreter, which has python3-torch (scripts/deps.sh --bench):
+    /usr/bin/python3 tests/bench/torch_attacks.py
+Environment: THREADS (torch threads, default 2), BENCH_SECONDS (timed seconds per figure,
+default 10), MNIST_DIR (else data/mnist; without MNIST, random pixels and labels), JSMA_BATCH.
+
+The network of include/ds_nn.h, randomly initialised (seed 1) like bench_attack's default, eval
+mode, float32. Prints:
+    bench torch_fgsm_samples_per_s <value> samples/s
+        cleverhans-style FGSM (eps 0.3, true labels): cross-entropy gradient, sign step, clip,
+        and the forward that evaluates x'; batch 256
+    bench torch_jsma_pairs_per_s <value> pairs/s
+        JSMA-F as in the paper and cleverhans: targeted at every class but the true one, theta 1,
+        gamma 0.145 (56 iterations of two pixels), Jacobian of the softmax by 10 backward passes
+        over the batch, pair search over the full [batch, 784, 784] alpha/beta matrices as
+        cleverhans' jsma_symbolic does; batches of JSMA_BATCH (default 4) (sample, target) pairs
+        (the [B, 784, 784] temporaries make larger batches slower per pair here, and one batch of
+        16 takes about a minute)
+"""
+
+import gzip
+import os
+import struct
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+POOL = 1000
+
+
+def env_float(name, default):
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        sys.exit(f"torch_attacks.py: {name} must be a number")
+
+
+def make_model():
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(),
+        nn.Conv2d(32, 32, 3), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(),
+        nn.Conv2d(64, 64, 3), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(1024, 200), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(200, 200), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(200, 10),
+    )
+
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    magic, = struct.unpack(">I", data[:4])
+    ndim = magic & 0xFF
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    t = torch.frombuffer(bytearray(data[4 + 4 * ndim:]), dtype=torch.uint8)
+    return t.reshape(dims)
+
+
+def load_inputs():
+    """The first POOL MNIST test samples if found, else random pixels and labels."""
+    for d in (os.environ.get("MNIST_DIR", ""), "data/mnist"):
+        if not d:
+            continue
+        for ext in ("", ".gz"):
+            img, lab = f"{d}/t10k-images-idx3-ubyte{ext}", f"{d}/t10k-labels-idx1-ubyte{ext}"
+            if os.path.exists(img) and os.path.exists(lab):
+                x = read_idx(img)[:POOL].float().div_(255).reshape(POOL, 1, 28, 28)
+                y = read_idx(lab)[:POOL].long()
+                return x, y, "MNIST test"
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(POOL, 1, 28, 28, generator=gen)
+    y = torch.randint(0, 10, (POOL,), generator=gen)
+    return x, y, "random"
+
+
+def fgsm(model, x, y, eps=0.3):
+    xa = x.detach().requires_grad_(True)
+    loss = F.cross_entropy(model(xa), y)
+    (g,) = torch.autograd.grad(loss, xa)
+    adv = torch.clamp(x + eps * g.sign(), 0.0, 1.0)
+    with torch.no_grad():
+        pred = model(adv).argmax(1)
+    return adv, pred
+
+
+def jsma(model, x, target, max_iters=56, theta=1.0):
+    """JSMA-F on a batch: x [B,1,28,28], target [B]. Returns (success [B], iterations [B])."""
+    B, n = x.shape[0], 784
+    adv = x.clone().reshape(B, n)
+    domain = adv < 1.0                        # pixels that may still increase
+    active = torch.ones(B, dtype=torch.bool)
+    iters = torch.zeros(B, dtype=torch.long)
+    eye = torch.eye(n, dtype=torch.bool)
+    onehot = F.one_hot(target, 10).bool()
+    success = torch.zeros(B, dtype=torch.bool)
+    for _ in range(max_iters + 1):
+        xa = adv.detach().reshape(B, 1, 28, 28).requires_grad_(True)
+        probs = F.softmax(model(xa), dim=1)
+        pred = probs.argmax(1)
+        success = pred == target
+        active = active & ~success & (iters < max_iters) & (domain.sum(1) >= 2)
+        if not active.any():
+            break
+        # Jacobian of the softmax outputs: one backward pass per class.
+        jac = torch.stack([torch.autograd.grad(probs[:, k].sum(), xa, retain_graph=True)[0].reshape(B, n)
+                           for k in range(10)], dim=1)                 # [B, 10, n]
+        g_t = (jac * onehot[:, :, None]).sum(1)                         # alpha per pixel
+        g_o = (jac * ~onehot[:, :, None]).sum(1)                        # beta per pixel
+        # Pair search over [B, n, n] matrices, as cleverhans' jsma_symbolic.
+        t_sum = g_t[:, :, None] + g_t[:, None, :]
+        o_sum = g_o[:, :, None] + g_o[:, None, :]
+        mask = (t_sum > 0) & (o_sum < 0) & domain[:, :, None] & domain[:, None, :] & ~eye
+        scores = torch.where(mask, t_sum * -o_sum, torch.zeros((), dtype=t_sum.dtype))
+        best = scores.reshape(B, -1).argmax(1)
+        found = scores.reshape(B, -1).gather(1, best[:, None])[:, 0] > 0
+        p1, p2 = best // n, best % n
+        step = active & found
+        rows = torch.nonzero(step)[:, 0]
+        adv[rows, p1[rows]] = torch.clamp(adv[rows, p1[rows]] + theta, 0, 1)
+        adv[rows, p2[rows]] = torch.clamp(adv[rows, p2[rows]] + theta, 0, 1)
+        domain[rows, p1[rows]] = False
+        domain[rows, p2[rows]] = False
+        iters += step.long()
+        active = step                      # no pair: the attempt stops
+    return success, iters
+
+
+def main():
+    threads = int(env_float("THREADS", 2))
+    seconds = env_float("BENCH_SECONDS", 10)
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    model = make_model().float().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x, y, source = load_inputs()
+
+    # FGSM.
+    batch, n, i = 256, 0, 0
+    fgsm(model, x[:batch], y[:batch])  # warm-up
+    t0 = time.perf_counter()
+    while True:
+        i = (i + batch) % (POOL - batch + 1)
+        fgsm(model, x[i:i + batch], y[i:i + batch])
+        n += batch
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            break
+    print(f"bench torch_fgsm_samples_per_s {n / elapsed:.1f} samples/s", flush=True)
+
+    # JSMA: (sample, target) pairs for every target but the true label, B at a time.
+    pairs = [(s, t) for s in range(POOL) for t in range(10) if t != int(y[s])]
+    B, k, n, it_total = int(env_float("JSMA_BATCH", 4)), 0, 0, 0
+    t0 = time.perf_counter()
+    while True:
+        chunk = pairs[k:k + B]
+        k = (k + B) % (len(pairs) - B)
+        idx = torch.tensor([s for s, _ in chunk])
+        tgt = torch.tensor([t for _, t in chunk])
+        _, iters = jsma(model, x[idx], tgt)
+        n += len(chunk)
+        it_total += int(iters.sum())
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            break
+    print(f"bench torch_jsma_pairs_per_s {n / elapsed:.2f} pairs/s", flush=True)
+    print(f"torch_attacks.py: torch {torch.__version__}, {threads} threads, {source} inputs, "
+          f"jsma {it_total / n:.1f} iterations per pair, {seconds:g} s per figure", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
