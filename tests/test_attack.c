@@ -920,6 +920,81 @@ START_TEST(results_round_trip) {
 }
 END_TEST
 
+// ---- The CNN behind ds_classifier ----
+
+// ds_classifier_from_model: input gradients agree with central differences of the logits along a
+// random direction, repeat identically after one forward (JSMA takes ten), refuse a batch size
+// that differs from the forward's; the attacks run on it.
+START_TEST(cnn_classifier) {
+    ds_model m;
+    ck_assert_int_eq(ds_model_init(&m, 5), DS_OK);
+    m.temperature = 20.0f;
+    ds_classifier c;
+    ck_assert_int_eq(ds_classifier_from_model(&c, &m, 4, 2), DS_OK);
+    ck_assert_int_eq(c.n_in, 784);
+    ck_assert_int_eq(c.n_classes, 10);
+    ck_assert_float_eq(c.temperature, 20.0f);
+    enum { N = 3, D = 784 };
+    static float x[N * D], xp[N * D], xm[N * D], v[N * D], dx[N * D], dx2[N * D];
+    float z[N * 10], zp[N * 10], zm[N * 10], dz[N * 10];
+    uint64_t s = 77;
+    for (int k = 0; k < N * D; k++) {
+        x[k] = (float)(0.5 + 0.4 * urand(&s));
+        v[k] = (float)urand(&s);
+    }
+    for (int k = 0; k < N * 10; k++) dz[k] = (float)urand(&s);
+    const float h = 1e-3f;
+    for (int k = 0; k < N * D; k++) {
+        xp[k] = x[k] + h * v[k];
+        xm[k] = x[k] - h * v[k];
+    }
+    ck_assert_int_eq(c.forward(c.ctx, xp, N, zp), DS_OK);
+    ck_assert_int_eq(c.forward(c.ctx, xm, N, zm), DS_OK);
+    ck_assert_int_eq(c.forward(c.ctx, x, N, z), DS_OK);
+    ck_assert_int_eq(c.input_grad(c.ctx, dz, N, dx), DS_OK);
+    ck_assert_int_eq(c.input_grad(c.ctx, dz, N, dx2), DS_OK);
+    ck_assert_int_eq(memcmp(dx, dx2, sizeof dx), 0);
+    for (int i = 0; i < N; i++) {
+        double fd = 0, an = 0, scale = 0;
+        for (int k = 0; k < 10; k++) fd += dz[i * 10 + k] * ((double)zp[i * 10 + k] - zm[i * 10 + k]) / (2 * h);
+        for (int k = 0; k < D; k++) {
+            an += (double)dx[i * D + k] * v[i * D + k];
+            scale += fabs((double)dx[i * D + k] * v[i * D + k]);
+        }
+        ck_assert_msg(fabs(fd - an) <= 0.02 * scale + 1e-4, "sample %d: finite difference %g, J^T v %g", i,
+                      fd, an);
+    }
+    ck_assert_int_eq(c.input_grad(c.ctx, dz, N - 1, dx), DS_EINVAL);
+    ck_assert_int_eq(c.forward(c.ctx, x, 5, z), DS_EINVAL);
+
+    uint8_t y[1] = {3};
+    ds_attack_record r[9];
+    ds_fgsm_params fp;
+    ds_fgsm_params_default(&fp);
+    ck_assert_int_eq(ds_fgsm(&c, &fp, x, y, 1, 0, r, NULL), DS_OK);
+    ck_assert_int_eq(r[0].zero_grad, 0);
+    ck_assert(r[0].l0 > 0);
+    ds_jsma_params jp;
+    ds_jsma_params_default(&jp);
+    jp.max_iterations = 2;
+    ck_assert_int_eq(ds_jsma(&c, &jp, x, y, 1, 0, r, NULL), DS_OK);
+    for (int a = 0; a < 9; a++) {
+        ck_assert_int_le(r[a].iterations, 2);
+        ck_assert(r[a].success || r[a].l0 > 0); // x > 0 everywhere: some pair qualifies
+    }
+    ds_cw_params cp;
+    ds_cw_params_default(&cp);
+    cp.targets = DS_TARGETS_NONE;
+    cp.steps = 1;
+    cp.max_iterations = 3;
+    ck_assert_int_eq(ds_cw_l2(&c, &cp, x, y, 1, 0, r, NULL), DS_OK);
+    ck_assert_int_eq(r[0].zero_grad, 0);
+    ds_classifier_free(&c);
+    ck_assert_ptr_null(c.ctx);
+    ds_model_free(&m);
+}
+END_TEST
+
 static Suite *attack_suite(void) {
     Suite *s = suite_create("attack");
     TCase *f = tcase_create("fgsm");
@@ -947,6 +1022,10 @@ static Suite *attack_suite(void) {
     tcase_add_test(o, malformed_parameters);
     tcase_add_test(o, results_round_trip);
     suite_add_tcase(s, o);
+    TCase *n = tcase_create("cnn");
+    tcase_set_timeout(n, 120);
+    tcase_add_test(n, cnn_classifier);
+    suite_add_tcase(s, n);
     return s;
 }
 
