@@ -1,0 +1,258 @@
+// figure1: the papers' Figure 1, adversarial success rate (%) of the distilled (student) networks
+// against the distillation temperature (log scale), one curve per attack configuration, with the
+// baseline's rate of the same configuration as a dashed line of the same colour.
+//
+// figure1.dat and figure1.gp are kept in the run folder (`cd RUN && gnuplot figure1.gp` re-plots).
+// gnuplot ($DS_GNUPLOT, default "gnuplot" on the PATH; an empty DS_GNUPLOT skips it) runs without
+// a shell, in the run folder, on a copy of the script whose outputs are the staged names; a
+// missing or failing gnuplot is a one-line warning on stderr, never an error.
+#define _GNU_SOURCE // posix_spawn_file_actions_addchdir_np
+#include "ds_error.h"
+#include "reduce_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+// Configurations with at least one student row, in job order; returns how many.
+static int curve_configs(const reducer *r, int *out) {
+    int n = 0;
+    for (int ai = 0; ai < r->job.nattacks; ai++) {
+        for (int i = 0; i < r->plan.ngroups; i++) {
+            if (r->rows[i].g->attack == ai && r->rows[i].g->role == DS_ROLE_STUDENT) {
+                out[n++] = ai;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
+static const reduce_row *baseline_row(const reducer *r, int ai) {
+    for (int i = 0; i < r->plan.ngroups; i++)
+        if (r->rows[i].g->attack == ai && r->rows[i].g->role == DS_ROLE_BASELINE) return &r->rows[i];
+    return NULL;
+}
+
+static void write_dat(reduce_buf *b, const reducer *r, const int *cfg, int n) {
+    rb_printf(b, "# figure1.dat (distill_sweep): adversarial success of the distilled (student) "
+              "networks against the temperature.\n"
+              "# One block per attack configuration (gnuplot index 0, 1, ...), separated by two "
+              "blank lines.\n"
+              "# columns: T  success_%%  baseline_success_%% (NaN: baseline not attacked)  "
+              "attempts  successes  zero_grad_%%\n");
+    for (int k = 0; k < n; k++) {
+        const ds_job_attack *a = &r->job.attacks[cfg[k]];
+        const reduce_row *base = baseline_row(r, cfg[k]);
+        rb_printf(b, "%s# index %d: [attack %s] %s %s\n", k ? "\n\n" : "", k, a->name,
+                  ds_attack_kind_name(a->kind), a->params);
+        for (int i = 0; i < r->plan.ngroups; i++) {
+            const reduce_row *row = &r->rows[i];
+            if (row->g->attack != cfg[k] || row->g->role != DS_ROLE_STUDENT) continue;
+            rb_printf(b, "%g %.10g ", row->g->temperature, 100 * row->rates.success_rate);
+            if (base) rb_printf(b, "%.10g", 100 * base->rates.success_rate);
+            else rb_printf(b, "NaN");
+            rb_printf(b, " %d %d %.10g\n", row->rates.attempts, row->rates.successes,
+                      100 * row->rates.zero_grad_share);
+        }
+    }
+}
+
+// A gnuplot single-quoted string ('' stands for a quote inside).
+static void gp_str(reduce_buf *b, const char *s) {
+    rb_printf(b, "'");
+    for (; *s; s++) rb_printf(b, *s == '\'' ? "''" : "%c", *s);
+    rb_printf(b, "'");
+}
+
+static void write_gp(reduce_buf *b, const reducer *r, const int *cfg, int n, const char *dat,
+                     const char *png, const char *svg) {
+    double tmin = r->job.temps[0], tmax = r->job.temps[r->job.ntemps - 1];
+    rb_printf(b, "# figure1.gp (distill_sweep): the papers' Figure 1 from figure1.dat.\n"
+              "# Re-plot with: cd <run folder> && gnuplot figure1.gp  (writes figure1.png and "
+              "figure1.svg)\n"
+              "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+              "    set terminal pngcairo size 1000,700 font 'sans,11'\n"
+              "} else {\n"
+              "    set terminal png size 1000,700\n"
+              "}\n"
+              "set output ");
+    gp_str(b, png);
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s, %d training and %d test samples",
+             r->dataset[0] ? r->dataset : "this run", r->plan.train_n, r->plan.test_n);
+    rb_printf(b, "\nset title 'Adversarial success against the distillation temperature "
+              "(Papernot et al. 2016, Figure 1)' . \"\\n\" . ");
+    gp_str(b, sub);
+    rb_printf(b, " noenhanced\n"
+              "set logscale x\n"
+              "set xrange [%g:%g]\n"
+              "set yrange [-2:102]\n"
+              "set xtics (", tmin / 1.4, tmax * 1.4);
+    for (int i = 0; i < r->job.ntemps; i++) rb_printf(b, "%s%g", i ? ", " : "", r->job.temps[i]);
+    rb_printf(b, ")\nset ytics 0, 10, 100\n"
+              "set xlabel 'distillation temperature T (log scale)'\n"
+              "set ylabel 'adversarial success rate (%%)'\n"
+              "set grid\n"
+              "set key outside right top vertical Left reverse noenhanced\n"
+              "# solid: the students (distilled at T); dashed: the baseline, same configuration\n"
+              "plot ");
+    static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
+                                          "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
+    static const int points[] = {7, 5, 9, 11, 13, 15, 4, 6, 8, 10};
+    for (int k = 0; k < n; k++) {
+        const ds_job_attack *a = &r->job.attacks[cfg[k]];
+        const char *kind = ds_attack_kind_name(a->kind), *colour = colours[k % 10];
+        char t[200];
+        // The section name, and the kind when the name does not start with it.
+        if (!strncmp(a->name, kind, strlen(kind))) snprintf(t, sizeof t, "%s", a->name);
+        else snprintf(t, sizeof t, "%s (%s)", a->name, kind);
+        if (k) rb_printf(b, ", \\\n     ");
+        gp_str(b, k ? "" : dat);
+        rb_printf(b, " index %d using 1:2 with linespoints lw 2 pt %d ps 1.3 lc rgb '%s' title ", k,
+                  points[k % 10], colour);
+        gp_str(b, t);
+        if (baseline_row(r, cfg[k])) {
+            size_t len = strlen(t);
+            snprintf(t + len, sizeof t - len, ", baseline");
+            rb_printf(b, ", \\\n     '' index %d using 1:3 with lines dt 2 lw 1.5 lc rgb '%s' "
+                      "title ", k, colour);
+            gp_str(b, t);
+        }
+    }
+    rb_printf(b, "\nset terminal svg size 1000,700 dynamic font 'sans,11'\nset output ");
+    gp_str(b, svg);
+    rb_printf(b, "\nreplot\nunset output\n");
+}
+
+// The first line of a (staged, relative) file in the run folder, for a warning.
+static void first_line(const reducer *r, const char *rel, char *out, size_t cap) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", r->run_dir, rel);
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (fgets(out, (int)cap, f)) out[strcspn(out, "\r\n")] = '\0';
+    fclose(f);
+}
+
+// Runs `prog script` in the run folder, stdout to /dev/null, stderr to the file `log` (both
+// relative to the run folder). Returns the exit status, 127 if prog cannot be run, -1 on errors.
+static int run_in(const char *dir, const char *prog, const char *script, const char *log) {
+    char *argv[] = {(char *)prog, (char *)script, NULL};
+    pid_t pid;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
+    posix_spawn_file_actions_t fa;
+    if (posix_spawn_file_actions_init(&fa)) return -1;
+    int e = posix_spawn_file_actions_addchdir_np(&fa, dir);
+    if (!e) e = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (!e) e = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    if (!e) e = posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (!e) e = posix_spawnp(&pid, prog, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e == ENOENT || e == EACCES || e == ENOEXEC) return 127;
+    if (e) return -1;
+#else
+    pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY), out = open("/dev/null", O_WRONLY);
+        if (chdir(dir) != 0) _exit(126);
+        int err = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in >= 0) dup2(in, 0);
+        if (out >= 0) dup2(out, 1);
+        if (err >= 0) dup2(err, 2);
+        execvp(prog, argv);
+        _exit(127);
+    }
+#endif
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+static int nonempty(const reducer *r, const char *rel) {
+    char path[1200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", r->run_dir, rel);
+    return !stat(path, &st) && S_ISREG(st.st_mode) && st.st_size > 0;
+}
+
+// Runs gnuplot on the staged script; on success marks the staged figures written.
+static int plot(reducer *r, const char *script) {
+    const char *prog = getenv("DS_GNUPLOT");
+    if (!prog) prog = "gnuplot";
+    char path[1200];
+    int rc = reduce_stage(r, "figure1.log", path, sizeof path);
+    if (rc) return rc;
+    int st = *prog ? run_in(r->run_dir, prog, script, reduce_staged_name(r, "figure1.log")) : 127;
+    char msg[256] = "";
+    if (st > 0) first_line(r, reduce_staged_name(r, "figure1.log"), msg, sizeof msg);
+    unlink(path);
+    const char *png = reduce_staged_name(r, "figure1.png"), *svg = reduce_staged_name(r, "figure1.svg");
+    if (st == 0 && nonempty(r, png) && nonempty(r, svg)) {
+        reduce_staged_written(r, "figure1.png");
+        reduce_staged_written(r, "figure1.svg");
+        return DS_OK;
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", r->run_dir, i ? svg : png);
+        unlink(path);
+    }
+    if (st == 127 || st == 126)
+        fprintf(stderr, "distill_sweep: warning: %s not found: no figure1.png/.svg (the tables are "
+                "complete; plot later with: cd %s && gnuplot figure1.gp)\n",
+                *prog ? prog : "gnuplot (DS_GNUPLOT is empty)", r->run_dir);
+    else
+        fprintf(stderr, "distill_sweep: warning: %s failed (status %d%s%s): no figure1.png/.svg "
+                "(the tables are complete; see %s/figure1.gp)\n", prog, st, msg[0] ? ": " : "",
+                msg, r->run_dir);
+    return DS_OK;
+}
+
+int reduce_figure(reducer *r) {
+    int *cfg = malloc(sizeof(int) * ((size_t)r->job.nattacks + 1));
+    if (!cfg) return ds_fail(DS_ENOMEM, "figure1: out of memory");
+    int n = curve_configs(r, cfg), rc = DS_OK;
+    if (n == 0 || r->job.ntemps == 0) { // no student was attacked: nothing to draw
+        free(cfg);
+        return DS_OK;
+    }
+    char path[1200];
+    reduce_buf dat = {0}, gp = {0}, run = {0};
+    write_dat(&dat, r, cfg, n);
+    write_gp(&gp, r, cfg, n, "figure1.dat", "figure1.png", "figure1.svg");
+    // Staged names for gnuplot's own run (the kept script names the final files).
+    if ((rc = reduce_stage(r, "figure1.dat", path, sizeof path)) ||
+        (rc = reduce_stage(r, "figure1.png", path, sizeof path)) ||
+        (rc = reduce_stage(r, "figure1.svg", path, sizeof path)))
+        goto out;
+    write_gp(&run, r, cfg, n, reduce_staged_name(r, "figure1.dat"),
+             reduce_staged_name(r, "figure1.png"), reduce_staged_name(r, "figure1.svg"));
+    if (dat.failed || gp.failed || run.failed) {
+        rc = ds_fail(DS_ENOMEM, "figure1: out of memory");
+        goto out;
+    }
+    if ((rc = reduce_write_text(r, "figure1.dat", dat.s, dat.len)) ||
+        (rc = reduce_write_text(r, "figure1.gp", gp.s, gp.len)) ||
+        (rc = reduce_write_text(r, "figure1-run.gp", run.s, run.len)))
+        goto out;
+    rc = plot(r, reduce_staged_name(r, "figure1-run.gp"));
+    reduce_staged_discard(r, "figure1-run.gp");
+out:
+    rb_free(&dat);
+    rb_free(&gp);
+    rb_free(&run);
+    free(cfg);
+    return rc;
+}

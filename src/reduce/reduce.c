@@ -1,0 +1,258 @@
+// The reducer (ds_reduce.h): rebuilds the run's plan, checks that every task is done, writes
+// weights.h5, soft_labels.h5, adversarial.h5, summary.h5, summary.csv, summary.md and figure1.*
+// under staged names, then renames them into place (see reduce_internal.h).
+#include "ds_reduce.h"
+
+#include "ds_error.h"
+#include "ds_sweep.h"
+#include "reduce_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// ---- Text buffer ----
+
+void rb_printf(reduce_buf *b, const char *fmt, ...) {
+    if (b->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = b->cap - b->len;
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if (b->s && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + (size_t)n + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->failed = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+void rb_free(reduce_buf *b) {
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+// ---- Staging ----
+
+static reduce_output *find_output(const reducer *r, const char *name) {
+    for (int i = 0; i < r->noutputs; i++)
+        if (!strcmp(r->outputs[i].name, name)) return (reduce_output *)&r->outputs[i];
+    return NULL;
+}
+
+int reduce_stage(reducer *r, const char *name, char *out, size_t cap) {
+    reduce_output *o = find_output(r, name);
+    if (!o) {
+        if (r->noutputs == REDUCE_MAX_OUTPUTS)
+            return ds_fail(DS_EINVAL, "reduce: too many outputs (%s)", name);
+        o = &r->outputs[r->noutputs++];
+        o->name = name;
+        o->written = 0;
+        // The pid keeps two reducers of the same run (a --reduce during the sweep's own) apart.
+        snprintf(o->staged, sizeof o->staged, ".reduce-%ld-%s.tmp", (long)getpid(), name);
+    }
+    if ((size_t)snprintf(out, cap, "%s/%s", r->run_dir, o->staged) >= cap)
+        return ds_fail(DS_EINVAL, "%s: run folder path too long", r->run_dir);
+    return DS_OK;
+}
+
+void reduce_staged_written(reducer *r, const char *name) {
+    reduce_output *o = find_output(r, name);
+    if (o) o->written = 1;
+}
+
+void reduce_staged_discard(reducer *r, const char *name) {
+    reduce_output *o = find_output(r, name);
+    if (!o) return;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", r->run_dir, o->staged);
+    unlink(path);
+    o->written = 0;
+}
+
+const char *reduce_staged_name(const reducer *r, const char *name) {
+    const reduce_output *o = find_output(r, name);
+    return o ? o->staged : "";
+}
+
+int reduce_write_text(reducer *r, const char *name, const char *text, size_t len) {
+    char path[1200];
+    int rc = reduce_stage(r, name, path, sizeof path);
+    if (rc) return rc;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot create: %s", path, strerror(errno));
+    reduce_staged_written(r, name); // from now on a failure removes it
+    while (len) {
+        ssize_t w = write(fd, text, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int err = w < 0 ? errno : ENOSPC;
+            close(fd);
+            return ds_fail(ds_errno_code(err), "%s: write failed: %s", path, strerror(err));
+        }
+        text += w;
+        len -= (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        int err = errno;
+        close(fd);
+        return ds_fail(ds_errno_code(err), "%s: fsync failed: %s", path, strerror(err));
+    }
+    if (close(fd) != 0)
+        return ds_fail(ds_errno_code(errno), "%s: close failed: %s", path, strerror(errno));
+    return DS_OK;
+}
+
+static void discard_staged(reducer *r) {
+    char path[1200];
+    for (int i = 0; i < r->noutputs; i++) {
+        snprintf(path, sizeof path, "%s/%s", r->run_dir, r->outputs[i].staged);
+        unlink(path);
+        // The ds_h5 writer's own temporary, in case it was interrupted.
+        snprintf(path, sizeof path, "%s/%s.tmp", r->run_dir, r->outputs[i].staged);
+        unlink(path);
+    }
+}
+
+// Renames every written staged file into place, then fsyncs the folder.
+static int commit_staged(reducer *r) {
+    char from[1200], to[1200];
+    for (int i = 0; i < r->noutputs; i++) {
+        reduce_output *o = &r->outputs[i];
+        if (!o->written) continue;
+        snprintf(from, sizeof from, "%s/%s", r->run_dir, o->staged);
+        snprintf(to, sizeof to, "%s/%s", r->run_dir, o->name);
+        if (rename(from, to) != 0)
+            return ds_fail(ds_errno_code(errno), "%s: cannot rename to %s: %s", from, to,
+                           strerror(errno));
+        o->written = 0;
+    }
+    int fd = open(r->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot open to sync: %s", r->run_dir,
+                               strerror(errno));
+    int st = fsync(fd), err = errno;
+    close(fd);
+    if (st != 0 && err != EINVAL && err != ENOTSUP)
+        return ds_fail(ds_errno_code(err), "%s: fsync failed: %s", r->run_dir, strerror(err));
+    return DS_OK;
+}
+
+// ---- Are all tasks done? ----
+
+// Whether task t has a journal line whose file has the recorded size and CRC (ds_plan.h's rule);
+// *why says what is wrong otherwise.
+static int task_done(const reducer *r, const ds_task *t, const ds_journal_entry *e, int n,
+                     const char **why) {
+    int have_crc = 0, found = 0;
+    uint64_t bytes = 0;
+    uint32_t crc = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(e[i].id, t->id) || strcmp(e[i].file, t->file)) continue;
+        found = 1;
+        if (!have_crc) {
+            char path[1200];
+            ds_plan_task_path(&r->plan, t->index, r->run_dir, path, sizeof path);
+            if (ds_file_crc32(path, &bytes, &crc)) {
+                *why = access(path, F_OK) ? "file missing" : "file unreadable";
+                return 0;
+            }
+            have_crc = 1;
+        }
+        if (bytes == e[i].bytes && crc == e[i].crc) return 1;
+    }
+    *why = found ? "file changed since it was recorded" : "not in tasks/done.log";
+    return 0;
+}
+
+static int check_done(reducer *r) {
+    ds_journal_entry *e = NULL;
+    int n = 0;
+    int rc = ds_journal_read(r->run_dir, &e, &n, NULL);
+    if (rc) return rc;
+    int missing = 0, total = 0;
+    char list[768] = "";
+    size_t len = 0;
+    for (int i = 0; i < r->plan.ntasks; i++) {
+        const ds_task *t = &r->plan.tasks[i];
+        if (t->kind == DS_TASK_REDUCE) continue;
+        total++;
+        const char *why = "";
+        if (task_done(r, t, e, n, &why)) continue;
+        if (++missing <= 4 && len < sizeof list)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s (%s: %s)",
+                                    missing > 1 ? ", " : "", t->id, t->file, why);
+    }
+    free(e);
+    if (missing)
+        return ds_fail(DS_EIO, "%s: %d of %d tasks are not done: %s%s; run the sweep again to "
+                       "finish them, then reduce", r->run_dir, missing, total, list,
+                       missing > 4 ? ", ..." : "");
+    return DS_OK;
+}
+
+// The dataset name recorded in run.txt (informative: for summary.md).
+static void read_dataset_name(reducer *r) {
+    char path[1200], line[512];
+    snprintf(path, sizeof path, "%s/run.txt", r->run_dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "dataset %31s", r->dataset) == 1) break;
+    fclose(f);
+}
+
+int ds_reduce_run(const char *run_dir) {
+    if (!run_dir || !*run_dir) return ds_fail(DS_EINVAL, "reduce: no run folder given");
+    reducer *r = calloc(1, sizeof *r);
+    if (!r) return ds_fail(DS_ENOMEM, "%s: out of memory", run_dir);
+    r->run_dir = run_dir;
+    int rc = ds_plan_load_run(run_dir, &r->job, &r->plan);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    r->prov = (ds_provenance){.job_text = r->job.text, .code_version = ds_code_version(),
+                              .seed = r->job.seed, .task = "reduce"};
+    read_dataset_name(r);
+    r->test_accuracy = malloc(sizeof(double) * (size_t)r->plan.ntasks);
+    r->rows = calloc((size_t)r->plan.ngroups + 1, sizeof *r->rows);
+    if (!r->test_accuracy || !r->rows) rc = ds_fail(DS_ENOMEM, "%s: out of memory", run_dir);
+    for (int i = 0; !rc && i < r->plan.ntasks; i++) r->test_accuracy[i] = NAN;
+
+    if (!rc) rc = check_done(r);
+    if (!rc) rc = reduce_weights(r);
+    if (!rc) rc = reduce_soft_labels(r);
+    if (!rc) rc = reduce_adversarial(r);
+    if (!rc) rc = reduce_summary_h5(r);
+    if (!rc) rc = reduce_summary_csv(r);
+    if (!rc) rc = reduce_summary_md(r);
+    if (!rc) rc = reduce_figure(r);
+    if (!rc) rc = commit_staged(r);
+    if (rc) discard_staged(r);
+
+    free(r->test_accuracy);
+    free(r->rows);
+    ds_plan_free(&r->plan);
+    ds_job_free(&r->job);
+    free(r);
+    return rc;
+}

@@ -1,0 +1,382 @@
+// The summary tables: summary.h5 (compound dataset "summary"), summary.csv (machine-readable,
+// byte-identical for any number of ranks) and summary.md (for people, beside the papers' numbers).
+// One row per ds_attack_group, in plan order; the rates are ds_attack_rates (ds_attack.h).
+#include "ds_error.h"
+#include "ds_h5.h"
+#include "reduce_internal.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *reduce_row_params(const reduce_row *row) { return row->a->params; }
+
+// ---- summary.h5 ----
+
+// The memory layout of one row of the "summary" dataset: the CSV's columns first, then extras.
+typedef struct {
+    const char *model;
+    double temperature;
+    const char *attack;
+    const char *params;
+    int64_t n, successes;
+    double success_rate, clean_accuracy, zero_grad_share;
+    double test_accuracy;          // of the attacked model
+    double success_rate_correct;   // over attempts whose clean prediction was right
+    const char *config;            // the job's [attack NAME]
+    const char *role;
+    int64_t first, count;          // test samples
+    int64_t correct, correct_successes, zero_grad;
+    double mean_l0, mean_l2, mean_linf, mean_iterations; // over successful attempts (iterations: all)
+} summary_row;
+
+static hid_t summary_type(hid_t str) {
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(summary_row));
+    if (t < 0) return t;
+    herr_t e = 0;
+#define F(name, type) e |= H5Tinsert(t, #name, HOFFSET(summary_row, name), type)
+    F(model, str);
+    F(temperature, H5T_NATIVE_DOUBLE);
+    F(attack, str);
+    F(params, str);
+    F(n, H5T_NATIVE_INT64);
+    F(successes, H5T_NATIVE_INT64);
+    F(success_rate, H5T_NATIVE_DOUBLE);
+    F(clean_accuracy, H5T_NATIVE_DOUBLE);
+    F(zero_grad_share, H5T_NATIVE_DOUBLE);
+    F(test_accuracy, H5T_NATIVE_DOUBLE);
+    F(success_rate_correct, H5T_NATIVE_DOUBLE);
+    F(config, str);
+    F(role, str);
+    F(first, H5T_NATIVE_INT64);
+    F(count, H5T_NATIVE_INT64);
+    F(correct, H5T_NATIVE_INT64);
+    F(correct_successes, H5T_NATIVE_INT64);
+    F(zero_grad, H5T_NATIVE_INT64);
+    F(mean_l0, H5T_NATIVE_DOUBLE);
+    F(mean_l2, H5T_NATIVE_DOUBLE);
+    F(mean_linf, H5T_NATIVE_DOUBLE);
+    F(mean_iterations, H5T_NATIVE_DOUBLE);
+#undef F
+    if (e < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+static void fill_row(const reduce_row *r, summary_row *s) {
+    const ds_attack_rates *q = &r->rates;
+    *s = (summary_row){
+        .model = r->g->model, .temperature = r->g->temperature,
+        .attack = ds_attack_kind_name(r->a->kind), .params = reduce_row_params(r),
+        .n = q->attempts, .successes = q->successes, .success_rate = q->success_rate,
+        .clean_accuracy = r->clean_accuracy, .zero_grad_share = q->zero_grad_share,
+        .test_accuracy = r->test_accuracy, .success_rate_correct = q->success_rate_correct,
+        .config = r->a->name, .role = ds_role_name(r->g->role), .first = r->g->first,
+        .count = r->g->count, .correct = q->correct, .correct_successes = q->correct_successes,
+        .zero_grad = q->zero_grad, .mean_l0 = q->mean_l0, .mean_l2 = q->mean_l2,
+        .mean_linf = q->mean_linf, .mean_iterations = q->mean_iterations};
+}
+
+static int write_summary(hid_t file, const reducer *r) {
+    int n = r->plan.ngroups, rc = DS_OK;
+    summary_row *rows = calloc((size_t)n + 1, sizeof *rows);
+    if (!rows) return ds_fail(DS_ENOMEM, "summary.h5: out of memory");
+    for (int i = 0; i < n; i++) fill_row(&r->rows[i], &rows[i]);
+    hid_t str = H5Tcopy(H5T_C_S1), mem = H5I_INVALID_HID, packed = H5I_INVALID_HID;
+    hid_t space = H5I_INVALID_HID, d = H5I_INVALID_HID;
+    hsize_t dims[1] = {(hsize_t)n};
+    if (str < 0 || H5Tset_size(str, H5T_VARIABLE) < 0 || H5Tset_cset(str, H5T_CSET_UTF8) < 0 ||
+        (mem = summary_type(str)) < 0 || (packed = H5Tcopy(mem)) < 0 || H5Tpack(packed) < 0 ||
+        (space = H5Screate_simple(1, dims, NULL)) < 0) {
+        rc = ds_h5_fail(DS_EIO, file, "summary", "cannot make the row type");
+        goto out;
+    }
+    d = H5Dcreate2(file, "summary", packed, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0) {
+        rc = ds_h5_fail(DS_EIO, file, "summary", "cannot create dataset");
+        goto out;
+    }
+    if (n > 0 && H5Dwrite(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) {
+        rc = ds_h5_fail(DS_EIO, file, "summary", "cannot write dataset");
+        goto out;
+    }
+    rc = ds_h5_attr_set_string(d, "success_rate", "successes / n attempts (ds_attack_rates)");
+    if (!rc) rc = ds_h5_attr_set_string(d, "clean_accuracy", "attempts whose clean input the "
+                                        "model classified correctly / n");
+    if (!rc) rc = ds_h5_attr_set_string(d, "zero_grad_share", "attempts whose first input "
+                                        "gradient was exactly zero / n");
+out:
+    if (d >= 0) H5Dclose(d);
+    if (space >= 0) H5Sclose(space);
+    if (packed >= 0) H5Tclose(packed);
+    if (mem >= 0) H5Tclose(mem);
+    if (str >= 0) H5Tclose(str);
+    free(rows);
+    return rc;
+}
+
+int reduce_summary_h5(reducer *r) {
+    char path[1200];
+    int rc = reduce_stage(r, "summary.h5", path, sizeof path);
+    if (rc) return rc;
+    ds_h5_writer w;
+    if ((rc = ds_h5_begin(&w, path, &r->prov))) return rc;
+    rc = write_summary(w.file, r);
+    if (!rc) rc = ds_h5_attr_set_string(w.file, "dataset", r->dataset);
+    if (!rc) rc = ds_h5_attr_set_int64(w.file, "train_n", r->plan.train_n);
+    if (!rc) rc = ds_h5_attr_set_int64(w.file, "test_n", r->plan.test_n);
+    if (rc) {
+        ds_h5_abandon(&w);
+        return rc;
+    }
+    reduce_staged_written(r, "summary.h5");
+    return ds_h5_commit(&w);
+}
+
+// ---- summary.csv ----
+
+// A field per RFC 4180: quoted (with inner quotes doubled) if it holds a comma, quote or newline.
+static void csv_field(reduce_buf *b, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        rb_printf(b, "%s", s);
+        return;
+    }
+    rb_printf(b, "\"");
+    for (; *s; s++) rb_printf(b, *s == '"' ? "\"\"" : "%c", *s);
+    rb_printf(b, "\"");
+}
+
+int reduce_summary_csv(reducer *r) {
+    reduce_buf b = {0};
+    rb_printf(&b, "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,"
+              "zero_grad_share\n");
+    for (int i = 0; i < r->plan.ngroups; i++) {
+        const reduce_row *row = &r->rows[i];
+        csv_field(&b, row->g->model);
+        rb_printf(&b, ",%g,", row->g->temperature);
+        csv_field(&b, ds_attack_kind_name(row->a->kind));
+        rb_printf(&b, ",");
+        csv_field(&b, reduce_row_params(row));
+        rb_printf(&b, ",%d,%d,%.17g,%.17g,%.17g\n", row->rates.attempts, row->rates.successes,
+                  row->rates.success_rate, row->clean_accuracy, row->rates.zero_grad_share);
+    }
+    int rc = b.failed ? ds_fail(DS_ENOMEM, "summary.csv: out of memory")
+                      : reduce_write_text(r, "summary.csv", b.s, b.len);
+    rb_free(&b);
+    return rc;
+}
+
+// ---- summary.md ----
+
+static void pct(reduce_buf *b, double x) {
+    if (isnan(x)) rb_printf(b, "—");
+    else rb_printf(b, "%.2f", 100.0 * x);
+}
+
+// The row of attack configuration ai against model, or NULL.
+static const reduce_row *find_row(const reducer *r, const char *model, int ai) {
+    for (int i = 0; i < r->plan.ngroups; i++)
+        if (r->rows[i].g->attack == ai && !strcmp(r->rows[i].g->model, model)) return &r->rows[i];
+    return NULL;
+}
+
+// The first attack configuration that is the papers' FGSM (eps 0.3 on the softmax, true labels)
+// or JSMA (JSMA-F, theta +1, gamma 14.5%), or -1.
+static int paper_attack(const ds_job *job, ds_attack_kind kind) {
+    for (int i = 0; i < job->nattacks; i++) {
+        const ds_job_attack *a = &job->attacks[i];
+        const ds_craft_params *c = &a->craft;
+        if (a->kind != kind || c->space != 0) continue;
+        if (kind == DS_KIND_FGSM && fabs(c->eps - 0.3) < 1e-9 && c->labels_true) return i;
+        if (kind == DS_KIND_JSMA && c->theta == 1 && fabs(c->gamma - 0.145) < 1e-9) return i;
+    }
+    return -1;
+}
+
+static const char *T100_STUDENT = "T100/student";
+
+static void md_models(reduce_buf *b, const reducer *r) {
+    rb_printf(b, "## Models\n\n"
+              "Test accuracy on the %d test samples of the run (the `test_accuracy` attribute of "
+              "each model in weights.h5).\n\n"
+              "| model | role | T | epochs | test accuracy (%%) |\n|---|---|---:|---:|---:|\n",
+              r->plan.test_n);
+    int bad = 0;
+    for (int i = 0; i < r->plan.ntasks; i++) {
+        const ds_task *t = &r->plan.tasks[i];
+        if (t->kind != DS_TASK_TRAIN) continue;
+        rb_printf(b, "| %s | %s | %g | %d", t->model, ds_role_name(t->role), t->temperature,
+                  t->epochs);
+        if (t->source_task >= 0)
+            rb_printf(b, " (+%d warm start)", r->plan.tasks[t->source_task].epochs);
+        rb_printf(b, " | ");
+        pct(b, r->test_accuracy[i]);
+        rb_printf(b, " |\n");
+        bad += t->role != DS_ROLE_WARMSTART && r->test_accuracy[i] < 0.5;
+    }
+    if (bad) {
+        rb_printf(b, "\n**Warning:** ");
+        int k = 0;
+        for (int i = 0; i < r->plan.ntasks; i++) {
+            const ds_task *t = &r->plan.tasks[i];
+            if (t->kind == DS_TASK_TRAIN && t->role != DS_ROLE_WARMSTART &&
+                r->test_accuracy[i] < 0.5)
+                rb_printf(b, "%s%s (%.2f%%)", k++ ? ", " : "", t->model, 100 * r->test_accuracy[i]);
+        }
+        rb_printf(b, " did not learn (test accuracy below 50%%): attack success rates against "
+                  "%s are meaningless. Train longer, or use a warm start ([train] warm_start).\n",
+                  bad > 1 ? "them" : "it");
+    }
+    rb_printf(b, "\n");
+}
+
+static void md_attacks(reduce_buf *b, const reducer *r) {
+    rb_printf(b, "## Attacks\n\n"
+              "One row per attack configuration and model, in plan order (summary.csv has the "
+              "same rows as fractions at full precision). *success* is over all attempts, "
+              "*on correct* over the attempts whose clean input the model classified correctly; "
+              "*zero grad.* is the share of attempts whose first input gradient was exactly zero "
+              "(gradient masking).\n\n"
+              "| model | T | attack | configuration | params | attempts | successes | success (%%) "
+              "| on correct (%%) | clean accuracy (%%) | zero grad. (%%) |\n"
+              "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < r->plan.ngroups; i++) {
+        const reduce_row *row = &r->rows[i];
+        rb_printf(b, "| %s | %g | %s | %s | %s | %d | %d | ", row->g->model, row->g->temperature,
+                  ds_attack_kind_name(row->a->kind), row->a->name, reduce_row_params(row),
+                  row->rates.attempts, row->rates.successes);
+        pct(b, row->rates.success_rate);
+        rb_printf(b, " | ");
+        if (row->rates.correct) pct(b, row->rates.success_rate_correct);
+        else rb_printf(b, "—");
+        rb_printf(b, " | ");
+        pct(b, row->clean_accuracy);
+        rb_printf(b, " | ");
+        pct(b, row->rates.zero_grad_share);
+        rb_printf(b, " |\n");
+    }
+    if (!r->plan.ngroups) rb_printf(b, "| (no attacks in this job) | | | | | | | | | | |\n");
+    rb_printf(b, "\n");
+}
+
+// One "Beside the papers" line: ours is the row's success rate (or a model's test accuracy).
+static void paper_line(reduce_buf *b, const char *what, const char *paper, const reduce_row *row,
+                       const char *missing) {
+    rb_printf(b, "| %s | %s | ", what, paper);
+    if (!row) {
+        rb_printf(b, "— | %s |\n", missing);
+        return;
+    }
+    pct(b, row->rates.success_rate);
+    rb_printf(b, " | [attack %s], %d attempts on %d samples", row->a->name, row->rates.attempts,
+              row->g->count);
+    if (row->a->kind == DS_KIND_FGSM && row->rates.correct) {
+        rb_printf(b, "; ");
+        pct(b, row->rates.success_rate_correct);
+        rb_printf(b, "%% over the %d correctly classified", row->rates.correct);
+    }
+    if (row->rates.zero_grad) {
+        rb_printf(b, "; zero gradient in ");
+        pct(b, row->rates.zero_grad_share);
+        rb_printf(b, "%%");
+    }
+    rb_printf(b, " |\n");
+}
+
+static void accuracy_line(reduce_buf *b, const reducer *r, const char *what, const char *paper,
+                          const char *model) {
+    int t = ds_plan_model_task(&r->plan, model);
+    rb_printf(b, "| %s | %s | ", what, paper);
+    if (t < 0) {
+        rb_printf(b, "— | no %s in this sweep |\n", model);
+        return;
+    }
+    pct(b, r->test_accuracy[t]);
+    rb_printf(b, " | %s, %d test samples |\n", model, r->plan.test_n);
+}
+
+static void md_papers(reduce_buf *b, const reducer *r) {
+    const ds_job *job = &r->job;
+    int has100 = ds_plan_model_task(&r->plan, T100_STUDENT) >= 0;
+    rb_printf(b, "## Beside the papers\n\n"
+              "Papernot et al., *Distillation as a Defense to Adversarial Perturbations against "
+              "Deep Neural Networks* (S&P 2016), MNIST. The papers crafted FGSM examples for all "
+              "10,000 test samples and ran JSMA on a subset (about 100 samples, 9 targets each); "
+              "compare with care when this run used fewer samples or shorter training.\n\n"
+              "| quantity | paper (%%) | this run (%%) | notes |\n|---|---:|---:|---|\n");
+    accuracy_line(b, r, "baseline test accuracy", "99.51", "baseline");
+    accuracy_line(b, r, "distilled (T=100 student) test accuracy", "99.05", T100_STUDENT);
+    const char *no100 = has100 ? "T100/student not attacked by this configuration"
+                               : "T=100 is not in this sweep";
+    int f = paper_attack(job, DS_KIND_FGSM), j = paper_attack(job, DS_KIND_JSMA);
+    const char *nof = "no FGSM eps=0.3 space=softmax labels=true configuration in this job";
+    const char *noj = "no JSMA theta=1 gamma=0.145 space=softmax configuration in this job";
+    paper_line(b, "FGSM eps=0.3 success on the baseline", "88.03",
+               f < 0 ? NULL : find_row(r, "baseline", f), f < 0 ? nof : "baseline not attacked");
+    paper_line(b, "FGSM eps=0.3 success at T=100", "below 1.5",
+               f < 0 ? NULL : find_row(r, T100_STUDENT, f), f < 0 ? nof : no100);
+    paper_line(b, "JSMA success on the baseline", "~96-97 (reported)",
+               j < 0 ? NULL : find_row(r, "baseline", j), j < 0 ? noj : "baseline not attacked");
+    paper_line(b, "JSMA success at T=100", "0.45", j < 0 ? NULL : find_row(r, T100_STUDENT, j),
+               j < 0 ? noj : no100);
+    rb_printf(b, "\n");
+}
+
+static void md_definitions(reduce_buf *b, const reducer *r) {
+    int kinds[4] = {0}, untargeted_cw = 0, targeted_cw = 0;
+    for (int i = 0; i < r->job.nattacks; i++) {
+        const ds_job_attack *a = &r->job.attacks[i];
+        kinds[a->kind] = 1;
+        if (a->kind == DS_KIND_CW_L2 && a->craft.targeted) targeted_cw = 1;
+        if (a->kind == DS_KIND_CW_L2 && !a->craft.targeted) untargeted_cw = 1;
+    }
+    rb_printf(b, "## Success-rate definitions\n\n"
+              "Every rate is computed by `ds_attack_rates_compute` (src/attack/common.c) over the "
+              "per-attempt records in adversarial.h5.\n\n");
+    if (kinds[DS_KIND_FGSM])
+        rb_printf(b, "- **fgsm**: one attempt per test sample; success = the adversarial example "
+                  "is misclassified. *success* is over all samples (the papers' table), *on "
+                  "correct* over the samples the model classified correctly.\n");
+    if (kinds[DS_KIND_JSMA])
+        rb_printf(b, "- **jsma**: targeted at every class but the true one, 9 attempts per "
+                  "sample; success = the model outputs the target within the budget. The rate is "
+                  "over (sample, target) attempts.\n");
+    if (targeted_cw)
+        rb_printf(b, "- **cw-l2** (targeted): like JSMA, over (sample, target) attempts; success "
+                  "= the model outputs the target.\n");
+    if (untargeted_cw)
+        rb_printf(b, "- **cw-l2** (untargeted): one attempt per sample; success = "
+                  "misclassified.\n");
+    if (kinds[DS_KIND_TRANSFER])
+        rb_printf(b, "- **transfer**: examples crafted on the source model (params `source=`), "
+                  "shown to the attacked model; over the source attack's attempts (per sample "
+                  "for FGSM, per (sample, target) for JSMA and targeted C&W); success = the "
+                  "attacked model misclassifies (untargeted crafting) or outputs the target.\n");
+    rb_printf(b, "- *clean accuracy*: share of the attempts whose clean input the attacked model "
+              "classified correctly.\n\n");
+}
+
+int reduce_summary_md(reducer *r) {
+    reduce_buf b = {0};
+    rb_printf(&b, "# distill_sweep results: %s\n\n", r->job.name);
+    rb_printf(&b, "Dataset %s: %d training and %d test samples; job seed %llu; temperatures",
+              r->dataset[0] ? r->dataset : "(unknown)", r->plan.train_n, r->plan.test_n,
+              (unsigned long long)r->job.seed);
+    for (int i = 0; i < r->job.ntemps; i++) rb_printf(&b, " %g", r->job.temps[i]);
+    rb_printf(&b, "; %s. Code %s. Files: weights.h5, soft_labels.h5, adversarial.h5, summary.h5, "
+              "summary.csv, figure1.png (figure1.gp and figure1.dat to re-plot).\n\n",
+              r->job.warm_start > 0 ? "teachers and students start from a shared warm start"
+                                    : "every network trained from scratch",
+              ds_code_version());
+    md_models(&b, r);
+    md_attacks(&b, r);
+    md_papers(&b, r);
+    md_definitions(&b, r);
+    int rc = b.failed ? ds_fail(DS_ENOMEM, "summary.md: out of memory")
+                      : reduce_write_text(r, "summary.md", b.s, b.len);
+    rb_free(&b);
+    return rc;
+}
