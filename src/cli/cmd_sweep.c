@@ -3,8 +3,6 @@
 // Only this command initialises MPI (the others run as plain programs).
 #include "ds_error.h"
 #include "ds_reduce.h"
-// Until src/reduce/ lands: a weak reference, so that the program links without it.
-#pragma weak ds_reduce_run
 #include "ds_sweep.h"
 
 #include <mpi.h>
@@ -28,8 +26,7 @@ static void usage(FILE *f) {
 }
 
 static int reduce_only(const char *run_dir) {
-    int rc = ds_reduce_run ? ds_reduce_run(run_dir)
-                           : ds_fail(DS_EINVAL, "this build has no reducer (src/reduce/)");
+    int rc = ds_reduce_run(run_dir);
     if (rc) {
         fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
         return 1;
