@@ -9,7 +9,7 @@
 CC      := mpicc
 PREFIX  ?= /usr/local
 PKGS    := ompi-c hdf5-openmpi openblas zlib inih
-OPT     ?= -O2 -march=native
+OPT     ?= -O3 -march=native
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 ifeq ($(filter deps clean,$(MAKECMDGOALS)),)

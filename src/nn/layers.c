@@ -9,18 +9,21 @@
 #include <string.h>
 
 // x[o, i] += b[o], then max(x, 0) if relu: one pass for both.
-static void add_bias(float *x, const float *b, int rows, int cols, int relu) {
+static void add_bias(float *restrict x, const float *restrict b, int rows, int cols, int relu) {
     for (int o = 0; o < rows; o++) {
         float *row = x + (size_t)o * cols, bo = b[o];
         if (relu)
-            for (int i = 0; i < cols; i++) row[i] = row[i] + bo > 0.0f ? row[i] + bo : 0.0f;
+            for (int i = 0; i < cols; i++) {
+                float v = row[i] + bo;
+                row[i] = v > 0.0f ? v : 0.0f;
+            }
         else
             for (int i = 0; i < cols; i++) row[i] += bo;
     }
 }
 
 // col [C*9, G*Ho*Wo]: row (c,kh,kw), column (g,oh,ow) holds in[c][g][oh+kh][ow+kw].
-static void im2col(float *col, const float *in, int G, int C, int H, int W) {
+static void im2col(float *restrict col, const float *restrict in, int G, int C, int H, int W) {
     int Ho = H - 2, Wo = W - 2;
     size_t N = (size_t)G * Ho * Wo;
     for (int c = 0; c < C; c++)
@@ -29,15 +32,18 @@ static void im2col(float *col, const float *in, int G, int C, int H, int W) {
                 float *row = col + ((size_t)(c * 3 + kh) * 3 + kw) * N;
                 for (int g = 0; g < G; g++) {
                     const float *src = in + ((size_t)c * G + g) * H * W + kh * W + kw;
-                    float *dst = row + (size_t)g * Ho * Wo;
-                    for (int oh = 0; oh < Ho; oh++)
-                        for (int ow = 0; ow < Wo; ow++) dst[oh * Wo + ow] = src[oh * W + ow];
+                    float *restrict dst = row + (size_t)g * Ho * Wo;
+                    for (int oh = 0; oh < Ho; oh++) {
+                        const float *restrict s = src + (size_t)oh * W;
+                        float *restrict d = dst + (size_t)oh * Wo;
+                        for (int ow = 0; ow < Wo; ow++) d[ow] = s[ow];
+                    }
                 }
             }
 }
 
 // The adjoint of im2col: din = 0, then din[c][g][oh+kh][ow+kw] += dcol[(c,kh,kw)][(g,oh,ow)].
-static void col2im(float *din, const float *dcol, int G, int C, int H, int W) {
+static void col2im(float *restrict din, const float *restrict dcol, int G, int C, int H, int W) {
     int Ho = H - 2, Wo = W - 2;
     size_t N = (size_t)G * Ho * Wo;
     memset(din, 0, (size_t)C * G * H * W * sizeof(float));
