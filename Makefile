@@ -3,6 +3,8 @@
 #   make check      every test (unit tests with Check, then the integration scripts)
 #   make check-sanitize   the unit tests under AddressSanitizer + UBSan
 #   make bench      benchmarks, one "bench <name> <value> <unit>" line each
+#   make demo       a small sweep on 2 ranks (jobs/demo.job): the README's main command
+#   make data       download MNIST to data/mnist (MD5-checked)
 #   make deps       install the Debian packages (as root) or print the command to run
 #   make install PREFIX=/usr/local
 
@@ -14,6 +16,14 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
   PKG_OK := $(shell pkg-config --exists $(PKGS) check && echo yes)
+  # On a fresh machine, as root: install the Debian packages first (scripts/deps.sh).
+  ifneq ($(PKG_OK),yes)
+    ifeq ($(shell id -u),0)
+      $(info missing libraries: installing them with scripts/deps.sh)
+      DEPS_RC := $(shell bash scripts/deps.sh >&2; echo $$?)
+      PKG_OK := $(shell pkg-config --exists $(PKGS) check && echo yes)
+    endif
+  endif
   ifneq ($(PKG_OK),yes)
     $(error missing libraries ($(shell pkg-config --print-errors --exists $(PKGS) check 2>&1 | head -1)); run 'make deps' (as root) or: $(shell scripts/deps.sh --print))
   endif
@@ -37,7 +47,7 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS := $(sort $(wildcard tests/it_*.sh))
 
-.PHONY: all check check-unit check-sanitize bench deps install clean
+.PHONY: all check check-unit check-sanitize bench deps data demo install clean
 
 all: bin/distill_sweep
 
@@ -81,6 +91,12 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libds.a
 
 deps:
 	@bash scripts/deps.sh
+
+data:
+	@bash scripts/get_mnist.sh data/mnist
+
+demo: bin/distill_sweep
+	bash scripts/mpirun.sh -np 2 bin/distill_sweep jobs/demo.job
 
 install: bin/distill_sweep
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/distill_sweep/jobs $(DESTDIR)$(PREFIX)/share/distill_sweep/slurm
