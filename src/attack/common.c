@@ -73,19 +73,19 @@ static int parse_name(const char *s, const char *const *names, int count, const 
 }
 
 int ds_space_parse(const char *s, ds_space *out) {
-    int v, rc = parse_name(s, space_names, 3, "space", &v);
+    int v = 0, rc = parse_name(s, space_names, 3, "space", &v);
     if (!rc) *out = (ds_space)v;
     return rc;
 }
 
 int ds_label_mode_parse(const char *s, ds_label_mode *out) {
-    int v, rc = parse_name(s, label_names, 2, "label mode", &v);
+    int v = 0, rc = parse_name(s, label_names, 2, "label mode", &v);
     if (!rc) *out = (ds_label_mode)v;
     return rc;
 }
 
 int ds_target_mode_parse(const char *s, ds_target_mode *out) {
-    int v, rc = parse_name(s, target_names, 2, "target mode", &v);
+    int v = 0, rc = parse_name(s, target_names, 2, "target mode", &v);
     if (!rc) *out = (ds_target_mode)v;
     return rc;
 }
