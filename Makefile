@@ -34,14 +34,14 @@ ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
 endif
 
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra $(OPT) -g -fopenmp \
-           -Iinclude $(PKG_CFLAGS) -DDS_VERSION=\"$(VERSION)\"
+           -Iinclude $(PKG_CFLAGS)
 LDLIBS  := $(PKG_LIBS) -lm
 
 BUILD   ?= build
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 LIB_SRC := $(filter-out src/cli/%,$(LIB_SRC))
 CLI_SRC := $(wildcard src/cli/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/version.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -57,6 +57,18 @@ bin/distill_sweep: $(CLI_OBJ) $(BUILD)/libds.a
 
 $(BUILD)/libds.a: $(LIB_OBJ)
 	ar rcs $@ $^
+
+# The code version (git describe) in its own file, rewritten only when it changes, so that
+# provenance attributes never carry a stale version and nothing else recompiles.
+$(BUILD)/version.c: FORCE
+	@mkdir -p $(BUILD)
+	@printf 'const char ds_build_version[] = "%s";\n' '$(VERSION)' > $@.new
+	@cmp -s $@.new $@ && rm $@.new || mv $@.new $@
+
+$(BUILD)/version.o: $(BUILD)/version.c
+	$(CC) -c -o $@ $<
+
+FORCE:
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)

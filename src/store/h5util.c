@@ -532,13 +532,9 @@ int ds_h5_attr_get_uint64(hid_t loc, const char *name, uint64_t *value) {
 
 // ---- Versions and provenance ----
 
-const char *ds_code_version(void) {
-#ifdef DS_VERSION
-    return DS_VERSION[0] ? DS_VERSION : "unknown";
-#else
-    return "unknown";
-#endif
-}
+extern const char ds_build_version[]; // build/version.c, written by the Makefile
+
+const char *ds_code_version(void) { return ds_build_version[0] ? ds_build_version : "unknown"; }
 
 // Appends the first line of s to out (cap bytes in all).
 static void append_line(char *out, size_t cap, const char *sep, const char *s) {
