@@ -68,6 +68,7 @@ typedef struct {
 typedef struct {
     char name[DS_JOB_NAME]; // section [attack NAME]: [A-Za-z0-9_.-]+, unique; used in file names
     int line;               // line of the section header
+    int range_line;         // line of `samples` (or `first`, or the header), for errors
     ds_attack_kind kind;    // fgsm, jsma, cw-l2 or transfer
     ds_craft_params craft;  // kind's parameters; for transfer, those of the crafting attack
     char source[DS_JOB_NAME]; // transfer: the model the examples are crafted on ("baseline")

@@ -44,15 +44,7 @@ for _ in $(seq 600); do
     kill -0 $mpipid 2>/dev/null || break
     sleep 0.1
 done
-ranks=$(pgrep -P $mpipid || true)
-kill -9 $mpipid $ranks 2>/dev/null
-wait $mpipid 2>/dev/null
-for _ in $(seq 50); do # the ranks are gone before we start again
-    alive=0
-    for p in $ranks; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.1
-done
+kill_run $mpipid
 before=$(journaled "$WORK/results/b")
 nbefore=$(echo "$before" | grep -c . || true)
 [ "$nbefore" -lt "$ntasks" ] || fail "B: the run finished before it could be killed"

@@ -207,7 +207,7 @@ START_TEST(error_cases) {
                  "not a model of this job");
     expect_error(BASE "[attack a]\nkind = transfer\ncraft = transfer\n", "bad.job:5:", "craft");
     // Plan-level: the sample range checked against the real test set (64 samples here).
-    expect_error(BASE ATK "first = 60\nsamples = 10\n", "bad.job:3:", "do not fit in the test set of 64");
+    expect_error(BASE ATK "first = 60\nsamples = 10\n", "bad.job:6:", "do not fit in the test set of 64");
     // A line longer than inih's buffer.
     char longline[400];
     snprintf(longline, sizeof longline, BASE "[train]\nlr = 0.1%0300d\n", 0);

@@ -537,6 +537,10 @@ static void parse_attack(parser *p, ds_job *job, const char *s, int header) {
     a->shard = default_shard(craft);
     get_int(p, s, "first", 0, 1000000000, 0, &a->first);
     get_int(p, s, "samples", 1, 1000000000, 1, &a->samples);
+    {
+        entry *rs = find(p, s, "samples"), *rf = find(p, s, "first");
+        a->range_line = rs ? rs->line : rf ? rf->line : header;
+    }
     get_int(p, s, "shard", 1, 1000000000, 0, &a->shard);
     if (job->test_samples > 0) {
         int end = a->samples < 0 ? job->test_samples : a->first + a->samples;

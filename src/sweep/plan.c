@@ -170,7 +170,7 @@ int ds_plan_build(ds_plan *plan, const ds_job *job, int train_n, int test_n) {
         int count = a->samples < 0 ? test_n - a->first : a->samples;
         if (a->first >= test_n || count < 1 || a->first + count > test_n)
             return ds_fail(DS_EINVAL, "%s:%d: [attack %s]: test samples [%d, %d) do not fit in "
-                           "the test set of %d samples", job->path, a->line, a->name, a->first,
+                           "the test set of %d samples", job->path, a->range_line, a->name, a->first,
                            a->first + (count > 0 ? count : 0), test_n);
         long shards = (count + a->shard - 1) / a->shard;
         ntasks += shards * nmodels;

@@ -12,8 +12,6 @@
 
 #include "ds_error.h"
 #include "ds_reduce.h"
-// Until src/reduce/ lands: a weak reference, so that the program links without it.
-#pragma weak ds_reduce_run
 #include "ds_store.h"
 
 #include <errno.h>
@@ -466,6 +464,11 @@ int ds_sweep_run(const ds_sweep_options *o) {
     ds_dataset train = {0}, test = {0};
     if (rank == 0) {
         rc = ds_run_load_data(&job, &run, &train, &test, stdout);
+        if (!rc) { // a job whose plan is impossible creates no run folder
+            ds_plan check;
+            rc = ds_plan_build(&check, &job, run.train_n, run.test_n);
+            if (!rc) ds_plan_free(&check);
+        }
         if (!rc) rc = ds_run_open(&job, &run, o->new_run, stdout);
         s.status = rc;
         if (!rc) {
@@ -593,8 +596,7 @@ int ds_sweep_run(const ds_sweep_options *o) {
         if (!status) {
             say(&c.pr, "all %d tasks done; reducing into %s", c.pr.ntasks, s.run_dir);
             double t0 = now_s();
-            rc = ds_reduce_run ? ds_reduce_run(s.run_dir)
-                               : ds_fail(DS_EINVAL, "this build has no reducer (src/reduce/)");
+            rc = ds_reduce_run(s.run_dir);
             if (rc) {
                 say(&c.pr, "FAILED reduce: %s (the task results are complete; fix and run "
                     "distill_sweep --reduce %s)", ds_errmsg(), s.run_dir);
