@@ -150,10 +150,10 @@ void ds_jsma_params_default(ds_jsma_params *p) {
 void ds_cw_params_default(ds_cw_params *p) {
     memset(p, 0, sizeof *p);
     p->targets = DS_TARGETS_ALL;
-    p->steps = 5;
+    p->steps = 6;
     p->max_iterations = 200;
-    p->c0 = 1e-3f;
-    p->lr = 0.01f;
+    p->c0 = 1e-2f;
+    p->lr = 0.1f;
     p->kappa = 0.0f;
     p->abort_early = 1;
 }

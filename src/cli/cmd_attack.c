@@ -29,9 +29,9 @@ static void usage(FILE *f) {
         "fgsm:   --eps 0.3[,0.1,...] --space softmax|logits|logits_T --labels true|predicted\n"
         "jsma:   --gamma 0.145 --theta 1 --space softmax|logits|logits_T --iterations N\n"
         "        (default floor(784*gamma/2) = 56)\n"
-        "cw-l2:  --targets all|none --steps 5 --iterations 200 --c0 0.001 --lr 0.01 --kappa 0\n"
+        "cw-l2:  --targets all|none --steps 6 --iterations 200 --c0 0.01 --lr 0.1 --kappa 0\n"
         "        --no-abort-early   (MNIST's 0 and 1 pixels start deep in tanh's saturation: at\n"
-        "        lr 0.01 they need ~1000 iterations to move; --lr 0.1 succeeds in 200)\n"
+        "        Carlini's lr 0.01 they need ~1000 iterations to move; 0.1 succeeds in 200)\n"
         "transfer: --source FILE.h5[:GROUP] (attack results with images, crafted on another model)\n"
         "        --untargeted (success = misclassified, also for targeted sources)\n"
         "space logits_T divides the logits by the model's training temperature (--temperature T\n"
@@ -56,10 +56,12 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
     o->batch = 64;
     o->gamma = 0.145;
     o->theta = 1.0;
-    o->c0 = 1e-3;
-    o->lr = 0.01;
+    ds_cw_params cw; // the library's defaults, in one place
+    ds_cw_params_default(&cw);
+    o->c0 = cw.c0;
+    o->lr = cw.lr;
     o->iterations = -1;
-    o->steps = 5;
+    o->steps = cw.steps;
     *help = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

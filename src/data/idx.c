@@ -189,7 +189,7 @@ int ds_idx_read_images(const char *path, uint8_t **out, int *n, int *rows, int *
 
 int ds_idx_read_labels(const char *path, uint8_t **out, int *n) {
     gzFile gz;
-    uint32_t d[1];
+    uint32_t d[1] = {0};
     char what[64];
     uint8_t *lab = NULL;
     int rc = open_idx(path, &gz);
