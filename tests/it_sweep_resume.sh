@@ -7,8 +7,8 @@ TEST=it_sweep_resume
 source "$(dirname "$0")/tools/sweep_env.sh"
 start=$SECONDS
 
-# Three epochs per model, so that trainings leave checkpoints to resume from.
-write_job "$WORK/ref.job" ref 3
+# Two epochs per model, so that trainings leave checkpoints to resume from.
+write_job "$WORK/ref.job" ref 2
 run_sweep 2 "$WORK/ref.job" "$WORK/ref.log" || fail "reference run failed: $(tail -20 "$WORK/ref.log")"
 digest "$WORK/results/ref" >"$WORK/ref.digest"
 ntasks=$(wc -l <"$WORK/results/ref/tasks/done.log")

@@ -1,7 +1,7 @@
 # Shared by the sweep integration tests (tests/it_sweep_*.sh); source it, then set TEST.
 #
 # Gives: MPI settings for root and containers, $WORK (removed at exit), a tiny synthetic
-# MNIST-format dataset in $WORK/data (512 training, 128 test images), write_job, run_sweep,
+# MNIST-format dataset in $WORK/data (256 training, 128 test images), write_job, run_sweep,
 # digest, and pass/fail that print one PASS/FAIL line.
 set -u
 
@@ -38,7 +38,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ds_it_XXXXXX")
 trap '[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
 ${CC:-cc} -O2 -o "$WORK/gen_idx" "$ROOT/tests/tools/gen_idx.c" || fail "cannot build gen_idx"
-mkdir -p "$WORK/data" && "$WORK/gen_idx" "$WORK/data" 512 128 7 || fail "cannot write the synthetic dataset"
+mkdir -p "$WORK/data" && "$WORK/gen_idx" "$WORK/data" 256 128 7 || fail "cannot write the synthetic dataset"
 
 # write_job FILE NAME [EPOCHS]: a small full DAG on the synthetic data: warm start, baseline,
 # T in {1, 20} teachers and students, FGSM (softmax and logits_T), JSMA, C&W L2, transfer.
@@ -69,6 +69,7 @@ samples = 32
 [attack jsma]
 kind = jsma
 gamma = 0.04
+first = 3
 samples = 2
 shard = 1
 [attack cw]
