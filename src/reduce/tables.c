@@ -366,11 +366,10 @@ int reduce_summary_md(reducer *r) {
               r->dataset[0] ? r->dataset : "(unknown)", r->plan.train_n, r->plan.test_n,
               (unsigned long long)r->job.seed);
     for (int i = 0; i < r->job.ntemps; i++) rb_printf(&b, " %g", r->job.temps[i]);
-    rb_printf(&b, "; %s. Code %s. Files: weights.h5, soft_labels.h5, adversarial.h5, summary.h5, "
+    rb_printf(&b, "; %s. Files: weights.h5, soft_labels.h5, adversarial.h5, summary.h5, "
               "summary.csv, figure1.png (figure1.gp and figure1.dat to re-plot).\n\n",
               r->job.warm_start > 0 ? "teachers and students start from a shared warm start"
-                                    : "every network trained from scratch",
-              ds_code_version());
+                                    : "every network trained from scratch");
     md_models(&b, r);
     md_attacks(&b, r);
     md_papers(&b, r);
