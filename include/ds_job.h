@@ -25,8 +25,11 @@
 //              shard = 1000          ; samples per task (default depends on the kind)
 //              fgsm:     eps = 0.3, space = softmax|logits|logits_T, labels = true|predicted
 //              jsma:     theta = 1, gamma = 0.145, space = softmax|logits|logits_T
-//              cw-l2:    c = 1e-3, search_steps = 9, iterations = 10000, lr = 0.01,
-//                        kappa = 0, targeted = true|false, abort_early = true|false
+//              cw-l2:    targeted = true|false, c, search_steps, iterations, lr, kappa,
+//                        abort_early = true|false
+//              Defaults of the attack keys are the attack library's (ds_attack.h):
+//              eps 0.3, space softmax, labels true, theta 1, gamma 0.145; C&W targeted at
+//              every other class, c 0.01, 6 search steps, 200 iterations, lr 0.1, kappa 0.
 //              transfer: source = baseline, craft = fgsm|jsma|cw-l2 and that kind's keys
 //
 // Comments start with ';' or '#' (at the start of a line or after a blank). Every error —

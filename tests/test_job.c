@@ -164,6 +164,24 @@ static void expect_error(const char *text, const char *where, const char *what) 
 #define BASE "[distill]\ntemperatures = 1 100\n"              // lines 1-2
 #define ATK "[attack a]\nkind = fgsm\n"                          // 2 lines
 
+START_TEST(explicit_defaults_change_nothing) {
+    const char *implicit = "[distill]\ntemperatures = 1\n[attack j]\nkind = jsma\n"
+                           "[attack c]\nkind = cw-l2\n[attack f]\nkind = fgsm\n";
+    const char *explicit_ = "[distill]\ntemperatures = 1\n[attack j]\nkind = jsma\ngamma = 0.145\n"
+                            "theta = 1\nspace = softmax\n[attack c]\nkind = cw-l2\nc = 0.01\nlr = 0.1\n"
+                            "targeted = true\n[attack f]\nkind = fgsm\neps = 0.3\nlabels = true\n";
+    ds_job a, b;
+    ck_assert_int_eq(ds_job_parse_text(&a, implicit, "a.job"), DS_OK);
+    ck_assert_int_eq(ds_job_parse_text(&b, explicit_, "b.job"), DS_OK);
+    char *ca = ds_job_canonical(&a), *cb = ds_job_canonical(&b);
+    ck_assert_str_eq(ca, cb);
+    free(ca);
+    free(cb);
+    ds_job_free(&a);
+    ds_job_free(&b);
+}
+END_TEST
+
 START_TEST(error_cases) {
     expect_error("[run]\nseed = 1\n[bogus]\nx = 1\n" BASE, "bad.job:3:", "unknown section [bogus]");
     expect_error(BASE "[train]\nepochs = 2\nepoch = 3\n", "bad.job:5:", "unknown key 'epoch'");
@@ -379,6 +397,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, defaults_and_values);
     tcase_add_test(tc, temperature_names);
     tcase_add_test(tc, canonical_text);
+    tcase_add_test(tc, explicit_defaults_change_nothing);
     tcase_add_test(tc, error_cases);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, known_plan);

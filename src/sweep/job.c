@@ -5,6 +5,7 @@
 // key that decides what it means (an attack's `kind`), and every check knows its line.
 #include "ds_job.h"
 
+#include "ds_attack.h"
 #include "ds_error.h"
 
 #include <ctype.h>
@@ -374,21 +375,36 @@ static int model_exists(const ds_job *job, const char *model) {
     return 0;
 }
 
+// A float default as the number a user would write (0.145f -> 0.145), so that writing a
+// default value explicitly in a job does not change its canonical text.
+static double as_written(float v) {
+    char b[32];
+    snprintf(b, sizeof b, "%g", v);
+    return strtod(b, NULL);
+}
+
+// Defaults: the attack library's (ds_attack.h), so that a job and `distill_sweep attack` agree.
 static void craft_defaults(ds_craft_params *c, ds_attack_kind kind) {
+    ds_fgsm_params f;
+    ds_jsma_params j;
+    ds_cw_params w;
+    ds_fgsm_params_default(&f);
+    ds_jsma_params_default(&j);
+    ds_cw_params_default(&w);
     memset(c, 0, sizeof *c);
     c->kind = kind;
-    c->space = 0; // softmax
-    c->labels_true = 1;
-    c->eps = 0.3;
-    c->theta = 1;
-    c->gamma = 0.145;
-    c->targeted = 0;
-    c->cw_c = 1e-3;
-    c->cw_search_steps = 9;
-    c->cw_iterations = 10000;
-    c->cw_abort_early = 1;
-    c->cw_lr = 0.01;
-    c->cw_kappa = 0;
+    c->space = kind == DS_KIND_JSMA ? (int)j.space : (int)f.space;
+    c->labels_true = f.labels == DS_LABELS_TRUE;
+    c->eps = as_written(f.eps[0]);
+    c->theta = as_written(j.theta);
+    c->gamma = as_written(j.gamma);
+    c->targeted = w.targets == DS_TARGETS_ALL;
+    c->cw_c = as_written(w.c0);
+    c->cw_search_steps = w.steps;
+    c->cw_iterations = w.max_iterations;
+    c->cw_lr = as_written(w.lr);
+    c->cw_kappa = as_written(w.kappa);
+    c->cw_abort_early = w.abort_early;
 }
 
 static void parse_craft(parser *p, const char *s, ds_craft_params *c) {
