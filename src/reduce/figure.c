@@ -3,9 +3,10 @@
 // baseline's rate of the same configuration as a dashed line of the same colour.
 //
 // figure1.dat and figure1.gp are kept in the run folder (`cd RUN && gnuplot figure1.gp` re-plots).
-// gnuplot ($DS_GNUPLOT, default "gnuplot" on the PATH; an empty DS_GNUPLOT skips it) runs without
-// a shell, in the run folder, on a copy of the script whose outputs are the staged names; a
-// missing or failing gnuplot is a one-line warning on stderr, never an error.
+// gnuplot ($DS_GNUPLOT, default "gnuplot" on the PATH; an empty DS_GNUPLOT switches the figures
+// off silently) runs without a shell, in the run folder, on a copy of the script whose outputs
+// are the staged names; a missing or failing gnuplot is a one-line warning on stderr, never an
+// error.
 #define _GNU_SOURCE // posix_spawn_file_actions_addchdir_np
 #include "ds_error.h"
 #include "reduce_internal.h"
@@ -192,10 +193,11 @@ static int nonempty(const reducer *r, const char *rel) {
 static int plot(reducer *r, const char *script) {
     const char *prog = getenv("DS_GNUPLOT");
     if (!prog) prog = "gnuplot";
+    if (!*prog) return DS_OK; // figures switched off: figure1.dat and figure1.gp only
     char path[1200];
     int rc = reduce_stage(r, "figure1.log", path, sizeof path);
     if (rc) return rc;
-    int st = *prog ? run_in(r->run_dir, prog, script, reduce_staged_name(r, "figure1.log")) : 127;
+    int st = run_in(r->run_dir, prog, script, reduce_staged_name(r, "figure1.log"));
     char msg[256] = "";
     if (st > 0) first_line(r, reduce_staged_name(r, "figure1.log"), msg, sizeof msg);
     unlink(path);
@@ -212,7 +214,7 @@ static int plot(reducer *r, const char *script) {
     if (st == 127 || st == 126)
         fprintf(stderr, "distill_sweep: warning: %s not found: no figure1.png/.svg (the tables are "
                 "complete; plot later with: cd %s && gnuplot figure1.gp)\n",
-                *prog ? prog : "gnuplot (DS_GNUPLOT is empty)", r->run_dir);
+                prog, r->run_dir);
     else
         fprintf(stderr, "distill_sweep: warning: %s failed (status %d%s%s): no figure1.png/.svg "
                 "(the tables are complete; see %s/figure1.gp)\n", prog, st, msg[0] ? ": " : "",
