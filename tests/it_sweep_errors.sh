@@ -2,7 +2,7 @@
 # Bad input ends with a clear message, a non-zero status, no hang, and no lost result: job-file
 # errors (file:line), a missing dataset, an unusable results folder, a job that changed under an
 # existing run (refused; --new-run starts <run>-2), a second sweep on a run in use, a worker
-# that dies (kill -9) — and the rerun after it finishes the run.
+# that dies (kill -9) — and the rerun after it finishes the run —, a full results folder.
 TEST=it_sweep_errors
 source "$(dirname "$0")/tools/sweep_env.sh"
 start=$SECONDS
@@ -71,4 +71,22 @@ kept=$(wc -l <"$WORK/results/e/tasks/done.log")
 run_sweep 2 "$WORK/good.job" "$WORK/after.log" || fail "rerun after the worker died failed: $(tail "$WORK/after.log")"
 [ "$(wc -l <"$WORK/results/e/tasks/done.log")" -eq 34 ] || fail "rerun did not complete the run"
 grep -q "$kept already done (resuming)" "$WORK/after.log" || fail "rerun did not resume: $(head -3 "$WORK/after.log")"
-pass "$((SECONDS - start)) s"
+# ---- A full results folder (a 5 MB tmpfs; only where mounting is allowed, e.g. as root) ----
+full="not tested (cannot mount a tmpfs here)"
+mkdir -p "$WORK/full"
+if mount -t tmpfs -o size=5m tmpfs "$WORK/full" 2>/dev/null; then
+    trap 'umount "$WORK/full" 2>/dev/null; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
+    sed "s|^results = .*|results = $WORK/full|; s/^epochs = 1/epochs = 2/" "$WORK/good.job" >"$WORK/full.job"
+    expect_fail 2 "$WORK/full.job" "No space left on device"
+    grep -q "not starting more tasks (the results folder is full); the completed ones are kept" "$WORK/out.log" ||
+        fail "disk full: no clear message: $(cat "$WORK/out.log")"
+    kept=$(wc -l <"$WORK/full/e/tasks/done.log")
+    [ "$kept" -ge 1 ] || fail "disk full: no completed task kept"
+    ls "$WORK"/full/e/tasks/*.tmp >/dev/null 2>&1 && fail "disk full: a .tmp was left behind"
+    mount -o remount,size=100m "$WORK/full" || fail "cannot grow the tmpfs"
+    run_sweep 2 "$WORK/full.job" "$WORK/full2.log" || fail "disk full: rerun failed: $(tail "$WORK/full2.log")"
+    grep -q "$kept already done (resuming)" "$WORK/full2.log" || fail "disk full: rerun did not resume"
+    umount "$WORK/full"
+    full="disk full tested"
+fi
+pass "$((SECONDS - start)) s; $full"
