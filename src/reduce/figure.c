@@ -104,7 +104,7 @@ static void write_gp(reduce_buf *b, const reducer *r, const int *cfg, int n, con
               "set xlabel 'distillation temperature T (log scale)'\n"
               "set ylabel 'adversarial success rate (%%)'\n"
               "set grid\n"
-              "set key outside right top vertical Left reverse noenhanced\n"
+              "set key outside right top vertical Left reverse noenhanced title \"solid: students\\ndashed: baseline\"\n"
               "# solid: the students (distilled at T); dashed: the baseline, same configuration\n"
               "plot ");
     static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",

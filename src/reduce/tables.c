@@ -183,8 +183,8 @@ static const reduce_row *find_row(const reducer *r, const char *model, int ai) {
     return NULL;
 }
 
-// The first attack configuration that is the papers' FGSM (eps 0.3 on the softmax, true labels)
-// or JSMA (JSMA-F, theta +1, gamma 14.5%), or -1.
+// The first attack configuration that is the papers' FGSM (eps 0.3 on the softmax, true labels),
+// JSMA (JSMA-F, theta +1, gamma 14.5%) or any C&W L2, or -1.
 static int paper_attack(const ds_job *job, ds_attack_kind kind) {
     for (int i = 0; i < job->nattacks; i++) {
         const ds_job_attack *a = &job->attacks[i];
@@ -192,6 +192,7 @@ static int paper_attack(const ds_job *job, ds_attack_kind kind) {
         if (a->kind != kind || c->space != 0) continue;
         if (kind == DS_KIND_FGSM && fabs(c->eps - 0.3) < 1e-9 && c->labels_true) return i;
         if (kind == DS_KIND_JSMA && c->theta == 1 && fabs(c->gamma - 0.145) < 1e-9) return i;
+        if (kind == DS_KIND_CW_L2) return i;
     }
     return -1;
 }
@@ -227,8 +228,10 @@ static void md_models(reduce_buf *b, const reducer *r) {
                 rb_printf(b, "%s%s (%.2f%%)", k++ ? ", " : "", t->model, 100 * r->test_accuracy[i]);
         }
         rb_printf(b, " did not learn (test accuracy below 50%%): attack success rates against "
-                  "%s are meaningless. Train longer, or use a warm start ([train] warm_start).\n",
-                  bad > 1 ? "them" : "it");
+                  "%s are meaningless. Train longer (more epochs or samples)%s.\n",
+                  bad > 1 ? "them" : "it",
+                  r->job.warm_start > 0 ? "" : ", or start teachers and students from a shared "
+                                               "warm start ([train] warm_start = 1)");
     }
     rb_printf(b, "\n");
 }
@@ -322,6 +325,10 @@ static void md_papers(reduce_buf *b, const reducer *r) {
                j < 0 ? NULL : find_row(r, "baseline", j), j < 0 ? noj : "baseline not attacked");
     paper_line(b, "JSMA success at T=100", "0.45", j < 0 ? NULL : find_row(r, T100_STUDENT, j),
                j < 0 ? noj : no100);
+    int c = paper_attack(job, DS_KIND_CW_L2);
+    if (c >= 0) // Carlini & Wagner, "Defensive Distillation is Not Robust to Adversarial Examples"
+        paper_line(b, "C&W L2 success at T=100 (Carlini & Wagner 2016)", "~100",
+                   find_row(r, T100_STUDENT, c), no100);
     rb_printf(b, "\n");
 }
 
