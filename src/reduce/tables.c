@@ -190,8 +190,9 @@ static int paper_attack(const ds_job *job, ds_attack_kind kind) {
         const ds_job_attack *a = &job->attacks[i];
         const ds_craft_params *c = &a->craft;
         if (a->kind != kind || c->space != 0) continue;
-        if (kind == DS_KIND_FGSM && fabs(c->eps - 0.3) < 1e-9 && c->labels_true) return i;
-        if (kind == DS_KIND_JSMA && c->theta == 1 && fabs(c->gamma - 0.145) < 1e-9) return i;
+        // (tolerances: a value may come from a float default, 0.3f = 0.30000001192...)
+        if (kind == DS_KIND_FGSM && fabs(c->eps - 0.3) < 1e-6 && c->labels_true) return i;
+        if (kind == DS_KIND_JSMA && c->theta == 1 && fabs(c->gamma - 0.145) < 1e-6) return i;
         if (kind == DS_KIND_CW_L2) return i;
     }
     return -1;
