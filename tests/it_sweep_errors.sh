@@ -65,6 +65,8 @@ grep -q "start  T1/soft" "$WORK/die.log" || fail "T1/soft never started"
 first=$!
 for _ in $(seq 100); do grep -q "already done" "$WORK/first.log" && break; sleep 0.1; done
 expect_fail 1 "$WORK/good.job" "is in use by another distill_sweep"
+"$BIN" --reduce "$WORK/results/e" >"$WORK/out.log" 2>&1 && fail "--reduce ran beside a running sweep"
+grep -q "is in use by a running sweep" "$WORK/out.log" || fail "--reduce beside a sweep: $(cat "$WORK/out.log")"
 kill_run $first
 
 kept=$(wc -l <"$WORK/results/e/tasks/done.log")

@@ -5,10 +5,14 @@
 #include "ds_reduce.h"
 #include "ds_sweep.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -25,8 +29,20 @@ static void usage(FILE *f) {
             "the same command to resume. See the README for the job format and the results layout.\n");
 }
 
+// Reduces a run folder on its own; refuses while a sweep holds the folder's lock (that sweep
+// reduces when it ends).
 static int reduce_only(const char *run_dir) {
+    char lock[1100];
+    snprintf(lock, sizeof lock, "%s/lock", run_dir);
+    int fd = open(lock, O_RDWR);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) && errno == EWOULDBLOCK) {
+        fprintf(stderr, "distill_sweep: %s is in use by a running sweep, which reduces it when it "
+                "ends\n", run_dir);
+        close(fd);
+        return 1;
+    }
     int rc = ds_reduce_run(run_dir);
+    if (fd >= 0) close(fd);
     if (rc) {
         fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
         return 1;
