@@ -15,6 +15,8 @@ export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
 export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
 export OMPI_MCA_mtl=${OMPI_MCA_mtl:-^ofi,psm,psm2}
 export OMPI_MCA_btl=${OMPI_MCA_btl:-^ofi,openib,usnic}
+# No core binding: on a shared machine a rank pinned to a busy core cannot move to an idle one.
+export OMPI_MCA_hwloc_base_binding_policy=${OMPI_MCA_hwloc_base_binding_policy:-none}
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 export HDF5_USE_FILE_LOCKING=${HDF5_USE_FILE_LOCKING:-FALSE}
 unset MNIST_DIR FASHION_MNIST_DIR
