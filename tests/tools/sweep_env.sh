@@ -86,11 +86,14 @@ samples = 32
 EOF
 }
 
-# run_sweep NP JOB LOG [args...]: runs the sweep, output to LOG; returns the exit status.
+# run_sweep NP JOB LOG [args...]: runs the sweep, output to LOG; returns the exit status
+# (a hang is killed after 5 minutes and fails the test).
 run_sweep() {
-    local np=$1 job=$2 log=$3
+    local np=$1 job=$2 log=$3 st=0 t0=$SECONDS
     shift 3
-    "$MPIRUN" -np "$np" "$BIN" "$job" --no-progress "$@" >"$log" 2>&1
+    timeout -k 10 300 "$MPIRUN" -np "$np" "$BIN" "$job" --no-progress "$@" >"$log" 2>&1 || st=$?
+    if [ $((SECONDS - t0)) -ge 300 ]; then fail "the sweep hung (-np $np $job): $(tail "$log")"; fi
+    return $st
 }
 
 # digest RUN_DIR: one line per task output with the hash of its data (h5dump without
