@@ -30,29 +30,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from twin_model import env_float, make_model
+
 POOL = 1000
-
-
-def env_float(name, default):
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        sys.exit(f"torch_attacks.py: {name} must be a number")
-
-
-def make_model():
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(),
-        nn.Conv2d(32, 32, 3), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(),
-        nn.Conv2d(64, 64, 3), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(1024, 200), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(200, 200), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(200, 10),
-    )
 
 
 def read_idx(path):
