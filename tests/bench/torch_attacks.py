@@ -27,7 +27,6 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from twin_model import env_float, make_model

@@ -14,7 +14,6 @@ Random inputs in [0, 1], random labels, float32, batch 128; no data set is neede
         have requires_grad False): the gradient FGSM needs
 """
 
-import os
 import sys
 import time
 
