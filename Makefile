@@ -97,7 +97,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 bench: bin/distill_sweep $(BENCH_BIN)
 	@bash tests/bench/run.sh $(BUILD)/bench
 
-$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libds.a
+$(BUILD)/bench/%: tests/bench/%.c tests/bench/bench_util.h $(BUILD)/libds.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libds.a $(LDLIBS)
 

@@ -10,6 +10,7 @@
 #include "ds_data.h"
 #include "ds_error.h"
 #include "ds_rng.h"
+#include "bench_util.h"
 #include "ds_store.h"
 
 #include <cblas.h>
@@ -17,17 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static double env_num(const char *name, double def) {
-    const char *v = getenv(name);
-    return v && *v ? atof(v) : def;
-}
 
 static int die(const char *what) {
     fprintf(stderr, "bench_attack: %s: %s\n", what, ds_errmsg());

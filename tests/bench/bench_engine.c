@@ -3,23 +3,13 @@
 // (default 2) engine threads.
 #include "ds_nn.h"
 #include "ds_rng.h"
+#include "bench_util.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static double env_num(const char *name, double def) {
-    const char *v = getenv(name);
-    return v && *v ? atof(v) : def;
-}
 
 // Single-precision GEMM rate of `threads` independent 1-thread GEMMs of size n (our engine's
 // pattern: one BLAS thread per engine thread).
