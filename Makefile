@@ -2,6 +2,7 @@
 #   make            bin/distill_sweep
 #   make check      every test (unit tests with Check, then the integration scripts)
 #   make check-sanitize   the unit tests under AddressSanitizer + UBSan
+#   make fuzz       libFuzzer targets (clang, ASan + UBSan) in build-fuzz/ (tests/fuzz/README.md)
 #   make bench      benchmarks, one "bench <name> <value> <unit>" line each
 #   make demo       a small sweep on 2 ranks (jobs/demo.job): the README's main command
 #   make data       download MNIST to data/mnist (MD5-checked)
@@ -88,6 +89,27 @@ check: check-unit bin/distill_sweep
 
 check-sanitize:
 	$(MAKE) BUILD=build-san OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" check-unit
+
+# libFuzzer targets tests/fuzz/fuzz_*.c: the library rebuilt with clang, coverage
+# instrumentation, ASan and UBSan into build-fuzz/ (clang 14 + libclang-rt-14-dev). Run e.g.
+#   build-fuzz/fuzz_idx -max_total_time=600 tests/fuzz/corpus/idx
+FUZZ_CC    ?= clang
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OPT   := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN) -Wno-pass-failed
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%)
+.PHONY: fuzz fuzz-targets
+
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) OPT="$(FUZZ_OPT)" fuzz-targets
+
+fuzz-targets: $(FUZZ_BIN)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/entry.c tests/fuzz/entry.h $(BUILD)/libds.a
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< tests/fuzz/entry.c $(BUILD)/libds.a $(LDLIBS)
+
+# The regression test replays the fuzzers' files through the same entry points.
+$(BUILD)/tests/test_fuzz_regress: tests/fuzz/entry.c tests/fuzz/entry.h
 
 # Every tests/bench/bench_*.c is a benchmark program; tests/bench/run.sh runs them all (and the
 # PyTorch twins when python3-torch is installed) and prints the ratios.
