@@ -7,11 +7,19 @@
 
 static _Thread_local char last_message[1024];
 
+// Messages are one line: control characters that came from user text (a job file's section
+// name with a CR, an HDF5 attribute) become '?'.
+static void one_line(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 int ds_fail(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_message, sizeof last_message, fmt, ap);
     va_end(ap);
+    one_line(last_message);
     return code;
 }
 
@@ -26,6 +34,7 @@ int ds_fail_context(int code, const char *prefix) {
     last_message[np + len] = '\0';
     memcpy(last_message, prefix, np - 2);
     memcpy(last_message + np - 2, ": ", 2);
+    one_line(last_message);
     return code;
 }
 
