@@ -6,6 +6,7 @@
 #include "ds_error.h"
 #include "ds_h5.h"
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,14 @@ static int read_records(hid_t g, ds_attack_set *out) {
     }
     hsize_t n;
     H5Sget_simple_extent_dims(space, &n, NULL);
+    // A count the stored bytes cannot hold (a corrupt file) is refused before allocating:
+    // unwritten storage holds nothing, deflate expands < 1100:1.
+    hsize_t stored = H5Dget_storage_size(d);
+    if (n > (hsize_t)INT_MAX || (n > 2048 && n * H5Tget_size(ft) / 1100 > stored)) {
+        rc = ds_h5_fail(DS_EFORMAT, g, "records", "%llu records do not fit the %llu bytes stored",
+                        (unsigned long long)n, (unsigned long long)stored);
+        goto out;
+    }
     out->n_records = (int)n;
     out->records = calloc(n ? n : 1, sizeof *out->records);
     if (!out->records) {

@@ -701,17 +701,31 @@ int ds_h5_read_dataset(hid_t loc, const char *name, hid_t type, int rank, hsize_
         goto out;
     }
     hsize_t total = 1;
-    int all_given = 1;
+    int all_given = 1, overflow = 0;
     for (int i = 0; i < rank; i++) {
         all_given &= dims[i] != 0;
         dims[i] = found[i];
-        total *= found[i];
+        overflow |= __builtin_mul_overflow(total, found[i], &total);
     }
-    size_t bytes = (size_t)total * H5Tget_size(type);
+    size_t bytes = 0;
+    overflow |= __builtin_mul_overflow((size_t)total, H5Tget_size(type), &bytes);
+    // A shape the stored bytes cannot hold (a corrupt file can declare terabytes in a few bytes):
+    // refused before allocating. Unwritten storage holds nothing, deflate expands < 1100:1.
+    hsize_t stored = H5Dget_storage_size(d);
+    if (overflow || (bytes > 65536 && bytes / 1100 > stored)) {
+        char got[128], where[1024];
+        dims_str(got, sizeof got, r, found, 0);
+        ds_h5_where(loc, name, where, sizeof where);
+        rc = ds_fail(DS_EFORMAT, "%s: shape %s does not fit the %llu bytes stored", where, got,
+                     (unsigned long long)stored);
+        goto out;
+    }
     if (!*data) {
         *data = malloc(bytes ? bytes : 1);
         if (!*data) {
-            rc = ds_fail(DS_ENOMEM, "%s: out of memory", name);
+            char where[1024];
+            ds_h5_where(loc, name, where, sizeof where);
+            rc = ds_fail(DS_ENOMEM, "%s: out of memory (%zu bytes)", where, bytes);
             goto out;
         }
         own = 1;
