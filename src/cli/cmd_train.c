@@ -156,6 +156,11 @@ static int train(train_opts *o) {
                o->cfg.dropout, (unsigned long long)o->cfg.seed, o->cfg.threads);
         fflush(stdout);
         rc = run_epochs(&t, &m, &tr, &te, soft, o->checkpoint, &prov);
+        if (rc == DS_ENUMERIC) { // name the model: "out.h5:baseline: training diverged: ..."
+            char what[1100];
+            snprintf(what, sizeof what, "%s:%s", o->out, o->group);
+            ds_fail_context(rc, what);
+        }
     }
     if (!rc && o->cfg.epochs == 0) rc = ds_evaluate(&m, &te, o->cfg.threads, &m.test_accuracy);
     if (!rc) rc = ds_store_save_model(o->out, o->group, &m, &prov);
