@@ -278,6 +278,8 @@ typedef struct {
     const char *run_dir;
     uint8_t *state;
     int *waiting;     // unfinished dependencies per task
+    int *rstart, *rdep; // dependents of task i: rdep[rstart[i] .. rstart[i+1])
+    int *heap, nheap; // ready tasks, highest priority first (ties: lowest index)
     int *worker_task; // per rank: the task it runs, -1 idle, -2 not a worker
     int nranks;
     progress pr;
@@ -287,36 +289,88 @@ typedef struct {
     int journaled;
 } coordinator;
 
-static void block_dependents(coordinator *c, int task) {
+// ---- Ready tasks: a binary heap on (priority, -index) ----
+
+static int before(const coordinator *c, int a, int b) {
+    double pa = c->plan->tasks[a].priority, pb = c->plan->tasks[b].priority;
+    return pa > pb || (pa == pb && a < b);
+}
+
+static void push_ready(coordinator *c, int t) {
+    if (c->plan->tasks[t].kind == DS_TASK_REDUCE) return; // the coordinator runs it at the end
+    int i = c->nheap++;
+    c->heap[i] = t;
+    while (i > 0 && before(c, c->heap[i], c->heap[(i - 1) / 2])) {
+        int p = (i - 1) / 2, x = c->heap[p];
+        c->heap[p] = c->heap[i];
+        c->heap[i] = x;
+        i = p;
+    }
+}
+
+// The ready task of highest priority, removed from the heap, or -1.
+static int next_task(coordinator *c) {
+    if (!c->nheap) return -1;
+    int top = c->heap[0];
+    c->heap[0] = c->heap[--c->nheap];
+    for (int i = 0;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < c->nheap && before(c, c->heap[l], c->heap[m])) m = l;
+        if (r < c->nheap && before(c, c->heap[r], c->heap[m])) m = r;
+        if (m == i) break;
+        int x = c->heap[m];
+        c->heap[m] = c->heap[i];
+        c->heap[i] = x;
+        i = m;
+    }
+    return top;
+}
+
+// Dependents lists, states and the first ready tasks, from the tasks already done.
+static int init_tasks(coordinator *c, const uint8_t *done) {
     const ds_plan *p = c->plan;
-    for (int j = task + 1; j < p->ntasks; j++) {
+    int n = p->ntasks, total = 0;
+    for (int i = 0; i < n; i++) total += p->tasks[i].ndeps;
+    c->rstart = calloc((size_t)n + 1, sizeof(int));
+    c->rdep = calloc((size_t)total + 1, sizeof(int));
+    c->heap = calloc((size_t)n + 1, sizeof(int));
+    if (!c->rstart || !c->rdep || !c->heap) return DS_ENOMEM;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < p->tasks[i].ndeps; k++) c->rstart[p->tasks[i].deps[k] + 1]++;
+    for (int i = 0; i < n; i++) c->rstart[i + 1] += c->rstart[i];
+    int *fill = calloc((size_t)n, sizeof(int));
+    if (!fill) return DS_ENOMEM;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < p->tasks[i].ndeps; k++) {
+            int d = p->tasks[i].deps[k];
+            c->rdep[c->rstart[d] + fill[d]++] = i;
+        }
+    free(fill);
+    for (int i = 0; i < n; i++) {
+        c->state[i] = done[i] ? ST_DONE : ST_PENDING;
+        c->waiting[i] = 0;
+        for (int k = 0; k < p->tasks[i].ndeps; k++) c->waiting[i] += !done[p->tasks[i].deps[k]];
+    }
+    for (int i = 0; i < n; i++)
+        if (c->state[i] == ST_PENDING && !c->waiting[i]) push_ready(c, i);
+    return DS_OK;
+}
+
+static void block_dependents(coordinator *c, int task) {
+    for (int k = c->rstart[task]; k < c->rstart[task + 1]; k++) {
+        int j = c->rdep[k];
         if (c->state[j] != ST_PENDING) continue;
-        for (int k = 0; k < p->tasks[j].ndeps; k++)
-            if (p->tasks[j].deps[k] == task) {
-                c->state[j] = ST_BLOCKED;
-                block_dependents(c, j);
-                break;
-            }
+        c->state[j] = ST_BLOCKED;
+        block_dependents(c, j);
     }
 }
 
 static void finish_task(coordinator *c, int task) {
-    const ds_plan *p = c->plan;
     c->state[task] = ST_DONE;
-    for (int j = task + 1; j < p->ntasks; j++)
-        for (int k = 0; k < p->tasks[j].ndeps; k++)
-            if (p->tasks[j].deps[k] == task) c->waiting[j]--;
-}
-
-// The ready task of highest priority (ties: the lowest index), or -1.
-static int next_task(const coordinator *c) {
-    const ds_plan *p = c->plan;
-    int best = -1;
-    for (int i = 0; i < p->ntasks; i++) {
-        if (c->state[i] != ST_PENDING || c->waiting[i] || p->tasks[i].kind == DS_TASK_REDUCE) continue;
-        if (best < 0 || p->tasks[i].priority > p->tasks[best].priority) best = i;
+    for (int k = c->rstart[task]; k < c->rstart[task + 1]; k++) {
+        int j = c->rdep[k];
+        if (--c->waiting[j] == 0 && c->state[j] == ST_PENDING) push_ready(c, j);
     }
-    return best;
 }
 
 static void handle_result(coordinator *c, const result_msg *r) {
@@ -354,6 +408,7 @@ static void handle_result(coordinator *c, const result_msg *r) {
         }
     } else if (r->status == DS_ESTOP) {
         c->state[r->task] = ST_PENDING;
+        push_ready(c, r->task);
         say(&c->pr, "stopped %s (rank %d): %s", t->id, r->rank, r->msg);
         c->stopping = 1;
     } else {
@@ -434,7 +489,7 @@ static int coordinate(coordinator *c, local_worker *lw) {
                 active = 1;
             }
         }
-        if (c->pr.nrunning == 0 && (c->stopping || next_task(c) < 0)) break;
+        if (c->pr.nrunning == 0 && (c->stopping || c->nheap == 0)) break;
         if (!active) {
             nap(2000);
             if (c->pr.bar && now_s() - last_bar > 1) {
@@ -561,16 +616,17 @@ int ds_sweep_run(const ds_sweep_options *o) {
         c.pr.bar = o->progress_bar < 0 ? want_bar() : o->progress_bar;
         c.pr.ntasks = plan.ntasks - 1; // the reducer is not counted
         int ndone = 0;
-        for (int i = 0; i < plan.ntasks; i++) {
-            c.waiting[i] = plan.tasks[i].ndeps;
-            if (plan.tasks[i].kind != DS_TASK_REDUCE) c.pr.cost_total += plan.tasks[i].cost;
+        if (init_tasks(&c, done)) {
+            fprintf(stderr, "distill_sweep: out of memory\n");
+            MPI_Abort(MPI_COMM_WORLD, 1);
         }
-        for (int i = 0; i < plan.ntasks; i++)
+        for (int i = 0; i < plan.ntasks; i++) {
+            if (plan.tasks[i].kind != DS_TASK_REDUCE) c.pr.cost_total += plan.tasks[i].cost;
             if (done[i]) {
-                finish_task(&c, i);
                 c.pr.cost_done += plan.tasks[i].cost;
                 ndone++;
             }
+        }
         c.pr.ndone = ndone;
         for (int r = 0; r < size; r++) c.worker_task[r] = -1;
         local_worker lw = {.task = -1, .ctx = &ctx};
@@ -621,7 +677,7 @@ int ds_sweep_run(const ds_sweep_options *o) {
             int failed = 0, blocked = 0, done_n = 0;
             for (int i = 0; i < plan.ntasks; i++) {
                 failed += c.state[i] == ST_FAILED;
-                blocked += c.state[i] == ST_BLOCKED;
+                blocked += c.state[i] == ST_BLOCKED && plan.tasks[i].kind != DS_TASK_REDUCE;
                 done_n += c.state[i] == ST_DONE;
             }
             say(&c.pr, "%s: %d of %d tasks done, %d failed, %d waiting on failed tasks. Completed "
@@ -631,6 +687,9 @@ int ds_sweep_run(const ds_sweep_options *o) {
         if (c.pr.log) fclose(c.pr.log);
         free(c.state);
         free(c.waiting);
+        free(c.rstart);
+        free(c.rdep);
+        free(c.heap);
         free(c.worker_task);
         free(done);
     }
