@@ -44,7 +44,8 @@ int ds_store_load_model(const char *path, const char *group, ds_model *m);
 // A training checkpoint: the model plus the momentum buffer (dataset "velocity", float32
 // [ds_params_count]) and the number of completed epochs (the model's "epochs" attribute), with a
 // root attribute "checksum" (CRC-32 of weights, velocity, epochs, seed and temperature): a
-// checkpoint whose data was damaged (or that has no checksum) does not load (DS_EFORMAT).
+// checkpoint whose data was damaged does not load (DS_EFORMAT). (Checkpoints written before the
+// checksum existed have none and load unchecked.)
 int ds_store_save_checkpoint(const char *path, const ds_model *m, const float *velocity,
                              const ds_provenance *prov);
 // velocity: ds_params_count floats, caller-owned.

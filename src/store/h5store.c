@@ -204,11 +204,13 @@ int ds_store_load_checkpoint(const char *path, ds_model *m, float *velocity) {
         hsize_t n = (hsize_t)ds_params_count();
         void *v = velocity;
         uint64_t crc = 0;
+        // Checkpoints written before checksums existed have none: they load as before.
+        int has_crc = H5Aexists(f, "checksum") > 0;
         if ((rc = ds_h5_read_dataset(f, "velocity", H5T_NATIVE_FLOAT, 1, &n, &v)) ||
             (rc = ds_h5_check_finite(DS_EFORMAT, f, "velocity", velocity, (size_t)n)) ||
-            (rc = ds_h5_attr_get_uint64(f, "checksum", &crc)))
+            (has_crc && (rc = ds_h5_attr_get_uint64(f, "checksum", &crc))))
             ds_model_free(m);
-        else if (crc != checkpoint_crc(m, velocity)) {
+        else if (has_crc && crc != checkpoint_crc(m, velocity)) {
             rc = ds_fail(DS_EFORMAT, "%s: checksum mismatch: the checkpoint is damaged", path);
             ds_model_free(m);
         }
