@@ -2,6 +2,7 @@
 #   make            bin/distill_sweep
 #   make check      every test (unit tests with Check, then the integration scripts)
 #   make check-sanitize   the unit tests under AddressSanitizer + UBSan
+#   make check-faults   fault scenarios: NaN, damaged files, kill -9 (tests/faults/)
 #   make fuzz       libFuzzer targets (clang, ASan + UBSan) in build-fuzz/ (tests/fuzz/README.md)
 #   make bench      benchmarks, one "bench <name> <value> <unit>" line each
 #   make demo       a small sweep on 2 ranks (jobs/demo.job): the README's main command
@@ -110,6 +111,14 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/entry.c tests/fuzz/entry.h $(BUI
 
 # The regression test replays the fuzzers' files through the same entry points.
 $(BUILD)/tests/test_fuzz_regress: tests/fuzz/entry.c tests/fuzz/entry.h
+
+# Fault scenarios (tests/faults/*.sh): NaN in training, damaged files at restart, kill -9 at
+# several moments. 'make check' runs the quick one (tests/it_fault_nan.sh).
+FAULT_SCRIPTS := $(sort $(wildcard tests/faults/*.sh))
+.PHONY: check-faults
+check-faults: bin/distill_sweep
+	@set -e; for s in $(FAULT_SCRIPTS); do echo "== $$s"; bash $$s; done
+	@echo "make check-faults: all fault scenarios passed"
 
 # Every tests/bench/bench_*.c is a benchmark program; tests/bench/run.sh runs them all (and the
 # PyTorch twins when python3-torch is installed) and prints the ratios.
