@@ -195,7 +195,12 @@ static int read_set(hid_t g, ds_attack_set *out) {
         hsize_t dims[2] = {(hsize_t)out->n_records, 0};
         void *img = NULL;
         if ((rc = ds_h5_read_dataset(g, "adversarial", H5T_NATIVE_FLOAT, 2, dims, &img))) return rc;
-        out->images = img;
+        out->images = img; // freed with the set
+        // One image per record, of at least one pixel (0 rows in dims asked for "any").
+        if (dims[0] != (hsize_t)out->n_records || dims[1] < 1 || dims[1] > INT_MAX)
+            return ds_h5_fail(DS_EFORMAT, g, "adversarial", "shape [%llu,%llu] for %d records",
+                              (unsigned long long)dims[0], (unsigned long long)dims[1],
+                              out->n_records);
         out->n_in = (int)dims[1];
     }
     return DS_OK;
