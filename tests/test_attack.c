@@ -242,6 +242,8 @@ START_TEST(fgsm_batching_invariant) {
     fp.eps[1] = 0.1f;
     fp.n_eps = 2;
     ds_attack_record r1[2 * N], r2[2 * N];
+    memset(r1, 0, sizeof r1); // records are compared whole: padding too (valgrind)
+    memset(r2, 0, sizeof r2);
     ds_classifier c1 = lin_classifier(&m, 1, 1.0f), c4 = lin_classifier(&m, 4, 1.0f);
     ck_assert_int_eq(ds_fgsm(&c1, &fp, x, y, N, 100, r1, xa1), DS_OK);
     ck_assert_int_eq(ds_fgsm(&c4, &fp, x, y, N, 100, r2, xa2), DS_OK);
@@ -530,6 +532,8 @@ START_TEST(jsma_batching_invariant) {
     ds_jsma_params_default(&jp);
     jp.gamma = 0.5f;
     ds_attack_record r1[N * (C - 1)], r2[N * (C - 1)];
+    memset(r1, 0, sizeof r1); // records are compared whole: padding too (valgrind)
+    memset(r2, 0, sizeof r2);
     float xa1[N * (C - 1) * D], xa2[N * (C - 1) * D];
     ds_classifier c1 = lin_classifier(&m, 1, 1.0f), c5 = lin_classifier(&m, 5, 1.0f);
     ck_assert_int_eq(ds_jsma(&c1, &jp, x, y, N, 0, r1, xa1), DS_OK);
@@ -627,6 +631,8 @@ START_TEST(cw_targeted_and_batching) {
     cp.c0 = 1.0f;
     cp.max_iterations = 300;
     ds_attack_record r1[N * (C - 1)], r2[N * (C - 1)];
+    memset(r1, 0, sizeof r1); // records are compared whole: padding too (valgrind)
+    memset(r2, 0, sizeof r2);
     float xa1[N * (C - 1) * D], xa2[N * (C - 1) * D];
     ds_classifier c1 = lin_classifier(&m, 1, 1.0f), c4 = lin_classifier(&m, 4, 1.0f);
     ck_assert_int_eq(ds_cw_l2(&c1, &cp, x, y, N, 0, r1, xa1), DS_OK);
