@@ -493,14 +493,32 @@ START_TEST(test_distillation_synthetic) {
     ck_assert_int_eq(ds_trainer_init(&t, &c, tr.n), 0);
     for (int ep = 0; ep < 2; ep++) ck_assert_int_eq(ds_trainer_epoch(&t, &teacher, &tr, NULL, NULL), 0);
     ds_trainer_free(&t);
-    float *soft = malloc((size_t)tr.n * 10 * sizeof(float));
+    // Soft labels are softmax(z/T) of the teacher's logits (dropout off), and softer than at T=1.
+    float *soft = malloc((size_t)tr.n * 10 * sizeof(float)), *hard = malloc((size_t)tr.n * 10 * sizeof(float));
+    float *z = malloc((size_t)tr.n * 10 * sizeof(float));
     ck_assert_int_eq(ds_soft_labels(&teacher, &tr, 10.0f, 2, soft), 0);
-    double row = 0;
-    for (int k = 0; k < 10; k++) {
-        ck_assert(soft[k] > 0.0f && soft[k] < 1.0f); // soft, not one-hot
-        row += soft[k];
+    ck_assert_int_eq(ds_soft_labels(&teacher, &tr, 1.0f, 2, hard), 0);
+    ck_assert_int_eq(ds_logits(&teacher, &tr, 0, tr.n, 2, z), 0);
+    double max_soft = 0, max_hard = 0;
+    for (int i = 0; i < tr.n; i++) {
+        double row = 0, ms = 0, mh = 0, zmax = z[i * 10];
+        for (int k = 1; k < 10; k++) zmax = fmax(zmax, z[i * 10 + k]);
+        double sum = 0;
+        for (int k = 0; k < 10; k++) sum += exp((z[i * 10 + k] - zmax) / 10.0);
+        for (int k = 0; k < 10; k++) {
+            double want = exp((z[i * 10 + k] - zmax) / 10.0) / sum;
+            ck_assert_msg(fabs(soft[i * 10 + k] - want) < 1e-5, "soft label [%d,%d] %g, softmax(z/T) %g", i, k, soft[i * 10 + k], want);
+            row += soft[i * 10 + k];
+            ms = fmax(ms, soft[i * 10 + k]);
+            mh = fmax(mh, hard[i * 10 + k]);
+        }
+        ck_assert_double_eq_tol(row, 1.0, 1e-5);
+        max_soft += ms / tr.n;
+        max_hard += mh / tr.n;
     }
-    ck_assert_double_eq_tol(row, 1.0, 1e-5);
+    ck_assert_msg(max_soft < max_hard, "mean top probability %g at T=10, %g at T=1", max_soft, max_hard);
+    free(hard);
+    free(z);
     ck_assert_int_eq(ds_trainer_init(&t, &c, tr.n), 0);
     for (int ep = 0; ep < 2; ep++) ck_assert_int_eq(ds_trainer_epoch(&t, &student, &tr, soft, NULL), 0);
     ds_trainer_free(&t);
