@@ -1001,12 +1001,44 @@ START_TEST(cnn_classifier) {
 }
 END_TEST
 
+static void dsa_softmax_for_test(float *p, const float *z) {
+    float m = z[0], sum = 0.0f;
+    for (int j = 1; j < 10; j++) m = z[j] > m ? z[j] : m;
+    for (int j = 0; j < 10; j++) sum += (p[j] = expf(z[j] - m));
+    for (int j = 0; j < 10; j++) p[j] /= sum;
+}
+
+// A confident but not saturated model: p_y rounds to 1.0f while the other p_j are ~1e-11. The
+// loss gradient must keep its -dz_y term (p_y - 1 computed as a difference would be 0), and the
+// softmax Jacobian its diagonal; only when every other p_j underflows is the gradient zero.
+START_TEST(space_gradients_survive_rounding_of_p_y) {
+    float z[10] = {0}, dz[10], p[10], row[10];
+    z[1] = 25.0f; // e^-25 = 1.39e-11 per other class
+    ds_space_loss_dz(DS_SPACE_SOFTMAX, z, 10, 1, 1.0f, dz);
+    double other = exp(-25.0) / (1.0 + 9.0 * exp(-25.0));
+    for (int j = 0; j < 10; j++)
+        if (j != 1) ck_assert_double_eq_tol(dz[j], other, 1e-3 * other);
+    ck_assert_double_eq_tol(dz[1], -9.0 * other, 1e-3 * 9.0 * other);
+    ds_space_loss_dz(DS_SPACE_LOGITS_T, z, 10, 1, 1.0f, dz); // T = 1: same as softmax
+    ck_assert_double_eq_tol(dz[1], -9.0 * other, 1e-3 * 9.0 * other);
+    dsa_softmax_for_test(p, z);
+    ck_assert_float_eq(p[1], 1.0f); // the rounding this test is about
+    ds_space_output_dz(DS_SPACE_SOFTMAX, p, 10, 1, 1.0f, row);
+    ck_assert_double_eq_tol(row[1], 9.0 * other, 1e-3 * 9.0 * other);
+    ck_assert_double_eq_tol(row[0], -other, 1e-3 * other);
+    z[1] = 200.0f; // e^-200 underflows: saturated, exactly zero
+    ds_space_loss_dz(DS_SPACE_SOFTMAX, z, 10, 1, 1.0f, dz);
+    for (int j = 0; j < 10; j++) ck_assert_float_eq(dz[j], 0.0f);
+}
+END_TEST
+
 static Suite *attack_suite(void) {
     Suite *s = suite_create("attack");
     TCase *f = tcase_create("fgsm");
     tcase_add_test(f, fgsm_exact_linear);
     tcase_add_test(f, fgsm_clips_and_keeps_zero_gradient_pixels);
     tcase_add_test(f, fgsm_saturation_masks_gradient);
+    tcase_add_test(f, space_gradients_survive_rounding_of_p_y);
     tcase_add_test(f, fgsm_batching_invariant);
     suite_add_tcase(s, f);
     TCase *j = tcase_create("jsma");

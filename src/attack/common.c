@@ -111,7 +111,13 @@ void ds_space_loss_dz(ds_space s, const float *z, int C, int y, float T, float *
     }
     if (s == DS_SPACE_SOFTMAX) T = 1.0f;
     dsa_softmax(dz, z, C, T);
-    dz[y] -= 1.0f;
+    // p_y - 1 = -sum_{j!=y} p_j, summed rather than subtracted: once p_y rounds to 1.0f the
+    // difference is 0 while the other p_j are still ~1e-10, which would silently drop the
+    // -dz_y/dx term of a confident (not saturated) model. Zero only when every p_j underflows.
+    float rest = 0.0f;
+    for (int j = 0; j < C; j++)
+        if (j != y) rest += dz[j];
+    dz[y] = -rest;
     if (T != 1.0f)
         for (int j = 0; j < C; j++) dz[j] /= T;
 }
@@ -123,8 +129,12 @@ void ds_space_output_dz(ds_space s, const float *p, int C, int i, float T, float
         return;
     }
     if (s == DS_SPACE_SOFTMAX) T = 1.0f;
+    // 1 - p_i as the sum of the other p_j, for the reason given in ds_space_loss_dz.
+    float rest = 0.0f;
+    for (int j = 0; j < C; j++)
+        if (j != i) rest += p[j];
     for (int j = 0; j < C; j++) {
-        dFi_dz[j] = p[i] * ((j == i ? 1.0f : 0.0f) - p[j]);
+        dFi_dz[j] = j == i ? p[i] * rest : -p[i] * p[j];
         if (T != 1.0f) dFi_dz[j] /= T;
     }
 }
