@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fault (c): kill -9 of mpirun and every rank at moments tests/it_sweep_resume.sh does not cover:
-# during start-up (run folder being created), during the reducer (the last task), and twice in
+# during start-up (run folder being created), just before the reducer (the last task), and twice in
 # a row (the resumed run is killed too). Each time the same command finishes the run, redoes
 # no journaled task, and ends identical to an uninterrupted run.
 TEST=fault_kill
@@ -44,9 +44,13 @@ for n in s r d; do sed "s/^name = ref/name = $n/" "$WORK/ref.job" >"$WORK/$n.job
 kill_when s "$WORK/s1.log" '[ -d "$WORK/results/s" ]'
 finish s "$WORK/s2.log"
 
-# ---- the reducer: once every other task is journaled ----
-kill_when r "$WORK/r1.log" '[ "$(journaled r | grep -vc "^reduce$")" -ge $((ntasks - 1)) ]'
+# ---- the reducer: the coordinator dies (SIGKILL, test hook) right after journaling the last
+# task before the reducer ----
+DS_SWEEP_TEST_CRASH_AFTER=$((ntasks - 1)) run_sweep 2 "$WORK/r.job" "$WORK/r1.log" &&
+    fail "r: the crash hook did not fire"
 r_before=$(journaled r | wc -l)
+[ "$r_before" -eq $((ntasks - 1)) ] || fail "r: $r_before tasks journaled, expected $((ntasks - 1))"
+[ -e "$WORK/results/r/summary.csv" ] && fail "r: the reducer ran before the crash"
 finish r "$WORK/r2.log"
 
 # ---- twice: after 3 tasks, then the resumed run after 5 more ----
@@ -56,4 +60,4 @@ kill_when d "$WORK/d2.log" "[ \"\$(journaled d | wc -l)\" -ge $((d1 + 5)) ]"
 d2=$(journaled d | wc -l)
 [ "$d2" -lt "$ntasks" ] || fail "d: the second run finished before it could be killed"
 finish d "$WORK/d3.log"
-pass "$((SECONDS - start)) s; killed at start-up, with $r_before of $ntasks tasks journaled (reducer), and twice (after $d1, then $d2)"
+pass "$((SECONDS - start)) s; killed at start-up, with $r_before of $ntasks tasks journaled (before the reducer), and twice (after $d1, then $d2)"
