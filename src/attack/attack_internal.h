@@ -17,4 +17,11 @@ float dsa_temperature(const ds_classifier *c, float explicit_T);
 int dsa_check_inputs(const char *attack, const ds_classifier *c, const float *x,
                      const uint8_t *labels, int n, const ds_attack_record *rec);
 
+// The batch of live attempts of JSMA and C&W: finished slots take the next attempt (load), or,
+// when none is left, the last live slot moves into the gap (move). *na live slots, *next the
+// next attempt to load, total attempts, at most max_batch slots.
+void dsa_refill(void *run, int (*finished)(void *run, int slot),
+                void (*load)(void *run, int slot, int attempt), void (*move)(void *run, int to, int from),
+                int *na, int *next, int total, int max_batch);
+
 #endif

@@ -21,6 +21,22 @@ void dsa_softmax(float *p, const float *z, int C, float T) {
     for (int j = 0; j < C; j++) p[j] /= sum;
 }
 
+void dsa_refill(void *run, int (*finished)(void *run, int slot),
+                void (*load)(void *run, int slot, int attempt), void (*move)(void *run, int to, int from),
+                int *na, int *next, int total, int max_batch) {
+    for (int i = 0; i < *na;) {
+        if (!finished(run, i)) {
+            i++;
+        } else if (*next < total) {
+            load(run, i++, (*next)++);
+        } else {
+            if (i != *na - 1) move(run, i, *na - 1);
+            (*na)--;
+        }
+    }
+    while (*na < max_batch && *next < total) load(run, (*na)++, (*next)++);
+}
+
 int dsa_argmax(const float *z, int C) {
     int best = 0;
     for (int j = 1; j < C; j++)

@@ -72,7 +72,8 @@ static void reset_step(cw_run *r, int i) {
     s->step_done = 0;
 }
 
-static void load_attempt(cw_run *r, int i, int a) {
+static void load_attempt(void *run, int i, int a) {
+    cw_run *r = run;
     slot *s = &r->s[i];
     memset(s, 0, sizeof *s);
     s->attempt = a;
@@ -111,25 +112,18 @@ static void finish_attempt(cw_run *r, int i) {
     s->finished = 1;
 }
 
-static void move_slot(cw_run *r, int to, int from) {
+static void move_slot(void *run, int to, int from) {
+    cw_run *r = run;
     r->s[to] = r->s[from];
     float *arrays[] = {r->X, r->w, r->m, r->v, r->off, r->best};
     for (int a = 0; a < 6; a++)
         memcpy(arrays[a] + (size_t)to * r->D, arrays[a] + (size_t)from * r->D, sizeof(float) * r->D);
 }
 
+static int slot_finished(void *run, int i) { return ((cw_run *)run)->s[i].finished; }
+
 static void refill(cw_run *r) {
-    for (int i = 0; i < r->na;) {
-        if (!r->s[i].finished) {
-            i++;
-        } else if (r->next < r->total) {
-            load_attempt(r, i++, r->next++);
-        } else {
-            if (i != r->na - 1) move_slot(r, i, r->na - 1);
-            r->na--;
-        }
-    }
-    while (r->na < r->c->max_batch && r->next < r->total) load_attempt(r, r->na++, r->next++);
+    dsa_refill(r, slot_finished, load_attempt, move_slot, &r->na, &r->next, r->total, r->c->max_batch);
 }
 
 // Loss, success and the logit gradient of the margin for slot i at the current x'.

@@ -158,7 +158,8 @@ typedef struct {
 } jsma_run;
 
 // Attempt a: sample a / (C-1), targets in increasing order skipping the label.
-static void load_attempt(jsma_run *r, int i, int a) {
+static void load_attempt(void *run, int i, int a) {
+    jsma_run *r = run;
     slot *s = &r->s[i];
     int sample = a / (r->C - 1), k = a % (r->C - 1);
     int label = r->labels[sample];
@@ -189,25 +190,17 @@ static void finish_attempt(jsma_run *r, int i, int pred) {
     s->finished = 1;
 }
 
-static void move_slot(jsma_run *r, int to, int from) {
+static void move_slot(void *run, int to, int from) {
+    jsma_run *r = run;
     r->s[to] = r->s[from];
     memcpy(r->X + (size_t)to * r->D, r->X + (size_t)from * r->D, sizeof(float) * r->D);
     memcpy(r->dom + (size_t)to * r->D, r->dom + (size_t)from * r->D, r->D);
 }
 
-// Replaces finished slots by new attempts, or closes the gaps when none are left.
+static int slot_finished(void *run, int i) { return ((jsma_run *)run)->s[i].finished; }
+
 static void refill(jsma_run *r) {
-    for (int i = 0; i < r->na;) {
-        if (!r->s[i].finished) {
-            i++;
-        } else if (r->next < r->total) {
-            load_attempt(r, i++, r->next++);
-        } else {
-            if (i != r->na - 1) move_slot(r, i, r->na - 1);
-            r->na--;
-        }
-    }
-    while (r->na < r->c->max_batch && r->next < r->total) load_attempt(r, r->na++, r->next++);
+    dsa_refill(r, slot_finished, load_attempt, move_slot, &r->na, &r->next, r->total, r->c->max_batch);
 }
 
 // The Jacobian of F for every live slot: alpha = dF_t/dx, beta = sum_{j != t} dF_j/dx (classes in
