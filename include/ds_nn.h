@@ -92,6 +92,8 @@ void ds_fc_backward(float *din, float *dw, float *db, const float *dout, const f
 void ds_dropout_mask(float *mask, size_t n, float p, uint64_t seed, uint64_t step, uint64_t sample);
 void ds_mul_forward(float *x, const float *mask, size_t n);
 
+// Index of the largest of z[0..C) (the first of equal maxima; NaN never wins): the prediction.
+int ds_argmax(const float *z, int C);
 // p = softmax(z / T) over C classes, computed stably.
 void ds_softmax(float *p, const float *z, int C, float T);
 // Cross-entropy of softmax(z/T) against target s (a probability vector) or, if s is NULL, the

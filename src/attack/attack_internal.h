@@ -7,8 +7,6 @@
 // p = softmax(z / T) over C classes in float32, stably (max subtracted first). Saturates to
 // exact 0 and 1 in float32 exactly as the deployed model's softmax does.
 void dsa_softmax(float *p, const float *z, int C, float T);
-// First index of the largest value (NaN never wins).
-int dsa_argmax(const float *z, int C);
 // First index of the largest value among j != skip.
 int dsa_argmax_except(const float *z, int C, int skip);
 // T of a space: explicit (> 0) or the classifier's; 1 if neither is positive.

@@ -37,13 +37,6 @@ void dsa_refill(void *run, int (*finished)(void *run, int slot),
     while (*na < max_batch && *next < total) load(run, (*na)++, (*next)++);
 }
 
-int dsa_argmax(const float *z, int C) {
-    int best = 0;
-    for (int j = 1; j < C; j++)
-        if (z[j] > z[best]) best = j;
-    return best;
-}
-
 int dsa_argmax_except(const float *z, int C, int skip) {
     int best = -1;
     for (int j = 0; j < C; j++)

@@ -146,7 +146,7 @@ static void evaluate(cw_run *r, int i) {
     float zk[C];
     memcpy(zk, z, sizeof zk);
     zk[y] += s->target >= 0 ? -kappa : kappa;
-    int pred = dsa_argmax(z, C), kpred = dsa_argmax(zk, C);
+    int pred = ds_argmax(z, C), kpred = ds_argmax(zk, C);
     int success = s->target >= 0 ? kpred == y : kpred != y;
     if (success) {
         s->step_success = 1;
@@ -236,7 +236,7 @@ static int clean_predictions(const ds_classifier *c, const float *x, int n, floa
         int nb = n - start < c->max_batch ? n - start : c->max_batch;
         int rc = c->forward(c->ctx, x + (size_t)start * c->n_in, nb, z);
         if (rc) return rc;
-        for (int i = 0; i < nb; i++) pred[start + i] = dsa_argmax(z + i * c->n_classes, c->n_classes);
+        for (int i = 0; i < nb; i++) pred[start + i] = ds_argmax(z + i * c->n_classes, c->n_classes);
     }
     return DS_OK;
 }

@@ -34,7 +34,7 @@ int ds_fgsm(const ds_classifier *c, const ds_fgsm_params *p, const float *x, con
         const float *xb = x + (size_t)start * D;
         if ((rc = c->forward(c->ctx, xb, nb, z))) goto done;
         for (int i = 0; i < nb; i++) {
-            clean[i] = dsa_argmax(z + i * C, C);
+            clean[i] = ds_argmax(z + i * C, C);
             int y = p->labels == DS_LABELS_TRUE ? labels[start + i] : clean[i];
             ds_space_loss_dz(p->space, z + i * C, C, y, T, dz + i * C);
         }
@@ -56,7 +56,7 @@ int ds_fgsm(const ds_classifier *c, const ds_fgsm_params *p, const float *x, con
                 r->label = labels[start + i];
                 r->target = -1;
                 r->clean_pred = clean[i];
-                r->adv_pred = dsa_argmax(z + i * C, C);
+                r->adv_pred = ds_argmax(z + i * C, C);
                 r->success = r->adv_pred != r->label;
                 r->zero_grad = (uint8_t)zero;
                 r->iterations = 1;

@@ -277,7 +277,7 @@ static int run(jsma_run *r) {
         int live = 0, first_any = 0;
         for (int i = 0; i < r->na; i++) {
             slot *s = &r->s[i];
-            pred[i] = dsa_argmax(r->z + i * C, C);
+            pred[i] = ds_argmax(r->z + i * C, C);
             if (s->iterations == 0) {
                 s->clean_pred = pred[i];
                 s->zero_grad = 1; // until a non-zero gradient shows up

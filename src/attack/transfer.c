@@ -24,12 +24,12 @@ int ds_attack_transfer(const ds_classifier *c, const float *x, const float *x_ad
         if ((rc = c->forward(c->ctx, x + (size_t)start * D, nb, z))) break;
         for (int i = 0; i < nb; i++) {
             out[start + i] = src[start + i];
-            out[start + i].clean_pred = dsa_argmax(z + i * C, C);
+            out[start + i].clean_pred = ds_argmax(z + i * C, C);
         }
         if ((rc = c->forward(c->ctx, x_adv + (size_t)start * D, nb, z))) break;
         for (int i = 0; i < nb; i++) {
             ds_attack_record *r = &out[start + i];
-            r->adv_pred = dsa_argmax(z + i * C, C);
+            r->adv_pred = ds_argmax(z + i * C, C);
             r->success = (untargeted || r->target < 0) ? r->adv_pred != r->label
                                                         : r->adv_pred == r->target;
             r->zero_grad = 0;

@@ -173,6 +173,13 @@ void ds_mul_forward(float *x, const float *mask, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= mask[i];
 }
 
+int ds_argmax(const float *z, int C) {
+    int k = 0;
+    for (int i = 1; i < C; i++)
+        if (z[i] > z[k]) k = i; // first of equal maxima; NaN never wins
+    return k;
+}
+
 void ds_softmax(float *p, const float *z, int C, float T) {
     float m = z[0] / T;
     for (int i = 1; i < C; i++) m = fmaxf(m, z[i] / T);

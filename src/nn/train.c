@@ -125,13 +125,6 @@ static int for_each_logits(const ds_model *m, const ds_dataset *d, int first, in
     return rc;
 }
 
-static int argmax(const float *z, int C) {
-    int k = 0;
-    for (int i = 1; i < C; i++)
-        if (z[i] > z[k]) k = i;
-    return k;
-}
-
 typedef struct {
     const ds_dataset *d;
     long correct;
@@ -139,7 +132,7 @@ typedef struct {
 
 static void count_correct(void *ud, int first, int n, const float *z) {
     count_ctx *c = ud;
-    for (int i = 0; i < n; i++) c->correct += argmax(z + (size_t)i * DS_CLASSES, DS_CLASSES) == c->d->labels[first + i];
+    for (int i = 0; i < n; i++) c->correct += ds_argmax(z + (size_t)i * DS_CLASSES, DS_CLASSES) == c->d->labels[first + i];
 }
 
 int ds_evaluate(const ds_model *m, const ds_dataset *d, int threads, double *accuracy) {
