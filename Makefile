@@ -2,7 +2,8 @@
 #   make            bin/distill_sweep
 #   make check      every test (unit tests with Check, then the integration scripts)
 #   make check-sanitize   the unit tests under AddressSanitizer + UBSan
-#   make check-faults   fault scenarios: NaN, damaged files, kill -9 (tests/faults/)
+#   make check-faults   fault scenarios: NaN, damaged files, kill -9, full disk (tests/faults/)
+#   make check-valgrind the unit tests and a one-rank sweep under valgrind
 #   make fuzz       libFuzzer targets (clang, ASan + UBSan) in build-fuzz/ (tests/fuzz/README.md)
 #   make bench      benchmarks, one "bench <name> <value> <unit>" line each
 #   make demo       a small sweep on 2 ranks (jobs/demo.job): the README's main command
@@ -91,6 +92,19 @@ check: check-unit bin/distill_sweep
 check-sanitize:
 	$(MAKE) BUILD=build-san OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" check-unit
 
+# Valgrind over the unit tests and a tiny one-rank sweep (tests/valgrind.sh), built into build-vg/
+# without -march=native: valgrind cannot execute AVX-512.
+.PHONY: check-valgrind vg-targets
+check-valgrind:
+	$(MAKE) BUILD=build-vg OPT="-O1" vg-targets
+	bash tests/valgrind.sh build-vg
+
+vg-targets: $(TEST_BIN) $(BUILD)/bin/distill_sweep
+
+$(BUILD)/bin/distill_sweep: $(CLI_OBJ) $(BUILD)/libds.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # libFuzzer targets tests/fuzz/fuzz_*.c: the library rebuilt with clang, coverage
 # instrumentation, ASan and UBSan into build-fuzz/ (clang 14 + libclang-rt-14-dev). Run e.g.
 #   build-fuzz/fuzz_idx -max_total_time=600 tests/fuzz/corpus/idx
@@ -113,7 +127,7 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/entry.c tests/fuzz/entry.h $(BUI
 $(BUILD)/tests/test_fuzz_regress: tests/fuzz/entry.c tests/fuzz/entry.h
 
 # Fault scenarios (tests/faults/*.sh): NaN in training, damaged files at restart, kill -9 at
-# several moments. 'make check' runs the quick one (tests/it_fault_nan.sh).
+# 21 moments, a full disk. 'make check' runs the quick one (tests/it_fault_nan.sh).
 FAULT_SCRIPTS := $(sort $(wildcard tests/faults/*.sh))
 .PHONY: check-faults
 check-faults: bin/distill_sweep

@@ -7,7 +7,8 @@
 //   when it is BEST_EFFORT (H5Pset_file_locking, HDF5 >= 1.10.7), and with H5F_CLOSE_STRONG so
 //   that H5Fclose really closes the file.
 // - New files are written atomically through ds_h5_writer: <path>.tmp is created, filled,
-//   flushed, closed, fsync'ed and renamed to <path>, then the folder is fsync'ed. On any failure
+//   flushed, closed, given a whole-file CRC-32 in a 512-byte HDF5 user block, fsync'ed and
+//   renamed to <path>, then the folder is fsync'ed. On any failure
 //   the .tmp is removed and an existing file at <path> is left untouched.
 // - Every function returns DS_OK or a negative DS_E* code (ds_error.h); write failures caused by
 //   a full disk end as DS_ENOSPC.
@@ -27,8 +28,11 @@ void ds_h5_init(void);
 hid_t ds_h5_fapl(void);
 
 // Opens an existing file. DS_EIO if it is missing or unreadable (or locked), DS_EFORMAT
-// "<path>: not a readable HDF5 file (...)" if it is empty, truncated or not HDF5.
-// Close with H5Fclose.
+// "<path>: not a readable HDF5 file (...)" if it is empty, truncated or not HDF5, and
+// "<path>: damaged (...)" or "<path>: truncated or damaged (...)" if it is one of ours (written
+// by ds_h5_writer) whose whole-file checksum does not match: checked before libhdf5 parses it.
+// Files without our checksum (other tools') are parsed as they are. Close with H5Fclose; a
+// file of ours opened writable and changed would no longer match its checksum (nothing does).
 int ds_h5_open(const char *path, int writable, hid_t *file);
 
 // ---- Atomic file writing ----
@@ -47,6 +51,10 @@ int ds_h5_commit(ds_h5_writer *w);
 // Closes and removes the .tmp without touching <path>. Keeps the current ds_errmsg().
 // Safe on a writer that is already finished.
 void ds_h5_abandon(ds_h5_writer *w);
+
+// Writes the whole-file checksum into the user block of a closed file of ours again, after it
+// was changed in place (the tests that edit files with raw HDF5 calls).
+int ds_h5_seal(const char *path);
 
 // ---- Errors ----
 // Builds the message "<file of loc>: <object path of loc>/<name>: <fmt...> (HDF5: <reason>)" from

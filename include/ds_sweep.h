@@ -20,13 +20,11 @@
 #include <stdio.h>
 
 #include "ds_data.h"
+#include "ds_filecrc.h"
 #include "ds_job.h"
 #include "ds_plan.h"
 
 // ---- Journal (journal.c) ----
-
-// CRC-32 (zlib's) and size of a whole file. DS_EIO if it cannot be read.
-int ds_file_crc32(const char *path, uint64_t *bytes, uint32_t *crc);
 
 typedef struct {
     char id[DS_TASK_ID];

@@ -42,19 +42,19 @@ sed "s|^results = .*|results = $WORK/afile/results|" "$WORK/good.job" >"$WORK/no
 expect_fail 2 "$WORK/nofolder.job" "afile: not a folder"
 
 # ---- A job that changed under an existing run ----
-DS_SWEEP_TEST_CRASH_AFTER=2 run_sweep 2 "$WORK/good.job" "$WORK/g1.log" && fail "crash hook did not fire"
+DS_FAULT=journaled@0#2 run_sweep 2 "$WORK/good.job" "$WORK/g1.log" && fail "crash hook did not fire"
 cp "$WORK/results/e/tasks/done.log" "$WORK/done.before"
 sed 's/^epochs = 1/epochs = 2/' "$WORK/good.job" >"$WORK/changed.job"
 expect_fail 2 "$WORK/changed.job" "holds a run of a different job or dataset ('train.baseline_epochs = 1' became 'train.baseline_epochs = 2')"
 grep -q -- "--new-run" "$WORK/out.log" || fail "the refusal does not mention --new-run"
 cmp -s "$WORK/done.before" "$WORK/results/e/tasks/done.log" || fail "the refused run touched the journal"
-DS_SWEEP_TEST_CRASH_AFTER=1 run_sweep 1 "$WORK/changed.job" "$WORK/new.log" --new-run
+DS_FAULT=journaled@0#1 run_sweep 1 "$WORK/changed.job" "$WORK/new.log" --new-run
 grep -q "starting or resuming $WORK/results/e-2 instead (--new-run)" "$WORK/new.log" || fail "--new-run: $(head -5 "$WORK/new.log")"
 [ -s "$WORK/results/e-2/tasks/done.log" ] || fail "--new-run did not run in e-2"
 
 # ---- A worker dies (SIGKILL when it receives T1/soft); rank 0 only coordinates ----
 st=0
-DS_SWEEP_TEST_WORKER_DIE=T1/soft timeout 120 "$MPIRUN" -np 2 "$BIN" "$WORK/good.job" --no-progress \
+DS_FAULT=task-start=T1/soft@1 timeout 120 "$MPIRUN" -np 2 "$BIN" "$WORK/good.job" --no-progress \
     --coordinator-only >"$WORK/die.log" 2>&1 || st=$?
 [ $st -ne 0 ] && [ $st -ne 124 ] || fail "worker death: status $st: $(tail "$WORK/die.log")"
 grep -qi "signal 9\|killed" "$WORK/die.log" || fail "worker death not reported: $(cat "$WORK/die.log")"

@@ -25,7 +25,7 @@ journaled() { cut -d' ' -f1 "$1/tasks/done.log" 2>/dev/null; }
 
 # ---- A: the coordinator dies (SIGKILL) right after recording its 7th task; rerun with -np 3 ----
 sed 's/^name = ref/name = a/' "$WORK/ref.job" >"$WORK/a.job"
-DS_SWEEP_TEST_CRASH_AFTER=7 run_sweep 2 "$WORK/a.job" "$WORK/a1.log" && fail "A: the crash hook did not fire"
+DS_FAULT=journaled@0#7 run_sweep 2 "$WORK/a.job" "$WORK/a1.log" && fail "A: the crash hook did not fire"
 [ "$(wc -l <"$WORK/results/a/tasks/done.log")" -eq 7 ] || fail "A: journal has $(wc -l <"$WORK/results/a/tasks/done.log") lines after the crash, expected 7"
 run_sweep 3 "$WORK/a.job" "$WORK/a2.log" || fail "A: rerun failed: $(tail -20 "$WORK/a2.log")"
 grep -q "7 already done (resuming)" "$WORK/a2.log" || fail "A: rerun did not resume from 7 tasks: $(head -5 "$WORK/a2.log")"

@@ -116,6 +116,12 @@ static hid_t raw_open(void) {
     return f;
 }
 
+// Closes a file opened by raw_open and renews its checksum: the loader's own checks are tested.
+static void raw_close(hid_t f) {
+    ck_assert(H5Fclose(f) >= 0);
+    ck_assert_int_eq(ds_h5_seal(path), DS_OK);
+}
+
 static void raw_replace(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims,
                         const void *data) {
     ck_assert(H5Ldelete(f, name, H5P_DEFAULT) >= 0);
@@ -259,7 +265,7 @@ START_TEST(test_checkpoint_roundtrip) {
     hid_t f = raw_open();
     hsize_t d = 10;
     raw_replace(f, "velocity", H5T_NATIVE_FLOAT, 1, &d, v2);
-    H5Fclose(f);
+    raw_close(f);
     ck_assert_int_eq(ds_store_load_checkpoint(path, &b, v2), DS_EFORMAT);
     char want[1024];
     snprintf(want, sizeof want, "%s: velocity: expected [%zu], found [10]", path, n);
@@ -296,7 +302,7 @@ START_TEST(test_matrix_roundtrip) {
     ck_assert_int_eq(H5Pget_nfilters(p), 2);
     H5Pclose(p);
     H5Dclose(d);
-    H5Fclose(f);
+    raw_close(f);
     // Wrong column count, wrong name.
     char want[1024];
     ck_assert_int_eq(ds_store_load_matrix(path, "soft_labels", &b, &r2, 5), DS_EFORMAT);
@@ -325,7 +331,7 @@ START_TEST(test_reject_wrong_dims) {
     hsize_t d[4] = {32, 32, 5, 5};
     float *w = calloc(32 * 32 * 25, sizeof *w);
     raw_replace(f, "baseline/conv2/weight", H5T_NATIVE_FLOAT, 4, d, w);
-    H5Fclose(f);
+    raw_close(f);
     free(w);
     expect_load_error(DS_EFORMAT, "baseline/conv2/weight: expected [32,32,3,3], found [32,32,5,5]");
     // Wrong rank: a flat fc3 weight.
@@ -334,7 +340,7 @@ START_TEST(test_reject_wrong_dims) {
     raw_replace(f, "baseline/conv2/weight", H5T_NATIVE_FLOAT, 4, (hsize_t[]){32, 32, 3, 3},
                 m.p.w[1]);
     raw_replace(f, "baseline/fc3/weight", H5T_NATIVE_FLOAT, 1, &flat, m.p.w[DS_FC3]);
-    H5Fclose(f);
+    raw_close(f);
     expect_load_error(DS_EFORMAT, "baseline/fc3/weight: expected [10,200], found [2000]");
     ds_model_free(&m);
 }
@@ -345,11 +351,11 @@ START_TEST(test_reject_missing_layer) {
     save_baseline(&m);
     hid_t f = raw_open();
     ck_assert(H5Ldelete(f, "baseline/conv3", H5P_DEFAULT) >= 0);
-    H5Fclose(f);
+    raw_close(f);
     expect_load_error(DS_EFORMAT, "baseline/conv3: missing layer");
     f = raw_open();
     ck_assert(H5Ldelete(f, "baseline/conv1/bias", H5P_DEFAULT) >= 0);
-    H5Fclose(f);
+    raw_close(f);
     expect_load_error(DS_EFORMAT, "baseline/conv1/bias: missing dataset");
     ds_model_free(&m);
 }
@@ -362,12 +368,12 @@ START_TEST(test_reject_float64) {
     hsize_t d = 200;
     hid_t f = raw_open();
     raw_replace(f, "baseline/fc1/bias", H5T_NATIVE_DOUBLE, 1, &d, bias);
-    H5Fclose(f);
+    raw_close(f);
     expect_load_error(DS_EFORMAT, "baseline/fc1/bias: expected float32, found float64");
     int ibias[200] = {0};
     f = raw_open();
     raw_replace(f, "baseline/fc1/bias", H5T_NATIVE_INT, 1, &d, ibias);
-    H5Fclose(f);
+    raw_close(f);
     expect_load_error(DS_EFORMAT, "baseline/fc1/bias: expected float32, found int32");
     ds_model_free(&m);
 }
@@ -380,7 +386,7 @@ START_TEST(test_reject_nan) {
     hsize_t d[2] = {200, 200};
     hid_t f = raw_open();
     raw_replace(f, "baseline/fc2/weight", H5T_NATIVE_FLOAT, 2, d, m.p.w[DS_FC2]);
-    H5Fclose(f);
+    raw_close(f);
     expect_load_error(DS_EFORMAT, "baseline/fc2/weight: non-finite value at [7]");
     ds_model_free(&m);
 }
@@ -391,20 +397,20 @@ START_TEST(test_reject_attributes) {
     save_baseline(&m);
     hid_t f = raw_open();
     ck_assert(H5Adelete_by_name(f, "baseline", "seed", H5P_DEFAULT) >= 0);
-    H5Fclose(f);
+    raw_close(f);
     expect_load_error(DS_EFORMAT, "baseline: missing attribute seed");
     f = raw_open();
     hid_t g = H5Gopen2(f, "baseline", H5P_DEFAULT);
     ck_assert_int_eq(ds_h5_attr_set_int64(g, "seed", -3), DS_OK);
     H5Gclose(g);
-    H5Fclose(f);
+    raw_close(f);
     expect_load_error(DS_EFORMAT, "baseline: attribute seed: negative (-3)");
     f = raw_open();
     g = H5Gopen2(f, "baseline", H5P_DEFAULT);
     ck_assert_int_eq(ds_h5_attr_set_int64(g, "seed", 5), DS_OK);
     ck_assert_int_eq(ds_h5_attr_set_string(g, "temperature", "hot"), DS_OK);
     H5Gclose(g);
-    H5Fclose(f);
+    raw_close(f);
     expect_load_error(DS_EFORMAT, "baseline: attribute temperature: expected a number");
     ds_model_free(&m);
 }
@@ -417,12 +423,12 @@ START_TEST(test_reject_unreadable_files) {
     size_t n;
     char *bytes = read_all(path, &n);
     ck_assert_uint_gt(n, 1000000);
-    tu_write_file(path, bytes, n / 2); // truncated
+    tu_write_file(path, bytes, n / 2); // truncated: the checksum's size says so
     ck_assert_int_eq(ds_store_load_model(path, "baseline", &m), DS_EFORMAT);
     char want[1024];
+    snprintf(want, sizeof want, "%s: truncated or damaged (%zu bytes, %zu written)", path, n / 2, n);
+    ck_assert_str_eq(ds_errmsg(), want);
     snprintf(want, sizeof want, "%s: not a readable HDF5 file", path);
-    ck_assert_ptr_nonnull(strstr(ds_errmsg(), want));
-    ck_assert_ptr_null(strchr(ds_errmsg(), '\n'));
     tu_write_file(path, bytes, 0); // empty
     ck_assert_int_eq(ds_store_load_model(path, "baseline", &m), DS_EFORMAT);
     ck_assert_ptr_nonnull(strstr(ds_errmsg(), want));
@@ -439,6 +445,56 @@ START_TEST(test_reject_unreadable_files) {
     ck_assert_int_eq(ds_store_load_model(path, "baseline", &m), DS_EIO);
     snprintf(want, sizeof want, "%s: No such file or directory", path);
     ck_assert_str_eq(ds_errmsg(), want);
+    assert_no_open_hdf5();
+}
+END_TEST
+
+// The whole-file checksum in the user block: every damage is caught before libhdf5 parses the
+// file; a file written by other tools (no user block) is still read.
+START_TEST(test_whole_file_checksum) {
+    ds_model m, back;
+    save_baseline(&m);
+    size_t n;
+    char *good = read_all(path, &n);
+    char head[64];
+    memcpy(head, good, sizeof head - 1);
+    head[sizeof head - 1] = '\0';
+    char want_head[64];
+    snprintf(want_head, sizeof want_head, "distill_sweep-crc32 %zu ", n);
+    ck_assert_ptr_eq(strstr(head, want_head), head);
+    ck_assert_int_eq(memcmp(good + 512, "\x89HDF\r\n\x1a\n", 8), 0); // HDF5 after the block
+    char want[1024];
+    // One bit anywhere after the block: in the superblock, in metadata, in a weight.
+    size_t offsets[] = {512 + 9, 2048, n / 2, n - 1};
+    for (int i = 0; i < 4; i++) {
+        good[offsets[i]] ^= 0x10;
+        tu_write_file(path, good, n);
+        good[offsets[i]] ^= 0x10;
+        ck_assert_int_eq(ds_store_load_model(path, "baseline", &back), DS_EFORMAT);
+        snprintf(want, sizeof want, "%s: damaged (checksum ", path);
+        ck_assert_ptr_eq(strstr(ds_errmsg(), want), ds_errmsg());
+        ck_assert_ptr_null(back.mem);
+    }
+    // The header itself damaged: refused too (HDF5's signature right after a user block).
+    good[3] ^= 0x01;
+    tu_write_file(path, good, n);
+    good[3] ^= 0x01;
+    ck_assert_int_eq(ds_store_load_model(path, "baseline", &back), DS_EFORMAT);
+    snprintf(want, sizeof want, "%s: damaged (its checksum header is unreadable)", path);
+    ck_assert_str_eq(ds_errmsg(), want);
+    // Intact again: loads, same weights.
+    tu_write_file(path, good, n);
+    ck_assert_int_eq(ds_store_load_model(path, "baseline", &back), DS_OK);
+    assert_models_equal(&m, &back);
+    ds_model_free(&back);
+    // A file without a user block (h5py, PyTorch exports): parsed as it is.
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    H5Fclose(f);
+    ck_assert_int_eq(ds_h5_open(path, 0, &f), DS_OK);
+    H5Fclose(f);
+    free(good);
+    ds_model_free(&m);
     assert_no_open_hdf5();
 }
 END_TEST
@@ -750,6 +806,7 @@ static Suite *store_suite(void) {
     tcase_add_test(tc, test_reject_nan);
     tcase_add_test(tc, test_reject_attributes);
     tcase_add_test(tc, test_reject_unreadable_files);
+    tcase_add_test(tc, test_whole_file_checksum);
     tcase_add_test(tc, test_atomic_bad_folder);
     tcase_add_test(tc, test_atomic_keeps_old_file);
     tcase_add_test(tc, test_atomic_disk_full);

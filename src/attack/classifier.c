@@ -1,6 +1,7 @@
 // ds_classifier over the CNN: a ds_engine and the model's parameters behind the two callbacks.
 #include "ds_attack.h"
 #include "ds_error.h"
+#include "ds_fault.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ static int model_input_grad(void *ctx, const float *dlogits, int n, float *dx) {
         return ds_fail(DS_EINVAL, "classifier: input gradient for %d samples after a forward of %d",
                        n, m->last_n);
     ds_engine_input_grad(m->engine, m->params, dlogits, n, dx);
+    ds_fault("attack-batch", NULL);
     return DS_OK;
 }
 

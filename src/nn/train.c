@@ -1,5 +1,6 @@
 // Training (SGD with momentum), evaluation and the teacher's soft labels.
 #include "ds_error.h"
+#include "ds_fault.h"
 #include "ds_nn.h"
 #include "ds_rng.h"
 
@@ -87,6 +88,7 @@ int ds_trainer_epoch(ds_trainer *t, ds_model *m, const ds_dataset *train, const 
             t->velocity[j] = c->momentum * t->velocity[j] + t->grad[j];
             m->mem[j] -= c->lr * t->velocity[j];
         }
+        ds_fault("train-step", NULL);
     }
     for (size_t j = 0; j < np; j++)
         if (!isfinite(m->mem[j]))
@@ -152,6 +154,7 @@ typedef struct {
 static void copy_logits(void *ud, int first, int n, const float *z) {
     copy_ctx *c = ud;
     float *dst = c->out + (size_t)(first - c->first) * DS_CLASSES;
+    if (c->softmax) ds_fault("soft-labels", NULL);
     for (int i = 0; i < n; i++) {
         if (c->softmax) ds_softmax(dst + (size_t)i * DS_CLASSES, z + (size_t)i * DS_CLASSES, DS_CLASSES, c->T);
         else memcpy(dst + (size_t)i * DS_CLASSES, z + (size_t)i * DS_CLASSES, DS_CLASSES * sizeof(float));

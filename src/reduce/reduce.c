@@ -4,6 +4,7 @@
 #include "ds_reduce.h"
 
 #include "ds_error.h"
+#include "ds_fault.h"
 #include "ds_sweep.h"
 #include "reduce_internal.h"
 
@@ -145,6 +146,7 @@ static int commit_staged(reducer *r) {
             return ds_fail(ds_errno_code(errno), "%s: cannot rename to %s: %s", from, to,
                            strerror(errno));
         o->written = 0;
+        ds_fault("reduce-output", o->name);
     }
     int fd = open(r->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot open to sync: %s", r->run_dir,

@@ -152,6 +152,7 @@ int ds_store_save_model(const char *path, const char *group, const ds_model *m,
 }
 
 int ds_store_load_model(const char *path, const char *group, ds_model *m) {
+    memset(m, 0, sizeof *m); // nothing to free on any failure
     hid_t f;
     int rc = ds_h5_open(path, 0, &f);
     if (rc) return rc;

@@ -6,6 +6,7 @@
 #include "ds_sweep.h"
 
 #include "ds_error.h"
+#include "ds_fault.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,30 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
-
-int ds_file_crc32(const char *path, uint64_t *bytes, uint32_t *crc) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return ds_fail(DS_EIO, "%s: cannot open: %s", path, strerror(errno));
-    static _Thread_local unsigned char buf[1 << 16];
-    uLong c = crc32(0L, Z_NULL, 0);
-    uint64_t n = 0;
-    for (;;) {
-        ssize_t got = read(fd, buf, sizeof buf);
-        if (got < 0) {
-            if (errno == EINTR) continue;
-            int err = errno;
-            close(fd);
-            return ds_fail(DS_EIO, "%s: read error: %s", path, strerror(err));
-        }
-        if (got == 0) break;
-        c = crc32(c, buf, (uInt)got);
-        n += (uint64_t)got;
-    }
-    close(fd);
-    *bytes = n;
-    *crc = (uint32_t)c;
-    return DS_OK;
-}
 
 static void journal_path(const char *run_dir, char *out, size_t cap) {
     snprintf(out, cap, "%s/tasks/done.log", run_dir);
@@ -139,13 +116,16 @@ int ds_journal_append(const char *run_dir, const ds_journal_entry *e) {
     if (len < 0) return ds_fail(DS_EINVAL, "%s: task id too long", path);
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
     if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot open: %s", path, strerror(errno));
-    if (write_all(fd, line, (size_t)len) || fsync(fd)) {
+    int injected = ds_fault("journal", e->id);
+    if (injected) errno = ENOSPC;
+    if (injected || write_all(fd, line, (size_t)len) || fsync(fd)) {
         int err = errno;
         close(fd);
         return ds_fail(ds_errno_code(err), "%s: cannot record task %s: %s", path, e->id,
                        strerror(err));
     }
     if (close(fd)) return ds_fail(ds_errno_code(errno), "%s: close: %s", path, strerror(errno));
+    ds_fault("journaled", e->id);
     return DS_OK;
 }
 

@@ -11,6 +11,7 @@
 #include "ds_sweep.h"
 
 #include "ds_error.h"
+#include "ds_fault.h"
 #include "ds_reduce.h"
 #include "ds_store.h"
 
@@ -219,6 +220,7 @@ static void run_one(const ds_worker_ctx *ctx, int task, result_msg *r) {
     memset(r, 0, sizeof *r);
     r->task = task;
     r->rank = ctx->rank;
+    ds_fault("task-start", ctx->plan->tasks[task].id);
     double t0 = now_s();
     r->status = ds_task_execute(ctx, task, &r->bytes, &r->crc);
     r->seconds = now_s() - t0;
@@ -248,11 +250,6 @@ static void *local_main(void *arg) {
 
 // ---- Workers on ranks 1..N-1 ----
 
-static void test_hook_worker(const ds_task *t) {
-    const char *die = getenv("DS_SWEEP_TEST_WORKER_DIE");
-    if (die && !strcmp(die, t->id)) raise(SIGKILL);
-}
-
 static void worker_loop(const ds_worker_ctx *ctx) {
     for (;;) {
         int flag = 0;
@@ -264,7 +261,6 @@ static void worker_loop(const ds_worker_ctx *ctx) {
         int task;
         MPI_Recv(&task, 1, MPI_INT, 0, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         if (st.MPI_TAG == TAG_STOP) return;
-        test_hook_worker(&ctx->plan->tasks[task]);
         result_msg r;
         run_one(ctx, task, &r);
         MPI_Send(&r, (int)sizeof r, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
@@ -285,8 +281,6 @@ typedef struct {
     progress pr;
     int stopping;     // no new tasks: a signal, a full disk, a journal failure
     int exit_status;
-    int crash_after;  // test hook: SIGKILL ourselves after this many journal lines (0 = off)
-    int journaled;
 } coordinator;
 
 // ---- Ready tasks: a binary heap on (priority, -index) ----
@@ -401,11 +395,6 @@ static void handle_result(coordinator *c, const result_msg *r) {
         eta(&c->pr, e2, sizeof e2);
         say(&c->pr, "done   %s (rank %d, %.1f s) | %d/%d done, %d running | %s", t->id, r->rank,
             r->seconds, c->pr.ndone, c->pr.ntasks, c->pr.nrunning, e2);
-        c->journaled++;
-        if (c->crash_after > 0 && c->journaled >= c->crash_after) {
-            say(&c->pr, "test hook DS_SWEEP_TEST_CRASH_AFTER: killing the coordinator");
-            raise(SIGKILL);
-        }
     } else if (r->status == DS_ESTOP) {
         c->state[r->task] = ST_PENDING;
         push_ready(c, r->task);
@@ -602,8 +591,6 @@ int ds_sweep_run(const ds_sweep_options *o) {
             fprintf(stderr, "distill_sweep: out of memory\n");
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
-        const char *crash = getenv("DS_SWEEP_TEST_CRASH_AFTER");
-        c.crash_after = crash ? atoi(crash) : 0;
         rc = ds_journal_scan(&plan, s.run_dir, done, stdout);
         if (rc) {
             fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());

@@ -7,6 +7,7 @@
 
 #include "ds_attack.h"
 #include "ds_error.h"
+#include "ds_fault.h"
 #include "ds_nn.h"
 #include "ds_store.h"
 
@@ -121,6 +122,7 @@ static int train(const ds_worker_ctx *ctx, const ds_task *t) {
         fflush(stdout);
         if (tr.epoch < t->epochs) {
             if ((rc = ds_store_save_checkpoint(ckpt, &m, tr.velocity, &prov))) goto done;
+            ds_fault("epoch-end", ckpt);
             if (*ctx->stop) {
                 rc = ds_fail(DS_ESTOP, "%s: stopped after epoch %d (checkpoint saved)", t->id,
                              tr.epoch);
