@@ -2,7 +2,8 @@
 # Bad input ends with a clear message, a non-zero status, no hang, and no lost result: job-file
 # errors (file:line), a missing dataset, an unusable results folder, a job that changed under an
 # existing run (refused; --new-run starts <run>-2), a second sweep on a run in use, a worker
-# that dies (kill -9) — and the rerun after it finishes the run —, a full results folder.
+# that dies (kill -9) — and the rerun after it finishes the run —, a full results folder
+# (injected ENOSPC everywhere, and a real tmpfs where one can be mounted).
 TEST=it_sweep_errors
 source "$(dirname "$0")/tools/sweep_env.sh"
 start=$SECONDS
@@ -73,6 +74,17 @@ kept=$(wc -l <"$WORK/results/e/tasks/done.log")
 run_sweep 2 "$WORK/good.job" "$WORK/after.log" || fail "rerun after the worker died failed: $(tail "$WORK/after.log")"
 [ "$(wc -l <"$WORK/results/e/tasks/done.log")" -eq 34 ] || fail "rerun did not complete the run"
 grep -q "$kept already done (resuming)" "$WORK/after.log" || fail "rerun did not resume: $(head -3 "$WORK/after.log")"
+# ---- A full disk while a worker writes an attack shard (injected ENOSPC, works everywhere;
+# tests/faults/fault_full_disk.sh has more moments) ----
+sed 's/^name = e$/name = nospc/' "$WORK/good.job" >"$WORK/nospc.job"
+DS_FAULT='h5-write=atk-@1#1:enospc' expect_fail 2 "$WORK/nospc.job" "atk-.*\.h5\.tmp: .*No space left on device"
+grep -q "not starting more tasks (the results folder is full); the completed ones are kept" "$WORK/out.log" ||
+    fail "injected ENOSPC: no clear message: $(cat "$WORK/out.log")"
+kept=$(wc -l <"$WORK/results/nospc/tasks/done.log")
+ls "$WORK"/results/nospc/tasks/*.tmp >/dev/null 2>&1 && fail "injected ENOSPC: a .tmp was left behind"
+run_sweep 2 "$WORK/nospc.job" "$WORK/nospc2.log" || fail "injected ENOSPC: rerun failed: $(tail "$WORK/nospc2.log")"
+grep -q "$kept already done (resuming)" "$WORK/nospc2.log" || fail "injected ENOSPC: rerun did not resume"
+
 # ---- A full results folder (a 5 MB tmpfs; only where mounting is allowed, e.g. as root) ----
 full="not tested (cannot mount a tmpfs here)"
 mkdir -p "$WORK/full"
@@ -91,4 +103,4 @@ if mount -t tmpfs -o size=5m tmpfs "$WORK/full" 2>/dev/null; then
     umount "$WORK/full"
     full="disk full tested"
 fi
-pass "$((SECONDS - start)) s; $full"
+pass "$((SECONDS - start)) s; injected ENOSPC tested ($kept tasks kept); $full"
