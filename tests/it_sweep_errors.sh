@@ -74,10 +74,10 @@ kept=$(wc -l <"$WORK/results/e/tasks/done.log")
 run_sweep 2 "$WORK/good.job" "$WORK/after.log" || fail "rerun after the worker died failed: $(tail "$WORK/after.log")"
 [ "$(wc -l <"$WORK/results/e/tasks/done.log")" -eq 34 ] || fail "rerun did not complete the run"
 grep -q "$kept already done (resuming)" "$WORK/after.log" || fail "rerun did not resume: $(head -3 "$WORK/after.log")"
-# ---- A full disk while a worker writes an attack shard (injected ENOSPC, works everywhere;
+# ---- A full disk while a rank writes an attack shard (injected ENOSPC, works everywhere;
 # tests/faults/fault_full_disk.sh has more moments) ----
 sed 's/^name = e$/name = nospc/' "$WORK/good.job" >"$WORK/nospc.job"
-DS_FAULT='h5-write=atk-@1#1:enospc' expect_fail 2 "$WORK/nospc.job" "atk-.*\.h5\.tmp: .*No space left on device"
+DS_FAULT='h5-write=atk-:enospc' expect_fail 2 "$WORK/nospc.job" "atk-.*\.h5\.tmp: .*No space left on device"
 grep -q "not starting more tasks (the results folder is full); the completed ones are kept" "$WORK/out.log" ||
     fail "injected ENOSPC: no clear message: $(cat "$WORK/out.log")"
 kept=$(wc -l <"$WORK/results/nospc/tasks/done.log")

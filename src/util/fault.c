@@ -1,5 +1,6 @@
 #include "ds_fault.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,7 +15,8 @@ typedef struct {
 
 static fault_spec spec;
 static atomic_int hits;
-static int parsed; // 0: not yet, 1: a fault is armed, -1: none (or malformed)
+static int armed; // set once (pthread_once): 1 if DS_FAULT holds a well-formed fault
+static pthread_once_t read_env_once = PTHREAD_ONCE_INIT;
 
 static int own_rank(void) {
     const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"};
@@ -56,13 +58,16 @@ static int parse(const char *s) {
     return *s ? -1 : 1;
 }
 
+static void read_env(void) {
+    const char *env = getenv("DS_FAULT");
+    if (!env || !*env) return;
+    armed = parse(env) > 0;
+    if (!armed) fprintf(stderr, "distill_sweep: DS_FAULT=%s: malformed, ignored\n", env);
+}
+
 int ds_fault(const char *point, const char *text) {
-    if (!parsed) { // first call; a benign race: every thread computes the same answer
-        const char *env = getenv("DS_FAULT");
-        parsed = env && *env ? parse(env) : -1;
-        if (env && *env && parsed < 0) fprintf(stderr, "distill_sweep: DS_FAULT=%s: malformed, ignored\n", env);
-    }
-    if (parsed < 0 || strcmp(point, spec.point)) return 0;
+    pthread_once(&read_env_once, read_env);
+    if (!armed || strcmp(point, spec.point)) return 0;
     if (spec.text[0] && (!text || !strstr(text, spec.text))) return 0;
     if (spec.rank >= 0 && spec.rank != own_rank()) return 0;
     if (atomic_fetch_add(&hits, 1) + 1 != spec.nth) return 0;

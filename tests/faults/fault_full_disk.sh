@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fault (b): the results folder fills up. Where a tmpfs cannot be mounted (tests/it_sweep_errors.sh
 # mounts one when it can), DS_FAULT=...:enospc makes one write fail exactly as a full disk does
-# (ENOSPC): an attack shard on a worker, a checkpoint on rank 0, a line of the journal, and the
+# (ENOSPC): the second attack shard of a rank, a checkpoint on rank 0, a line of the journal, and the
 # reducer's summary.h5. Each time: exit non-zero, one clear "No space left on device" line
 # naming the file, no new task started after it, every journaled task's file intact (same data
 # as an uninterrupted run), no .tmp left; the rerun with space completes, identical to the
@@ -42,7 +42,7 @@ full() {
     summary="$summary $1($kept kept)"
 }
 summary=
-full shard 'h5-write=atk-@1#2:enospc' 'atk-[^ ]*\.h5\.tmp'
+full shard 'h5-write=atk-#2:enospc' 'atk-[^ ]*\.h5\.tmp'
 grep -q "not starting more tasks (the results folder is full); the completed ones are kept" "$WORK/shard.log" ||
     fail "shard: no 'not starting more tasks' line: $(grep -v '^\[rank' "$WORK/shard.log" | tail -5)"
 full checkpoint 'h5-write=.ckpt.h5@0#1:enospc' '\.ckpt\.h5\.tmp'

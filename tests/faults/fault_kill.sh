@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Fault (a): kill -9 at 21 moments of a CI-sized sweep (2 ranks; rank 0 is the coordinator and
-# also works): the coordinator, a worker and mpirun; during training, soft labels and attacks;
-# during and right after an HDF5 write; around a journal line; during the reduction; at
-# start-up; and twice in a row. After each, rerunning the same command finishes the run, starts
-# no journaled task again, leaves no .tmp file, and ends with task outputs and a summary.csv
-# identical to an uninterrupted run's.
+# also works): the coordinator's rank, a worker, any rank and mpirun; during training, soft
+# labels and attacks; during and right after an HDF5 write; around a journal line; during the
+# reduction; at start-up; and twice in a row. After each, rerunning the same command finishes
+# the run, starts no journaled task again, leaves no .tmp file, and ends with task outputs and a
+# summary.csv identical to an uninterrupted run's.
 #
 # The in-process moments use DS_FAULT (include/ds_fault.h: POINT[=TEXT][@RANK][#N]), which
-# SIGKILLs the process exactly there; mpirun then ends the job. The others kill mpirun and every
-# rank from outside, when the run reaches a state.
+# SIGKILLs the process exactly there; mpirun then ends the job. A rank is named only where the
+# plan guarantees it gets there (both ranks train from the start; rank 0 alone journals and
+# reduces); elsewhere the first rank to get there dies (each counts its own passes). The
+# others kill mpirun and every rank from outside, when the run reaches a state.
+# MOMENTS="name ..." runs only those (debugging).
 TEST=fault_kill
 source "$(dirname "$0")/../tools/sweep_env.sh"
 start=$SECONDS
@@ -63,19 +66,19 @@ summary=
 
 # ---- training: mid-step, right after a checkpoint, while writing a checkpoint or a model ----
 inject train0 'train-step@0#3'              # the coordinator's rank, inside an epoch
-inject train1 'train-step@1#12'             # a worker, inside its second task's epochs
+inject train1 'train-step@1#12'             # a worker, in the second epoch of its first training
 inject epoch1 'epoch-end@1#1'               # a worker, right after its first checkpoint
 inject cp0 'h5-write=.ckpt.h5@0#1'          # the coordinator's rank, writing a checkpoint
 inject cp1 'h5-write=.ckpt.h5@1#2'          # a worker, writing its second checkpoint
-inject model1 'h5-write=teacher.h5@1#1'     # a worker, writing a trained teacher
-inject renamed0 'h5-commit=student.h5@0#1'  # a model in place but not yet journaled
-inject soft1 'soft-labels@1#1'              # a worker, labelling the training set
+inject model 'h5-write=teacher.h5'          # a rank writing a trained teacher
+inject renamed 'h5-commit=student.h5'       # a model in place but not yet journaled
+inject soft 'soft-labels'                   # a rank labelling the training set
 # ---- attacks ----
-inject attack0 'attack-batch@0#5'
-inject attack1 'attack-batch@1#2'
-inject shard1 'h5-write=atk-@1#1'           # a worker, writing an attack shard
-inject shardin1 'h5-commit=atk-@1#2'        # an attack shard in place, not yet journaled
-inject transfer1 'task-start=transfer@1'    # a worker, as it receives a transfer task
+inject attack2 'attack-batch#2'             # a rank inside an attack
+inject attack5 'attack-batch#5'
+inject shard 'h5-write=atk-'                # a rank writing an attack shard
+inject shardin 'h5-commit=atk-#2'           # an attack shard in place, not yet journaled
+inject transfer 'task-start=transfer'       # a rank, as it receives a transfer task
 # ---- the journal (the coordinator) ----
 inject journal0 'journal@0#4'               # before the 4th line
 inject journaled0 "journaled@0#$ntasks"   # the last task journaled, the reducer not started
