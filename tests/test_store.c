@@ -636,7 +636,7 @@ END_TEST
 // replace it, which fails inside fc1's weights with ENOSPC. Skipped where namespaces are denied.
 static int small_disk_child(void) {
     if (unshare(CLONE_NEWNS) != 0 && unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return 77;
-    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return 77;
+    if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) return 77;
     char small[600], p[700], tmp[710];
     snprintf(small, sizeof small, "%s/small", dir);
     CHILD_CHECK(mkdir(small, 0755) == 0);
