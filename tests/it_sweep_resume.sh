@@ -8,10 +8,7 @@ source "$(dirname "$0")/tools/sweep_env.sh"
 start=$SECONDS
 
 # Two epochs per model, so that trainings leave checkpoints to resume from.
-write_job "$WORK/ref.job" ref 2
-run_sweep 2 "$WORK/ref.job" "$WORK/ref.log" || fail "reference run failed: $(tail -20 "$WORK/ref.log")"
-digest "$WORK/results/ref" >"$WORK/ref.digest"
-ntasks=$(wc -l <"$WORK/results/ref/tasks/done.log")
+reference_run 2
 
 # started_again LOG1 LOG2: tasks completed in the first run that the second one started again.
 started_again() {

@@ -14,9 +14,7 @@ flip() {
     printf "\\x$(printf %02x $((b ^ 16)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
-write_job "$WORK/ref.job" ref 2
-run_sweep 2 "$WORK/ref.job" "$WORK/ref.log" || fail "reference run failed: $(tail -20 "$WORK/ref.log")"
-digest "$WORK/results/ref" >"$WORK/ref.digest"
+reference_run 2
 
 # ---- task files: a copy of the finished run, damaged ----
 cp -a "$WORK/results/ref" "$WORK/results/z"

@@ -10,9 +10,7 @@ TEST=fault_full_disk
 source "$(dirname "$0")/../tools/sweep_env.sh"
 start=$SECONDS
 
-write_job "$WORK/ref.job" ref 2
-run_sweep 2 "$WORK/ref.job" "$WORK/ref.log" || fail "reference run failed: $(tail -20 "$WORK/ref.log")"
-digest "$WORK/results/ref" >"$WORK/ref.digest"
+reference_run 2
 
 # intact NAME: every task file the journal of run NAME lists holds the reference's data.
 intact() {

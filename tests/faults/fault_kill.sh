@@ -16,10 +16,7 @@ TEST=fault_kill
 source "$(dirname "$0")/../tools/sweep_env.sh"
 start=$SECONDS
 
-write_job "$WORK/ref.job" ref 2 # 2 epochs: the trainings write checkpoints
-run_sweep 2 "$WORK/ref.job" "$WORK/ref.log" || fail "reference run failed: $(tail -20 "$WORK/ref.log")"
-digest "$WORK/results/ref" >"$WORK/ref.digest"
-ntasks=$(wc -l <"$WORK/results/ref/tasks/done.log")
+reference_run 2
 
 journaled() { cut -d' ' -f1 "$WORK/results/$1/tasks/done.log" 2>/dev/null; }
 new_job() { sed "s/^name = ref/name = $1/" "$WORK/ref.job" >"$WORK/$1.job"; }

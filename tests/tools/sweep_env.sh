@@ -86,6 +86,16 @@ samples = 32
 EOF
 }
 
+# reference_run [EPOCHS]: the uninterrupted run every fault is compared with: job $WORK/ref.job
+# (write_job ... ref EPOCHS), results in $WORK/results/ref, digest in $WORK/ref.digest, and
+# $ntasks, the number of journaled tasks.
+reference_run() {
+    write_job "$WORK/ref.job" ref "${1:-1}"
+    run_sweep 2 "$WORK/ref.job" "$WORK/ref.log" || fail "reference run failed: $(tail -20 "$WORK/ref.log")"
+    digest "$WORK/results/ref" >"$WORK/ref.digest"
+    ntasks=$(wc -l <"$WORK/results/ref/tasks/done.log")
+}
+
 # run_sweep NP JOB LOG [args...]: runs the sweep, output to LOG; returns the exit status
 # (a hang is killed after 5 minutes and fails the test).
 run_sweep() {
