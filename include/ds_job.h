@@ -15,6 +15,8 @@
 //              warm_start = 0        ; epochs at T=1 shared by every teacher and student
 //                                    ;   (Carlini's recipe); 0 = from scratch (the paper)
 //              batch = 128, lr = 0.1, momentum = 0.5, dropout = 0.5
+//              lr_decay = 1          ; the last lr_decay_last share of every training's epochs
+//              lr_decay_last = 0.25  ;   runs at lr * lr_decay (1 = constant lr: the paper)
 //   [distill]  temperatures = 1 2 5 10 20 30 40 50 100
 //   [attack NAME]                    ; one section per attack configuration, NAME unique
 //              kind = fgsm | jsma | cw-l2 | transfer
@@ -104,6 +106,7 @@ typedef struct {
     int warm_start;        // epochs at T=1 shared by teachers and students; 0 = none
     int batch;
     double lr, momentum, dropout;
+    double lr_decay, lr_decay_last; // step decay: the last share of epochs at lr * lr_decay
     // [distill]
     int ntemps;
     double temps[DS_JOB_MAX_TEMPS]; // as written, distinct, in increasing order
@@ -123,6 +126,10 @@ void ds_job_free(ds_job *job);
 // per line, without comments, the run name, the results folder and threads. Two jobs compute
 // the same results if and only if their canonical texts are equal. Returns malloc'ed text.
 char *ds_job_canonical(const ds_job *job);
+
+// 0-based epoch from which a training of `epochs` epochs runs at the decayed learning rate:
+// epochs - round(epochs * lr_decay_last).
+int ds_job_lr_decay_from(const ds_job *job, int epochs);
 
 // The run folder: <results>/<name>.
 void ds_job_run_dir(const ds_job *job, char *out, size_t cap);

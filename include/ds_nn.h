@@ -135,6 +135,8 @@ typedef struct {
     int epochs;         // 50 in the paper
     int batch;          // 128
     float lr;           // 0.1
+    float lr_decay;     // lr is multiplied by this from epoch lr_decay_from on (1 = constant: the paper)
+    int lr_decay_from;  // 0-based epoch where the decayed lr starts
     float momentum;     // 0.5
     float dropout;      // 0.5 on fc1 and fc2
     float temperature;  // training temperature (1 for the baseline)
@@ -144,6 +146,8 @@ typedef struct {
 
 void ds_train_config_default(ds_train_config *c); // the paper's values, T=1, seed 1, 1 thread
 int ds_train_config_check(const ds_train_config *c); // DS_EINVAL with a message if impossible
+// The learning rate of 0-based epoch e: lr, or lr * lr_decay from epoch lr_decay_from on.
+float ds_train_lr(const ds_train_config *c, int e);
 
 typedef struct {
     ds_train_config cfg;

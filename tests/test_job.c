@@ -113,6 +113,15 @@ START_TEST(temperature_names) {
 }
 END_TEST
 
+// small_job with extra lines at the end of its [train] section (malloc'ed).
+static char *with_train_keys(const char *lines) {
+    const char *at = strstr(small_job, "[distill]");
+    size_t head = (size_t)(at - small_job), n = strlen(small_job) + strlen(lines) + 1;
+    char *s = malloc(n);
+    snprintf(s, n, "%.*s%s%s", (int)head, small_job, lines, at);
+    return s;
+}
+
 START_TEST(canonical_text) {
     ds_job a, b, c;
     ck_assert_int_eq(ds_job_parse_text(&a, small_job, "a.job"), DS_OK);
@@ -135,12 +144,32 @@ START_TEST(canonical_text) {
     ck_assert_int_eq(ds_job_parse_text(&c, text, "c.job"), DS_OK);
     char *cc = ds_job_canonical(&c);
     ck_assert_str_ne(ca, cc);
-    free(ca);
     free(cc);
     free(text);
+    // A step decay of the learning rate changes the results; without lr_decay the share is inert.
+    ds_job d, f;
+    char *decayed = with_train_keys("lr_decay = 0.1\nlr_decay_last = 0.25\n");
+    char *share_only = with_train_keys("lr_decay_last = 0.5\n");
+    ck_assert_int_eq(ds_job_parse_text(&d, decayed, "d.job"), DS_OK);
+    ck_assert_int_eq(ds_job_parse_text(&f, share_only, "f.job"), DS_OK);
+    char *cd = ds_job_canonical(&d), *cf = ds_job_canonical(&f);
+    ck_assert_str_ne(ca, cd);
+    ck_assert_str_eq(ca, cf);
+    ck_assert_ptr_nonnull(strstr(cd, "train.lr_decay = 0.10000000000000001 last 0.25\n"));
+    // 20 epochs with the last quarter decayed: epochs 16-20 (from 0-based 15); 4 epochs: the last.
+    ck_assert_int_eq(ds_job_lr_decay_from(&d, 20), 15);
+    ck_assert_int_eq(ds_job_lr_decay_from(&d, 4), 3);
+    ck_assert_int_eq(ds_job_lr_decay_from(&d, 3), 2);
+    free(ca);
+    free(cd);
+    free(cf);
+    free(decayed);
+    free(share_only);
     ds_job_free(&a);
     ds_job_free(&b);
     ds_job_free(&c);
+    ds_job_free(&d);
+    ds_job_free(&f);
 }
 END_TEST
 
@@ -189,6 +218,9 @@ START_TEST(error_cases) {
     expect_error(BASE "[train]\nepochs = 0\n", "bad.job:4:", "[train] epochs");
     expect_error(BASE "[train]\nlr = -0.1\n", "bad.job:4:", "[train] lr");
     expect_error(BASE "[train]\nlr = 0.1x\n", "bad.job:4:", "got '0.1x'");
+    expect_error(BASE "[train]\nlr_decay = 0\n", "bad.job:4:", "[train] lr_decay");
+    expect_error(BASE "[train]\nlr_decay = 2\n", "bad.job:4:", "[train] lr_decay");
+    expect_error(BASE "[train]\nlr_decay_last = 1.5\n", "bad.job:4:", "[train] lr_decay_last");
     expect_error(BASE "[train]\nbatch = 64\nbatch = 32\n", "bad.job:5:", "set twice (first at line 4");
     expect_error(BASE "[train]\nbatch = 64\n[train]\nlr = 0.1\n", "bad.job:5:", "appears twice");
     expect_error(BASE "[attack a]\nsamples = 3\n", "bad.job:3:", "missing 'kind");

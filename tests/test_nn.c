@@ -536,6 +536,49 @@ START_TEST(test_distillation_synthetic) {
 }
 END_TEST
 
+// Step decay: epochs before lr_decay_from run at lr, later ones at lr * lr_decay. Training with
+// lr 0.1 decayed by 0.5 from epoch 1 equals one epoch at 0.1 then one at 0.05 (0.1f * 0.5f is
+// 0.05f exactly), and differs from two constant epochs.
+START_TEST(test_lr_step_decay) {
+    ds_train_config c;
+    ds_train_config_default(&c);
+    ck_assert(ds_train_lr(&c, 0) == 0.1f && ds_train_lr(&c, 49) == 0.1f); // default: constant
+    c.lr_decay = 0.5f, c.lr_decay_from = 1;
+    ck_assert(ds_train_lr(&c, 0) == 0.1f);
+    ck_assert(ds_train_lr(&c, 1) == 0.05f && ds_train_lr(&c, 7) == 0.05f);
+
+    ds_dataset tr;
+    make_synthetic(&tr, 200, 8);
+    ds_model decayed, stepped, constant;
+    ds_train_config cd = c;
+    cd.batch = 32, cd.threads = 1, cd.seed = 4;
+    ck_assert_int_eq(ds_model_init(&decayed, 4), 0);
+    ds_trainer t;
+    ck_assert_int_eq(ds_trainer_init(&t, &cd, tr.n), 0);
+    for (int ep = 0; ep < 2; ep++) ck_assert_int_eq(ds_trainer_epoch(&t, &decayed, &tr, NULL, NULL), 0);
+    ds_trainer_free(&t);
+    // By hand: epoch 0 at lr 0.1, then a trainer at lr 0.05 continuing with the same velocity.
+    ds_train_config cs = cd;
+    cs.lr_decay = 1.0f;
+    ck_assert_int_eq(ds_model_init(&stepped, 4), 0);
+    ds_trainer t1, t2;
+    ck_assert_int_eq(ds_trainer_init(&t1, &cs, tr.n), 0);
+    ck_assert_int_eq(ds_trainer_epoch(&t1, &stepped, &tr, NULL, NULL), 0);
+    cs.lr = 0.05f;
+    ck_assert_int_eq(ds_trainer_init(&t2, &cs, tr.n), 0);
+    memcpy(t2.velocity, t1.velocity, ds_params_count() * sizeof(float));
+    t2.epoch = 1;
+    ds_trainer_free(&t1);
+    ck_assert_int_eq(ds_trainer_epoch(&t2, &stepped, &tr, NULL, NULL), 0);
+    ds_trainer_free(&t2);
+    ck_assert_mem_eq(decayed.mem, stepped.mem, ds_params_count() * sizeof(float));
+    train_model(&constant, &tr, 2, 1, 4, 1.0f);
+    ck_assert(memcmp(decayed.mem, constant.mem, ds_params_count() * sizeof(float)) != 0);
+    ds_model_free(&decayed), ds_model_free(&stepped), ds_model_free(&constant);
+    ds_dataset_free(&tr);
+}
+END_TEST
+
 START_TEST(test_config_errors) {
     ds_train_config c;
     ds_train_config_default(&c);
@@ -548,6 +591,13 @@ START_TEST(test_config_errors) {
     ds_train_config_default(&c), c.dropout = 1.0f;
     ck_assert_int_eq(ds_train_config_check(&c), DS_EINVAL);
     ds_train_config_default(&c), c.batch = 0;
+    ck_assert_int_eq(ds_train_config_check(&c), DS_EINVAL);
+    ds_train_config_default(&c), c.lr_decay = 0;
+    ck_assert_int_eq(ds_train_config_check(&c), DS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ds_errmsg(), "decay"));
+    ds_train_config_default(&c), c.lr_decay = 1.5f;
+    ck_assert_int_eq(ds_train_config_check(&c), DS_EINVAL);
+    ds_train_config_default(&c), c.lr_decay_from = -1;
     ck_assert_int_eq(ds_train_config_check(&c), DS_EINVAL);
 }
 END_TEST
@@ -605,6 +655,7 @@ int main(void) {
     tcase_add_test(train, test_deterministic_any_threads);
     tcase_add_test(train, test_resume_bit_identical);
     tcase_add_test(train, test_distillation_synthetic);
+    tcase_add_test(train, test_lr_step_decay);
     tcase_add_test(train, test_config_errors);
     tcase_add_test(train, test_divergence_detected);
     suite_add_tcase(s, train);

@@ -18,6 +18,7 @@ static const char train_usage[] =
     "  --dataset NAME        mnist (default) or fashion-mnist\n"
     "  --train-count N       use the first N training samples (default: all)\n"
     "  --epochs N --batch N --lr X --momentum X --dropout X   (paper: 50 128 0.1 0.5 0.5)\n"
+    "  --lr-decay X --lr-decay-from E  lr * X from 0-based epoch E on (default 1: constant lr)\n"
     "  --temperature T       training temperature (default 1)\n"
     "  --teacher FILE[:GROUP]  distil: train on this teacher's soft labels at T (role student)\n"
     "  --init FILE[:GROUP]   start from these weights instead of a fresh initialisation\n"
@@ -66,6 +67,8 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         else if (!strcmp(a, "--batch")) rc = ds_cli_int(a, v, 1, &o->cfg.batch);
         else if (!strcmp(a, "--threads")) rc = ds_cli_int(a, v, 1, &o->cfg.threads);
         else if (!strcmp(a, "--lr")) rc = ds_cli_double(a, v, &x), o->cfg.lr = (float)x;
+        else if (!strcmp(a, "--lr-decay")) rc = ds_cli_double(a, v, &x), o->cfg.lr_decay = (float)x;
+        else if (!strcmp(a, "--lr-decay-from")) rc = ds_cli_int(a, v, 0, &o->cfg.lr_decay_from);
         else if (!strcmp(a, "--momentum")) rc = ds_cli_double(a, v, &x), o->cfg.momentum = (float)x;
         else if (!strcmp(a, "--dropout")) rc = ds_cli_double(a, v, &x), o->cfg.dropout = (float)x;
         else if (!strcmp(a, "--temperature")) rc = ds_cli_double(a, v, &x), o->cfg.temperature = (float)x;
@@ -154,6 +157,9 @@ static int train(train_opts *o) {
         printf("training %s at T=%g on %d samples: %d epochs, batch %d, lr %g, momentum %g, dropout %g, seed %llu, %d threads\n",
                o->role, o->cfg.temperature, tr.n, o->cfg.epochs, o->cfg.batch, o->cfg.lr, o->cfg.momentum,
                o->cfg.dropout, (unsigned long long)o->cfg.seed, o->cfg.threads);
+        if (o->cfg.lr_decay != 1.0f)
+            printf("learning rate %g from epoch %d on\n", ds_train_lr(&o->cfg, o->cfg.lr_decay_from),
+                   o->cfg.lr_decay_from + 1);
         fflush(stdout);
         rc = run_epochs(&t, &m, &tr, &te, soft, o->checkpoint, &prov);
         if (rc == DS_ENUMERIC) { // name the model: "out.h5:baseline: training diverged: ..."

@@ -9,19 +9,25 @@
 #include <string.h>
 
 void ds_train_config_default(ds_train_config *c) {
-    *c = (ds_train_config){.epochs = 50, .batch = 128, .lr = 0.1f, .momentum = 0.5f,
-                           .dropout = 0.5f, .temperature = 1.0f, .seed = 1, .threads = 1};
+    *c = (ds_train_config){.epochs = 50, .batch = 128, .lr = 0.1f, .lr_decay = 1.0f,
+                           .momentum = 0.5f, .dropout = 0.5f, .temperature = 1.0f, .seed = 1, .threads = 1};
 }
 
 int ds_train_config_check(const ds_train_config *c) {
     if (c->epochs < 0 || c->epochs > 100000) return ds_fail(DS_EINVAL, "epochs must be in [0, 100000], got %d", c->epochs);
     if (c->batch < 1 || c->batch > 65536) return ds_fail(DS_EINVAL, "batch must be in [1, 65536], got %d", c->batch);
     if (!(c->lr > 0.0f) || !isfinite(c->lr)) return ds_fail(DS_EINVAL, "learning rate must be positive, got %g", c->lr);
+    if (!(c->lr_decay > 0.0f && c->lr_decay <= 1.0f)) return ds_fail(DS_EINVAL, "learning-rate decay must be in (0, 1], got %g", c->lr_decay);
+    if (c->lr_decay_from < 0) return ds_fail(DS_EINVAL, "learning-rate decay epoch must be >= 0, got %d", c->lr_decay_from);
     if (!(c->momentum >= 0.0f && c->momentum < 1.0f)) return ds_fail(DS_EINVAL, "momentum must be in [0, 1), got %g", c->momentum);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) return ds_fail(DS_EINVAL, "dropout must be in [0, 1), got %g", c->dropout);
     if (!(c->temperature > 0.0f) || !isfinite(c->temperature)) return ds_fail(DS_EINVAL, "temperature must be positive, got %g", c->temperature);
     if (c->threads < 1 || c->threads > 1024) return ds_fail(DS_EINVAL, "threads must be in [1, 1024], got %d", c->threads);
     return DS_OK;
+}
+
+float ds_train_lr(const ds_train_config *c, int e) {
+    return e >= c->lr_decay_from ? c->lr * c->lr_decay : c->lr;
 }
 
 int ds_trainer_init(ds_trainer *t, const ds_train_config *cfg, int n_train) {
@@ -68,6 +74,7 @@ int ds_trainer_epoch(ds_trainer *t, ds_model *m, const ds_dataset *train, const 
     ds_rng_shuffle(&shuffle, t->order, t->n);
     int steps = (t->n + c->batch - 1) / c->batch;
     double loss_sum = 0.0;
+    float lr = ds_train_lr(c, t->epoch);
     for (int s = 0; s < steps; s++) {
         int first = s * c->batch, b = t->n - first < c->batch ? t->n - first : c->batch;
         const int32_t *idx = t->order + first;
@@ -86,7 +93,7 @@ int ds_trainer_epoch(ds_trainer *t, ds_model *m, const ds_dataset *train, const 
         // SGD with momentum (PyTorch's form): v = mu v + g; w -= lr v.
         for (size_t j = 0; j < np; j++) {
             t->velocity[j] = c->momentum * t->velocity[j] + t->grad[j];
-            m->mem[j] -= c->lr * t->velocity[j];
+            m->mem[j] -= lr * t->velocity[j];
         }
         ds_fault("train-step", NULL);
     }

@@ -318,6 +318,8 @@ static void parse_train(parser *p, ds_job *job) {
     get_double(p, s, "lr", 0, 1, 1e6, &job->lr);
     get_double(p, s, "momentum", 0, 0, 0.999999, &job->momentum);
     get_double(p, s, "dropout", 0, 0, 0.99, &job->dropout);
+    get_double(p, s, "lr_decay", 0, 1, 1, &job->lr_decay);
+    get_double(p, s, "lr_decay_last", 0, 0, 1, &job->lr_decay_last);
     if (job->train_samples > 0 && job->batch > job->train_samples) {
         entry *e = find(p, s, "batch");
         perr(p, e ? e->line : 0, "[train] batch: %d is larger than [data] train_samples = %d",
@@ -601,6 +603,12 @@ static void set_defaults(ds_job *job, const char *path) {
     job->lr = 0.1;
     job->momentum = 0.5;
     job->dropout = 0.5;
+    job->lr_decay = 1;
+    job->lr_decay_last = 0.25;
+}
+
+int ds_job_lr_decay_from(const ds_job *job, int epochs) {
+    return epochs - (int)lround(epochs * job->lr_decay_last);
 }
 
 int ds_job_parse_text(ds_job *job, const char *text, const char *path) {
@@ -756,6 +764,8 @@ char *ds_job_canonical(const ds_job *job) {
     sb_printf(&b, "train.lr = %.17g\n", job->lr);
     sb_printf(&b, "train.momentum = %.17g\n", job->momentum);
     sb_printf(&b, "train.dropout = %.17g\n", job->dropout);
+    if (job->lr_decay != 1) // only when set: runs made before the key existed stay the same job
+        sb_printf(&b, "train.lr_decay = %.17g last %.17g\n", job->lr_decay, job->lr_decay_last);
     sb_printf(&b, "distill.temperatures =");
     for (int i = 0; i < job->ntemps; i++) sb_printf(&b, " %.17g", job->temps[i]);
     sb_printf(&b, "\n");

@@ -54,6 +54,8 @@ static int train(const ds_worker_ctx *ctx, const ds_task *t) {
     cfg.epochs = t->epochs;
     cfg.batch = job->batch;
     cfg.lr = (float)job->lr;
+    cfg.lr_decay = (float)job->lr_decay;
+    cfg.lr_decay_from = ds_job_lr_decay_from(job, t->epochs);
     cfg.momentum = (float)job->momentum;
     cfg.dropout = (float)job->dropout;
     cfg.temperature = (float)t->temperature;
