@@ -21,6 +21,10 @@ for f in /usr/share/openmpi/openmpi-valgrind.supp "$ROOT/tests/tools/valgrind.su
 done
 VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
     --show-leak-kinds=definite,indirect --track-origins=yes "${SUPP[@]}")
+# Valgrind runs one thread at a time: an OpenMP thread spinning at a barrier (libgomp's default
+# wait policy) burns whole time slices while the thread it waits for cannot run. test_nn's network
+# case took over 50 CPU-minutes that way; passive waiting makes it a few.
+export OMP_WAIT_POLICY=PASSIVE
 ran=
 for t in "$ROOT/$B"/tests/test_*; do
     name=$(basename "$t")
