@@ -3,11 +3,11 @@
 # write, no use of uninitialised memory, no definite or indirect leak. Run by
 # 'make check-valgrind', which builds everything without -march=native into build-vg/
 # (valgrind cannot execute AVX-512). Open MPI's own reports are suppressed with the
-# suppression file it ships. test_nn runs its layers and network cases, which take every path of
-# the engine (soft and hard labels, dropout, T > 1, the input gradient); its gradients case (the
-# same finite-difference check for three more combinations) and its training case (minutes of
-# SGD natively) would take hours under valgrind and add no code path: the tiny sweep below
-# trains with hard and soft labels.
+# suppression file it ships. test_nn runs its layers case (every layer's forward and backward) and
+# its network case (the engine's forward and input gradient). Its gradients case (finite
+# differences of the engine's training pass: ~2,400 passes at ~10 s each under valgrind) and its
+# training case (minutes of SGD natively) would take hours; the engine's training pass runs
+# under valgrind in the tiny sweep below instead (hard and soft labels, dropout, T = 20).
 #   tests/valgrind.sh BUILD_DIR
 TEST=valgrind
 B=${1:?usage: tests/valgrind.sh BUILD_DIR}
