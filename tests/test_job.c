@@ -53,6 +53,9 @@ START_TEST(paper_job_is_the_paper) {
     ck_assert_int_eq(j.baseline_epochs, 50);
     ck_assert_int_eq(j.student_epochs, 50);
     ck_assert_int_eq(j.batch, 128);
+    ck_assert_double_eq(j.lr, 0.1);
+    ck_assert_double_eq(j.lr_decay, 1); // the paper's constant learning rate
+    ck_assert_int_eq(j.warm_start, 0);
     ck_assert_int_eq(j.ntemps, 9);
     const double t[] = {1, 2, 5, 10, 20, 30, 40, 50, 100};
     for (int i = 0; i < 9; i++) ck_assert_double_eq(j.temps[i], t[i]);
