@@ -3,7 +3,7 @@
 # write, no use of uninitialised memory, no definite or indirect leak. Run by
 # 'make check-valgrind', which builds everything without -march=native into build-vg/
 # (valgrind cannot execute AVX-512). Open MPI's own reports are suppressed with the
-# suppression file it ships. test_nn runs its layers case (every layer's forward and backward) and
+# suppression file it ships and tests/tools/valgrind.supp (its leaks that file misses). test_nn runs its layers case (every layer's forward and backward) and
 # its network case (the engine's forward and input gradient). Its gradients case (finite
 # differences of the engine's training pass: ~2,400 passes at ~10 s each under valgrind) and its
 # training case (minutes of SGD natively) would take hours; the engine's training pass runs
@@ -23,8 +23,7 @@ done
 VG=(valgrind -q --error-exitcode=99 --num-callers=40 --leak-check=full --errors-for-leak-kinds=definite,indirect
     --show-leak-kinds=definite,indirect --track-origins=yes "${SUPP[@]}")
 # Valgrind runs one thread at a time: an OpenMP thread spinning at a barrier (libgomp's default
-# wait policy) burns whole time slices while the thread it waits for cannot run. test_nn's network
-# case took over 50 CPU-minutes that way; passive waiting makes it a few.
+# wait policy) burns whole time slices while the thread it waits for cannot run: wait passively.
 export OMP_WAIT_POLICY=PASSIVE
 ran=
 for t in "$ROOT/$B"/tests/test_*; do
