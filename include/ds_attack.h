@@ -2,9 +2,10 @@
 //
 // The attacks see a classifier only through ds_classifier (forward to logits, then input
 // gradients J^T v for the samples of that forward), so they are tested on hand-built toy models
-// and run unchanged on the CNN (ds_classifier_from_model). Everything is float32, like the
+// and run unchanged on the CNN (ds_classifier_from_model). The network is float32, like the
 // deployed model: when softmax saturates at T=1 on a distilled network, the gradients here become
-// exactly 0, as they did in the papers' code.
+// exactly 0, as they did in the papers' code. How the attacks' own gradients are rounded is a
+// setting of every attack (ds_numerics, below), named in its settings string.
 //
 // Attacked quantity ("space") F(x), z = logits:
 //   DS_SPACE_SOFTMAX   F = softmax(z), the deployed model at T=1 (the paper's JSMA-F).
@@ -58,6 +59,30 @@ typedef enum { DS_SPACE_SOFTMAX, DS_SPACE_LOGITS, DS_SPACE_LOGITS_T } ds_space;
 typedef enum { DS_LABELS_TRUE, DS_LABELS_PREDICTED } ds_label_mode;
 typedef enum { DS_TARGETS_ALL, DS_TARGETS_NONE } ds_target_mode; // every class but the true one, or untargeted
 
+// How an attack computes its gradients (Figure 1 depends on it: on distilled students the
+// softmax's small probabilities lie in float32's denormal range):
+//   denormals  keep (default): the attack and every engine thread it calls keep float32
+//              denormals, as PyTorch on CPUs does; flush: FTZ/DAZ, as TensorFlow's CPU pools and
+//              many GPU kernels do (and as this engine's attacks did before the setting existed).
+//   gradient   stable (default): dL/dz_y = -sum_{j!=y} p_j (and 1 - p_i as the sum of the other
+//              p_j in JSMA's Jacobian): zero only when every other p_j underflows; framework:
+//              p_y - 1 and p_i (1 - p_i), as autograd computes them: zero once p_y rounds to 1.
+//   precision  float32 (default): the softmax and its derivatives in float32 from the logits;
+//              float64: in double, in the log domain, from the float32 logits, then scaled by a
+//              power of two into float32 range before the backward pass (per sample; in JSMA the
+//              target's row and the other rows each by their own: the pair choice does not
+//              change under such scaling). The exact evaluation of the same attack definition.
+// gradient and precision matter only in the softmax spaces; C&W and transfer evaluation have
+// only denormals.
+typedef enum { DS_DENORMALS_KEEP, DS_DENORMALS_FLUSH } ds_denormals;
+typedef enum { DS_GRADIENT_STABLE, DS_GRADIENT_FRAMEWORK } ds_gradient;
+typedef enum { DS_PRECISION_FLOAT32, DS_PRECISION_FLOAT64 } ds_precision;
+typedef struct {
+    ds_denormals denormals;
+    ds_gradient gradient;
+    ds_precision precision;
+} ds_numerics;
+
 // "softmax", "logits", "logits_T" <-> enum; DS_EINVAL for an unknown name.
 int ds_space_parse(const char *s, ds_space *out);
 const char *ds_space_name(ds_space s);
@@ -65,12 +90,28 @@ int ds_label_mode_parse(const char *s, ds_label_mode *out);  // "true", "predict
 const char *ds_label_mode_name(ds_label_mode m);
 int ds_target_mode_parse(const char *s, ds_target_mode *out); // "all", "none"
 const char *ds_target_mode_name(ds_target_mode m);
+int ds_denormals_parse(const char *s, ds_denormals *out);    // "keep", "flush"
+const char *ds_denormals_name(ds_denormals d);
+int ds_gradient_parse(const char *s, ds_gradient *out);      // "stable", "framework"
+const char *ds_gradient_name(ds_gradient g);
+int ds_precision_parse(const char *s, ds_precision *out);    // "float32", "float64"
+const char *ds_precision_name(ds_precision p);
 
 // Gradient of the attacked quantity with respect to the logits z [n_classes] of one sample:
-// FGSM's dL/dz (see the table above) for label y. T is used by DS_SPACE_LOGITS_T only.
-void ds_space_loss_dz(ds_space s, const float *z, int C, int y, float T, float *dz);
-// Row i of dF/dz: dFi_dz[j] = dF_i/dz_j, p = the softmax of the space (NULL for DS_SPACE_LOGITS).
-void ds_space_output_dz(ds_space s, const float *p, int C, int i, float T, float *dFi_dz);
+// FGSM's dL/dz (see the table above) for label y, computed as num says (float64: times a power
+// of two, which leaves the sign of every input gradient as it is). T is used by DS_SPACE_LOGITS_T
+// only.
+void ds_space_loss_dz(ds_space s, const ds_numerics *num, const float *z, int C, int y, float T,
+                      float *dz);
+// Row i of dF/dz in float32: dFi_dz[j] = dF_i/dz_j, p = the softmax of the space (NULL for
+// DS_SPACE_LOGITS); gradient as num->gradient says.
+void ds_space_output_dz(ds_space s, ds_gradient g, const float *p, int C, int i, float T,
+                        float *dFi_dz);
+// JSMA's Jacobian of F with respect to the logits of one sample: J [C, C], row i = dF_i/dz.
+// float32: ds_space_output_dz on the float32 softmax. float64: in double; row `target` and the
+// other rows are each scaled by a power of two (see ds_numerics).
+void ds_space_jacobian_dz(ds_space s, const ds_numerics *num, const float *z, int C, float T,
+                          int target, float *J);
 
 #define DS_FGSM_MAX_EPS 16
 
@@ -80,6 +121,7 @@ typedef struct {
     ds_space space;             // default DS_SPACE_SOFTMAX
     ds_label_mode labels;       // default DS_LABELS_TRUE
     float temperature;          // T of DS_SPACE_LOGITS_T; <= 0: the classifier's (default 0)
+    ds_numerics num;            // default keep, stable, float32
 } ds_fgsm_params;
 
 typedef struct {
@@ -89,6 +131,7 @@ typedef struct {
     int max_iterations;   // >= 1, or 0 (default): floor(n_in * gamma / 2) = 56 for MNIST
     float temperature;    // T of DS_SPACE_LOGITS_T; <= 0: the classifier's
     int threads;          // OpenMP threads of the pair search (between engine calls); default 1
+    ds_numerics num;      // default keep, stable, float32
 } ds_jsma_params;
 
 typedef struct {
@@ -103,6 +146,7 @@ typedef struct {
     float kappa;            // confidence >= 0; default 0
     int abort_early;        // stop a step when the loss has not fallen by 0.01% over 10% of
                             // its iterations; default 1
+    ds_denormals denormals; // default keep (C&W works on the logits: no softmax to round)
 } ds_cw_params;
 
 void ds_fgsm_params_default(ds_fgsm_params *p);
@@ -187,8 +231,38 @@ int ds_cw_l2(const ds_classifier *c, const ds_cw_params *p, const float *x, cons
 // target, iterations and distortion of src[i]; clean_pred and adv_pred are c's; success is
 // c's misclassification (untargeted sources, or any source when `untargeted`) or c's choice of
 // src[i].target; zero_grad is 0.
+// denormals: the floating-point mode of the evaluation.
 int ds_attack_transfer(const ds_classifier *c, const float *x, const float *x_adv,
-                       const ds_attack_record *src, int n, int untargeted, ds_attack_record *out);
+                       const ds_attack_record *src, int n, int untargeted, ds_denormals denormals,
+                       ds_attack_record *out);
+
+// ---- One crafting configuration: an attack's kind and its settings ----
+// What a job's [attack NAME] section holds (parsed with the parsers above), what
+// `distill_sweep attack` builds from its options, and the one place that names them.
+
+typedef enum { DS_KIND_FGSM, DS_KIND_JSMA, DS_KIND_CW_L2, DS_KIND_TRANSFER } ds_attack_kind;
+const char *ds_attack_kind_name(ds_attack_kind k); // "fgsm", "jsma", "cw-l2", "transfer"
+
+typedef struct {
+    ds_attack_kind kind; // DS_KIND_FGSM, DS_KIND_JSMA or DS_KIND_CW_L2 (never TRANSFER)
+    union {
+        ds_fgsm_params fgsm;
+        ds_jsma_params jsma;
+        ds_cw_params cw;
+    };
+} ds_craft;
+
+// The library's defaults for kind (DS_EINVAL for DS_KIND_TRANSFER or an unknown kind).
+int ds_craft_default(ds_craft *c, ds_attack_kind kind);
+int ds_craft_check(const ds_craft *c);
+// The settings string (the summary's `params` column): ds_*_params_string of the kind.
+void ds_craft_string(const ds_craft *c, int n_in, char *out, size_t cap);
+ds_denormals ds_craft_denormals(const ds_craft *c);
+// Records ds_craft_run writes for n samples on classifier cl.
+int ds_craft_count(const ds_classifier *cl, const ds_craft *c, int n);
+// ds_fgsm, ds_jsma or ds_cw_l2 with c's settings.
+int ds_craft_run(const ds_classifier *cl, const ds_craft *c, const float *x, const uint8_t *labels,
+                 int n, int32_t first_index, ds_attack_record *rec, float *x_adv);
 
 // ---- HDF5 storage (src/store/attack_results.c) ----
 //

@@ -27,11 +27,14 @@
 //              shard = 1000          ; samples per task (default depends on the kind)
 //              fgsm:     eps = 0.3, space = softmax|logits|logits_T, labels = true|predicted
 //              jsma:     theta = 1, gamma = 0.145, space = softmax|logits|logits_T
+//              fgsm, jsma: denormals = keep|flush, gradient = stable|framework,
+//                        precision = float32|float64 (how the gradients are rounded: ds_attack.h)
 //              cw-l2:    targeted = true|false, c, search_steps, iterations, lr, kappa,
-//                        abort_early = true|false
+//                        abort_early = true|false, denormals = keep|flush
 //              Defaults of the attack keys are the attack library's (ds_attack.h):
-//              eps 0.3, space softmax, labels true, theta 1, gamma 0.145; C&W targeted at
-//              every other class, c 0.01, 6 search steps, 200 iterations, lr 0.1, kappa 0.
+//              eps 0.3, space softmax, labels true, theta 1, gamma 0.145, denormals keep,
+//              gradient stable, precision float32; C&W targeted at every other class, c 0.01,
+//              6 search steps, 200 iterations, lr 0.1, kappa 0.
 //              transfer: source = baseline, craft = fgsm|jsma|cw-l2 and that kind's keys
 //
 // Comments start with ';' or '#' (at the start of a line or after a blank). Every error —
@@ -43,39 +46,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ds_attack.h"
+
 #define DS_JOB_MAX_TEMPS 64
 #define DS_JOB_MAX_ATTACKS 32
 #define DS_JOB_MAX_MODELS 16 // explicit model names in one attack's `models`
 #define DS_JOB_NAME 64
 
-typedef enum { DS_KIND_FGSM, DS_KIND_JSMA, DS_KIND_CW_L2, DS_KIND_TRANSFER } ds_attack_kind;
-
 // Which models an attack configuration targets (bits), plus explicit names.
 enum { DS_TARGET_BASELINE = 1, DS_TARGET_TEACHERS = 2, DS_TARGET_STUDENTS = 4 };
-
-// The parameters of one crafting method (fgsm, jsma or cw-l2).
-typedef struct {
-    ds_attack_kind kind;   // never DS_KIND_TRANSFER here
-    int space;             // fgsm, jsma: ds_space of ds_attack.h: 0 softmax (the paper's),
-                           //   1 logits, 2 logits_T (softmax(z/T), T the training temperature)
-    int labels_true;       // fgsm: 1 = true labels, 0 = the model's prediction
-    double eps;            // fgsm
-    double theta, gamma;   // jsma
-    int targeted;          // cw-l2: 1 = every other class as a target (like JSMA), 0 = untargeted
-    int cw_abort_early;    // cw-l2: stop a search step when the loss stalls
-    double cw_c;           // cw-l2: initial constant c
-    int cw_search_steps;   // cw-l2: binary search steps over c
-    int cw_iterations;     // cw-l2: Adam iterations per search step
-    double cw_lr;          // cw-l2: Adam learning rate
-    double cw_kappa;       // cw-l2: confidence margin
-} ds_craft_params;
 
 typedef struct {
     char name[DS_JOB_NAME]; // section [attack NAME]: [A-Za-z0-9_.-]+, unique; used in file names
     int line;               // line of the section header
     int range_line;         // line of `samples` (or `first`, or the header), for errors
     ds_attack_kind kind;    // fgsm, jsma, cw-l2 or transfer
-    ds_craft_params craft;  // kind's parameters; for transfer, those of the crafting attack
+    ds_craft craft;         // the attack library's settings of the kind, or for transfer of the
+                            //   crafting attack (ds_attack.h)
     char source[DS_JOB_NAME]; // transfer: the model the examples are crafted on ("baseline")
     unsigned targets;       // DS_TARGET_* bits
     int nmodels;            // explicit model names ("T100/student")
@@ -83,8 +70,9 @@ typedef struct {
     int first;              // first test sample (default 0)
     int samples;            // number of test samples; -1 = all from first to the end
     int shard;              // samples per task
-    // The summary's `params` column: space-separated key=value in a fixed order, e.g.
-    // "eps=0.3 space=softmax labels=true" or "source=baseline craft=fgsm eps=0.3 ...".
+    // The summary's `params` column: ds_craft_string, e.g. "eps=0.3 space=softmax labels=true
+    // denormals=keep gradient=stable precision=float32", for transfer behind
+    // "source=baseline craft=fgsm ".
     char params[256];
 } ds_job_attack;
 
@@ -136,6 +124,5 @@ void ds_job_run_dir(const ds_job *job, char *out, size_t cap);
 
 // "T100", "T2.5": a temperature in model, group and file names (%g).
 void ds_temp_name(double t, char *out, size_t cap);
-const char *ds_attack_kind_name(ds_attack_kind k); // "fgsm", "jsma", "cw-l2", "transfer"
 
 #endif

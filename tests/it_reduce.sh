@@ -55,8 +55,8 @@ expected="baseline,1,fgsm baseline,1,jsma T1/student,1,fgsm T1/student,1,jsma T1
 T100/student,100,fgsm T100/student,100,jsma T100/student,100,transfer"
 got=$(tail -n +2 "$csv" | cut -d, -f1-3 | tr '\n' ' ' | sed 's/ $//')
 [ "$got" = "$expected" ] || fail "rows (model,temperature,attack) in the wrong order: '$got', expected '$expected'"
-grep -q '^baseline,1,fgsm,eps=0.3 space=softmax labels=true,48,' "$csv" || fail "params/n of the FGSM row: $(sed -n 2p "$csv")"
-grep -q '^T100/student,100,transfer,source=baseline craft=fgsm eps=0.3 space=softmax labels=true,16,' "$csv" ||
+grep -q '^baseline,1,fgsm,eps=0.3 space=softmax labels=true denormals=keep gradient=stable precision=float32,48,' "$csv" || fail "params/n of the FGSM row: $(sed -n 2p "$csv")"
+grep -q '^T100/student,100,transfer,source=baseline craft=fgsm eps=0.3 space=softmax labels=true denormals=keep gradient=stable precision=float32,16,' "$csv" ||
     fail "params/n of the transfer row: $(tail -1 "$csv")"
 
 # records FILE DATASET: one line per record "index label target clean_pred adv_pred success

@@ -2,6 +2,7 @@
 // in closed form, and of the HDF5 result files.
 #include "ds_attack.h"
 #include "ds_error.h"
+#include "ds_fpmode.h"
 #include "testutil.h"
 
 #include <float.h>
@@ -692,7 +693,7 @@ START_TEST(transfer_evaluates_on_target_model) {
     ck_assert_int_eq(ds_jsma(&ca, &jp, x, y, N, 0, src, xa), DS_OK);
     for (int r = 0; r < N * (C - 1); r++) memcpy(xc + r * D, x + src[r].index * D, sizeof(float) * D);
     for (int untargeted = 0; untargeted < 2; untargeted++) {
-        ck_assert_int_eq(ds_attack_transfer(&cb, xc, xa, src, N * (C - 1), untargeted, out), DS_OK);
+        ck_assert_int_eq(ds_attack_transfer(&cb, xc, xa, src, N * (C - 1), untargeted, DS_DENORMALS_KEEP, out), DS_OK);
         for (int r = 0; r < N * (C - 1); r++) {
             float z[C];
             lin_forward(&b, xa + r * D, 1, z);
@@ -1012,23 +1013,201 @@ static void dsa_softmax_for_test(float *p, const float *z) {
 // loss gradient must keep its -dz_y term (p_y - 1 computed as a difference would be 0), and the
 // softmax Jacobian its diagonal; only when every other p_j underflows is the gradient zero.
 START_TEST(space_gradients_survive_rounding_of_p_y) {
+    const ds_numerics stable = {0}, framework = {.gradient = DS_GRADIENT_FRAMEWORK};
     float z[10] = {0}, dz[10], p[10], row[10];
     z[1] = 25.0f; // e^-25 = 1.39e-11 per other class
-    ds_space_loss_dz(DS_SPACE_SOFTMAX, z, 10, 1, 1.0f, dz);
+    ds_space_loss_dz(DS_SPACE_SOFTMAX, &stable, z, 10, 1, 1.0f, dz);
     double other = exp(-25.0) / (1.0 + 9.0 * exp(-25.0));
     for (int j = 0; j < 10; j++)
         if (j != 1) ck_assert_double_eq_tol(dz[j], other, 1e-3 * other);
     ck_assert_double_eq_tol(dz[1], -9.0 * other, 1e-3 * 9.0 * other);
-    ds_space_loss_dz(DS_SPACE_LOGITS_T, z, 10, 1, 1.0f, dz); // T = 1: same as softmax
+    ds_space_loss_dz(DS_SPACE_LOGITS_T, &stable, z, 10, 1, 1.0f, dz); // T = 1: same as softmax
     ck_assert_double_eq_tol(dz[1], -9.0 * other, 1e-3 * 9.0 * other);
     dsa_softmax_for_test(p, z);
     ck_assert_float_eq(p[1], 1.0f); // the rounding this test is about
-    ds_space_output_dz(DS_SPACE_SOFTMAX, p, 10, 1, 1.0f, row);
+    ds_space_output_dz(DS_SPACE_SOFTMAX, DS_GRADIENT_STABLE, p, 10, 1, 1.0f, row);
     ck_assert_double_eq_tol(row[1], 9.0 * other, 1e-3 * 9.0 * other);
     ck_assert_double_eq_tol(row[0], -other, 1e-3 * other);
+    // The frameworks' formulas lose exactly those terms: p_y - 1 = 0 and p_y (1 - p_y) = 0.
+    ds_space_loss_dz(DS_SPACE_SOFTMAX, &framework, z, 10, 1, 1.0f, dz);
+    ck_assert_float_eq(dz[1], 0.0f);
+    ck_assert_double_eq_tol(dz[0], other, 1e-3 * other);
+    ds_space_output_dz(DS_SPACE_SOFTMAX, DS_GRADIENT_FRAMEWORK, p, 10, 1, 1.0f, row);
+    ck_assert_float_eq(row[1], 0.0f);
+    ck_assert_double_eq_tol(row[0], -other, 1e-3 * other);
     z[1] = 200.0f; // e^-200 underflows: saturated, exactly zero
-    ds_space_loss_dz(DS_SPACE_SOFTMAX, z, 10, 1, 1.0f, dz);
+    ds_space_loss_dz(DS_SPACE_SOFTMAX, &stable, z, 10, 1, 1.0f, dz);
     for (int j = 0; j < 10; j++) ck_assert_float_eq(dz[j], 0.0f);
+}
+END_TEST
+
+// float64: the same gradient in double, times a power of two that puts its largest magnitude in
+// [0.5, 1). It survives where float32 underflows (margin 200) and even where double would
+// (margin 2000: the log domain), with the ratios of the exact values.
+START_TEST(space_gradients_float64) {
+    const ds_numerics f64 = {.precision = DS_PRECISION_FLOAT64};
+    const ds_numerics f64fw = {.precision = DS_PRECISION_FLOAT64, .gradient = DS_GRADIENT_FRAMEWORK};
+    const float margins[] = {3.0f, 25.0f, 200.0f, 2000.0f};
+    for (int m = 0; m < 4; m++) {
+        float z[10] = {0}, dz[10];
+        z[1] = margins[m];
+        z[4] = 0.5f; // one class a little closer than the others
+        ds_space_loss_dz(DS_SPACE_SOFTMAX, &f64, z, 10, 1, 1.0f, dz);
+        double mx = 0;
+        for (int j = 0; j < 10; j++) mx = fmax(mx, fabs(dz[j]));
+        ck_assert_msg(mx >= 0.5 && mx < 1.0, "margin %g: largest |dz| %g", margins[m], mx);
+        int e;
+        ck_assert_double_eq(frexp(-dz[1] * 1.0, &e), -dz[1] * ldexp(1.0, -e)); // finite
+        // dz_j / dz_y = -p_j / (1 - p_y) = -e^{z_j} / sum_{k != y} e^{z_k}
+        double rest = 8.0 + exp(0.5);
+        ck_assert_double_eq_tol(dz[0] / dz[1], -1.0 / rest, 1e-6);
+        ck_assert_double_eq_tol(dz[4] / dz[1], -exp(0.5) / rest, 1e-6);
+        // Framework formula in double: 1 - p_y is exact enough at margin 3, 0 from margin 25 on
+        // only where double rounds p_y to 1 (e^-25 * 9.6 > 2^-53: still there) and at 200.
+        ds_space_loss_dz(DS_SPACE_SOFTMAX, &f64fw, z, 10, 1, 1.0f, dz);
+        if (margins[m] >= 200.0f) ck_assert_float_eq(dz[1], 0.0f);
+        else ck_assert_double_eq_tol(dz[0] / dz[1], -1.0 / rest, 1e-6);
+    }
+    // logits_T at T = 10: proportional to the softmax of z/10 (the 1/T is in the scale).
+    float z[10] = {0}, a[10], b[10], zt[10];
+    z[1] = 60.0f;
+    for (int j = 0; j < 10; j++) zt[j] = z[j] / 10.0f;
+    ds_space_loss_dz(DS_SPACE_LOGITS_T, &f64, z, 10, 1, 10.0f, a);
+    ds_space_loss_dz(DS_SPACE_SOFTMAX, &f64, zt, 10, 1, 1.0f, b);
+    for (int j = 0; j < 10; j++) ck_assert_double_eq_tol(a[j] / a[1], b[j] / b[1], 1e-6);
+}
+END_TEST
+
+// The JSMA Jacobian: float64 equals float32 where nothing underflows, up to one power of two for
+// the target's row and one for the others; where float32 underflows it is still there.
+START_TEST(space_jacobian_float64) {
+    const ds_numerics f32 = {0}, f64 = {.precision = DS_PRECISION_FLOAT64};
+    float z[10], J32[100], J64[100];
+    uint64_t s = 5;
+    for (int j = 0; j < 10; j++) z[j] = (float)(2.0 * urand(&s));
+    const int target = 3;
+    ds_space_jacobian_dz(DS_SPACE_SOFTMAX, &f32, z, 10, 1.0f, target, J32);
+    ds_space_jacobian_dz(DS_SPACE_SOFTMAX, &f64, z, 10, 1.0f, target, J64);
+    double rt = J64[target * 10] / J32[target * 10], ro = J64[0] / J32[0];
+    int e;
+    ck_assert_double_eq_tol(frexp(rt, &e), 0.5, 1e-5); // powers of two (and rounding)
+    ck_assert_double_eq_tol(frexp(ro, &e), 0.5, 1e-5);
+    for (int k = 0; k < 100; k++) {
+        double r = k / 10 == target ? rt : ro;
+        ck_assert_double_eq_tol(J64[k], r * J32[k], 1e-5 * fabs(r * J32[k]) + 1e-12);
+    }
+    // Saturated (margin 300): float32 gives exact zeros, float64 the target row and the others.
+    for (int j = 0; j < 10; j++) z[j] = 0.0f;
+    z[7] = 300.0f;
+    ds_space_jacobian_dz(DS_SPACE_SOFTMAX, &f32, z, 10, 1.0f, target, J32);
+    ds_space_jacobian_dz(DS_SPACE_SOFTMAX, &f64, z, 10, 1.0f, target, J64);
+    for (int k = 0; k < 100; k++) ck_assert_float_eq(J32[k], 0.0f);
+    ck_assert(J64[target * 10 + target] > 0.0f);  // dF_t/dz_t = p_t (1 - p_t) > 0
+    ck_assert(J64[target * 10 + 7] < 0.0f);       // dF_t/dz_7 = -p_t p_7
+    ck_assert(J64[7 * 10 + 7] > 0.0f);
+    // logits space: the identity, whatever the precision
+    ds_space_jacobian_dz(DS_SPACE_LOGITS, &f64, z, 10, 1.0f, target, J64);
+    for (int k = 0; k < 100; k++) ck_assert_float_eq(J64[k], k / 10 == k % 10 ? 1.0f : 0.0f);
+}
+END_TEST
+
+// The settings string names the rounding settings, once, for every kind.
+START_TEST(settings_strings) {
+    char b[256];
+    ds_craft c;
+    ck_assert_int_eq(ds_craft_default(&c, DS_KIND_FGSM), DS_OK);
+    ds_craft_string(&c, 784, b, sizeof b);
+    ck_assert_str_eq(b, "eps=0.3 space=softmax labels=true denormals=keep gradient=stable precision=float32");
+    c.fgsm.space = DS_SPACE_LOGITS;
+    c.fgsm.num.denormals = DS_DENORMALS_FLUSH;
+    ds_craft_string(&c, 784, b, sizeof b);
+    ck_assert_str_eq(b, "eps=0.3 space=logits labels=true denormals=flush");
+    ck_assert_int_eq(ds_craft_default(&c, DS_KIND_JSMA), DS_OK);
+    c.jsma.num.precision = DS_PRECISION_FLOAT64;
+    c.jsma.num.gradient = DS_GRADIENT_FRAMEWORK;
+    ds_craft_string(&c, 784, b, sizeof b);
+    ck_assert_str_eq(b, "space=softmax gamma=0.145 theta=1 iterations=56 denormals=keep gradient=framework precision=float64");
+    ck_assert_int_eq(ds_craft_default(&c, DS_KIND_CW_L2), DS_OK);
+    ds_craft_string(&c, 784, b, sizeof b);
+    ck_assert_str_eq(b, "targets=all steps=6 iterations=200 c0=0.01 lr=0.1 kappa=0 abort_early=1 denormals=keep");
+    ck_assert_int_eq(ds_craft_default(&c, DS_KIND_TRANSFER), DS_EINVAL);
+    char small[12];
+    ck_assert_int_eq(ds_craft_default(&c, DS_KIND_FGSM), DS_OK);
+    ds_craft_string(&c, 784, small, sizeof small); // truncated, never overrun
+    ck_assert_str_eq(small, "eps=0.3 spa");
+    ds_denormals d;
+    ck_assert_int_eq(ds_denormals_parse("sometimes", &d), DS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ds_errmsg(), "keep, flush"));
+    ds_precision pr;
+    ck_assert_int_eq(ds_precision_parse("float64", &pr), DS_OK);
+    ck_assert_int_eq(pr, DS_PRECISION_FLOAT64);
+}
+END_TEST
+
+// A CNN whose true-class margin puts the other probabilities in float32's denormal range
+// (margin 90: p_j = e^-90 = 8e-40): with denormals kept (the default) its input gradient is not
+// zero, in the attack's thread and in every engine thread; flushed (FTZ/DAZ) it is exactly zero.
+// At margin 300 float32 underflows either way, and only precision = float64 sees the gradient.
+static void set_margin(ds_model *m, const ds_classifier *c, const float *x, int y, float margin) {
+    float z[10];
+    ck_assert_int_eq(c->forward(c->ctx, x, 1, z), DS_OK);
+    float best = -INFINITY;
+    for (int j = 0; j < 10; j++)
+        if (j != y && z[j] > best) best = z[j];
+    m->p.b[DS_FC3][y] += best + margin - z[y];
+    ck_assert_int_eq(c->forward(c->ctx, x, 1, z), DS_OK);
+    for (int j = 0; j < 10; j++)
+        if (j != y) ck_assert(z[y] - z[j] >= margin - 0.01f);
+}
+
+static int fgsm_zero_grad(const ds_classifier *c, const float *x, uint8_t y, ds_numerics num) {
+    ds_fgsm_params fp;
+    ds_fgsm_params_default(&fp);
+    fp.num = num;
+    ds_attack_record r;
+    ck_assert_int_eq(ds_fgsm(c, &fp, x, &y, 1, 0, &r, NULL), DS_OK);
+    return r.zero_grad;
+}
+
+START_TEST(cnn_denormal_gradients) {
+    static float x[784];
+    uint64_t s = 9;
+    for (int k = 0; k < 784; k++) x[k] = (float)(0.5 + 0.5 * urand(&s));
+    const uint8_t y = 3;
+    const ds_numerics keep = {0}, flush = {.denormals = DS_DENORMALS_FLUSH},
+                      f64 = {.precision = DS_PRECISION_FLOAT64};
+    for (int threads = 1; threads <= 2; threads++) {
+        ds_model m;
+        ck_assert_int_eq(ds_model_init(&m, 5), DS_OK);
+        ds_classifier c;
+        ck_assert_int_eq(ds_classifier_from_model(&c, &m, 4, threads), DS_OK);
+        ds_fpmode before = ds_fpmode_set(1); // a caller that flushes: the setting must win
+        set_margin(&m, &c, x, y, 90.0f);
+        ck_assert_int_eq(fgsm_zero_grad(&c, x, y, keep), 0);
+        ck_assert_int_eq(fgsm_zero_grad(&c, x, y, flush), 1);
+        ck_assert_int_eq(fgsm_zero_grad(&c, x, y, f64), 0);
+        ck_assert_int_eq(ds_fpmode_flushes(), 1); // the caller's mode is restored
+        ds_fpmode_set(0);
+        ck_assert_int_eq(fgsm_zero_grad(&c, x, y, flush), 1);
+        ck_assert_int_eq(fgsm_zero_grad(&c, x, y, keep), 0);
+        ck_assert_int_eq(ds_fpmode_flushes(), 0);
+        set_margin(&m, &c, x, y, 300.0f);
+        ck_assert_int_eq(fgsm_zero_grad(&c, x, y, keep), 1);
+        ck_assert_int_eq(fgsm_zero_grad(&c, x, y, f64), 0);
+        // JSMA-F at margin 300: float32 sees no gradient, float64 does.
+        ds_jsma_params jp;
+        ds_jsma_params_default(&jp);
+        jp.max_iterations = 1;
+        ds_attack_record r[9];
+        ck_assert_int_eq(ds_jsma(&c, &jp, x, &y, 1, 0, r, NULL), DS_OK);
+        for (int a = 0; a < 9; a++) ck_assert_int_eq(r[a].zero_grad, 1);
+        jp.num.precision = DS_PRECISION_FLOAT64;
+        ck_assert_int_eq(ds_jsma(&c, &jp, x, &y, 1, 0, r, NULL), DS_OK);
+        for (int a = 0; a < 9; a++) ck_assert_int_eq(r[a].zero_grad, 0);
+        ds_fpmode_restore(before);
+        ds_classifier_free(&c);
+        ds_model_free(&m);
+    }
 }
 END_TEST
 
@@ -1039,6 +1218,9 @@ static Suite *attack_suite(void) {
     tcase_add_test(f, fgsm_clips_and_keeps_zero_gradient_pixels);
     tcase_add_test(f, fgsm_saturation_masks_gradient);
     tcase_add_test(f, space_gradients_survive_rounding_of_p_y);
+    tcase_add_test(f, space_gradients_float64);
+    tcase_add_test(f, space_jacobian_float64);
+    tcase_add_test(f, settings_strings);
     tcase_add_test(f, fgsm_batching_invariant);
     suite_add_tcase(s, f);
     TCase *j = tcase_create("jsma");
@@ -1063,6 +1245,7 @@ static Suite *attack_suite(void) {
     TCase *n = tcase_create("cnn");
     tcase_set_timeout(n, 120);
     tcase_add_test(n, cnn_classifier);
+    tcase_add_test(n, cnn_denormal_gradients);
     suite_add_tcase(s, n);
     return s;
 }

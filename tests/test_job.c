@@ -60,9 +60,9 @@ START_TEST(paper_job_is_the_paper) {
     const double t[] = {1, 2, 5, 10, 20, 30, 40, 50, 100};
     for (int i = 0; i < 9; i++) ck_assert_double_eq(j.temps[i], t[i]);
     ck_assert_str_eq(j.attacks[0].name, "fgsm");
-    ck_assert_str_eq(j.attacks[0].params, "eps=0.3 space=softmax labels=true");
+    ck_assert_str_eq(j.attacks[0].params, "eps=0.3 space=softmax labels=true denormals=keep gradient=stable precision=float32");
     ck_assert_int_eq(j.attacks[0].samples, -1);
-    ck_assert_str_eq(j.attacks[1].params, "theta=1 gamma=0.145 space=softmax");
+    ck_assert_str_eq(j.attacks[1].params, "space=softmax gamma=0.145 theta=1 iterations=56 denormals=keep gradient=stable precision=float32");
     ck_assert_int_eq(j.attacks[1].first, 0);
     ck_assert_int_eq(j.attacks[1].samples, 100);
     ds_plan p;
@@ -98,7 +98,7 @@ START_TEST(defaults_and_values) {
     ck_assert_int_eq(j.attacks[1].kind, DS_KIND_TRANSFER);
     ck_assert_int_eq(j.attacks[1].craft.kind, DS_KIND_JSMA);
     ck_assert_str_eq(j.attacks[1].source, "baseline");
-    ck_assert_str_eq(j.attacks[1].params, "source=baseline craft=jsma theta=1 gamma=0.145 space=softmax");
+    ck_assert_str_eq(j.attacks[1].params, "source=baseline craft=jsma space=softmax gamma=0.145 theta=1 iterations=56 denormals=keep gradient=stable precision=float32");
     ck_assert_uint_eq(j.attacks[1].targets, DS_TARGET_STUDENTS);
     ck_assert_uint_eq(j.attacks[0].targets, DS_TARGET_BASELINE | DS_TARGET_STUDENTS);
     ds_job_free(&j);
@@ -201,7 +201,8 @@ START_TEST(explicit_defaults_change_nothing) {
                            "[attack c]\nkind = cw-l2\n[attack f]\nkind = fgsm\n";
     const char *explicit_ = "[distill]\ntemperatures = 1\n[attack j]\nkind = jsma\ngamma = 0.145\n"
                             "theta = 1\nspace = softmax\n[attack c]\nkind = cw-l2\nc = 0.01\nlr = 0.1\n"
-                            "targeted = true\n[attack f]\nkind = fgsm\neps = 0.3\nlabels = true\n";
+                            "targeted = true\ndenormals = keep\n[attack f]\nkind = fgsm\neps = 0.3\nlabels = true\n"
+                            "denormals = keep\ngradient = stable\nprecision = float32\n";
     ds_job a, b;
     ck_assert_int_eq(ds_job_parse_text(&a, implicit, "a.job"), DS_OK);
     ck_assert_int_eq(ds_job_parse_text(&b, explicit_, "b.job"), DS_OK);
@@ -211,6 +212,39 @@ START_TEST(explicit_defaults_change_nothing) {
     free(cb);
     ds_job_free(&a);
     ds_job_free(&b);
+}
+END_TEST
+
+// The rounding settings of an attack: parsed into the library's own structs, named in params
+// and in the canonical text (a flush run is not the same job as a keep run), errors by line.
+START_TEST(numerics_keys) {
+    const char *text = "[distill]\ntemperatures = 1\n[attack f]\nkind = fgsm\ndenormals = flush\n"
+                       "gradient = framework\nprecision = float64\n[attack c]\nkind = cw-l2\n"
+                       "denormals = flush\n[attack t]\nkind = transfer\ncraft = jsma\n"
+                       "precision = float64\n";
+    ds_job j, k;
+    ck_assert_int_eq(ds_job_parse_text(&j, text, "n.job"), DS_OK);
+    ck_assert_int_eq(j.attacks[0].craft.fgsm.num.denormals, DS_DENORMALS_FLUSH);
+    ck_assert_int_eq(j.attacks[0].craft.fgsm.num.gradient, DS_GRADIENT_FRAMEWORK);
+    ck_assert_int_eq(j.attacks[0].craft.fgsm.num.precision, DS_PRECISION_FLOAT64);
+    ck_assert_str_eq(j.attacks[0].params, "eps=0.3 space=softmax labels=true denormals=flush "
+                                          "gradient=framework precision=float64");
+    ck_assert_int_eq(j.attacks[1].craft.cw.denormals, DS_DENORMALS_FLUSH);
+    ck_assert_int_eq(j.attacks[2].craft.jsma.num.precision, DS_PRECISION_FLOAT64);
+    ck_assert_str_eq(j.attacks[2].params, "source=baseline craft=jsma space=softmax gamma=0.145 "
+                     "theta=1 iterations=56 denormals=keep gradient=stable precision=float64");
+    const char *plain = "[distill]\ntemperatures = 1\n[attack f]\nkind = fgsm\n";
+    ck_assert_int_eq(ds_job_parse_text(&k, plain, "k.job"), DS_OK);
+    char *cj = ds_job_canonical(&j), *ck = ds_job_canonical(&k);
+    ck_assert_ptr_nonnull(strstr(cj, "denormals=flush"));
+    ck_assert_ptr_nonnull(strstr(ck, "attack.f.params = eps=0.3 space=softmax labels=true denormals=keep"));
+    free(cj);
+    free(ck);
+    ds_job_free(&j);
+    ds_job_free(&k);
+    expect_error(BASE ATK "denormals = sometimes\n", "bad.job:5:", "[attack a] denormals: unknown denormals setting 'sometimes' (expected one of: keep, flush)");
+    expect_error(BASE ATK "precision = float16\n", "bad.job:5:", "expected one of: float32, float64");
+    expect_error(BASE "[attack c]\nkind = cw-l2\ngradient = stable\n", "bad.job:5:", "unknown key 'gradient'");
 }
 END_TEST
 
@@ -231,8 +265,8 @@ START_TEST(error_cases) {
     expect_error(BASE "[attack a]\nkind = deepfool\n", "bad.job:4:", "expected fgsm | jsma");
     expect_error(BASE ATK "theta = 1\n", "bad.job:5:", "unknown key 'theta'");
     expect_error(BASE ATK "eps = 1.5\n", "bad.job:5:", "[attack a] eps");
-    expect_error(BASE ATK "space = probits\n", "bad.job:5:", "expected softmax | logits | logits_T");
-    expect_error(BASE ATK "labels = maybe\n", "bad.job:5:", "expected predicted | true");
+    expect_error(BASE ATK "space = probits\n", "bad.job:5:", "expected one of: softmax, logits, logits_T");
+    expect_error(BASE ATK "labels = maybe\n", "bad.job:5:", "expected one of: true, predicted");
     expect_error(BASE ATK "[attack a]\nkind = jsma\n", "bad.job:5:", "appears twice");
     expect_error(BASE "[attack a]\nkind = jsma\ngamma = 0\n", "bad.job:5:", "gamma");
     expect_error(BASE "[attack a]\nkind = jsma\ntheta = 0\n", "bad.job:5:", "theta");
@@ -434,6 +468,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, canonical_text);
     tcase_add_test(tc, explicit_defaults_change_nothing);
     tcase_add_test(tc, error_cases);
+    tcase_add_test(tc, numerics_keys);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, known_plan);
     tcase_add_test(tc, seeds_do_not_depend_on_position);

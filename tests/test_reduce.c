@@ -48,19 +48,19 @@ typedef struct {
 
 static expected_row rows[] = {
     {.model = "baseline", .config = "fgsm", .kind = "fgsm",
-     .params = "eps=0.3 space=softmax labels=true", .T = 1},
+     .params = "eps=0.3 space=softmax labels=true denormals=keep gradient=stable precision=float32", .T = 1},
     {.model = "baseline", .config = "jsma", .kind = "jsma",
-     .params = "theta=1 gamma=0.145 space=softmax", .T = 1},
+     .params = "space=softmax gamma=0.145 theta=1 iterations=56 denormals=keep gradient=stable precision=float32", .T = 1},
     {.model = "T1/student", .config = "fgsm", .kind = "fgsm",
-     .params = "eps=0.3 space=softmax labels=true", .T = 1},
+     .params = "eps=0.3 space=softmax labels=true denormals=keep gradient=stable precision=float32", .T = 1},
     {.model = "T1/student", .config = "transfer", .kind = "transfer",
-     .params = "source=baseline craft=jsma theta=1 gamma=0.145 space=softmax", .T = 1},
+     .params = "source=baseline craft=jsma space=softmax gamma=0.145 theta=1 iterations=56 denormals=keep gradient=stable precision=float32", .T = 1},
     {.model = "T100/student", .config = "fgsm", .kind = "fgsm",
-     .params = "eps=0.3 space=softmax labels=true", .T = 100},
+     .params = "eps=0.3 space=softmax labels=true denormals=keep gradient=stable precision=float32", .T = 100},
     {.model = "T100/student", .config = "jsma", .kind = "jsma",
-     .params = "theta=1 gamma=0.145 space=softmax", .T = 100},
+     .params = "space=softmax gamma=0.145 theta=1 iterations=56 denormals=keep gradient=stable precision=float32", .T = 100},
     {.model = "T100/student", .config = "transfer", .kind = "transfer",
-     .params = "source=baseline craft=jsma theta=1 gamma=0.145 space=softmax", .T = 100},
+     .params = "source=baseline craft=jsma space=softmax gamma=0.145 theta=1 iterations=56 denormals=keep gradient=stable precision=float32", .T = 100},
 };
 #define NROWS ((int)(sizeof rows / sizeof *rows))
 
@@ -610,7 +610,7 @@ START_TEST(test_inconsistent_shards) {
     } cases[] = {
         {"attack/T1/student/fgsm/4-8", wrong_params,
          "tasks/atk-T1-student-fgsm-000004.h5: fgsm: holds 'fgsm eps=0.1', but the job says "
-         "'fgsm eps=0.3 space=softmax labels=true'"},
+         "'fgsm eps=0.3 space=softmax labels=true denormals=keep gradient=stable precision=float32'"},
         {"attack/baseline/fgsm/8-10", swapped,
          "tasks/atk-baseline-fgsm-000008.h5: fgsm: record 1: sample 8 out of order"},
         {"attack/baseline/jsma/1-2", no_images,

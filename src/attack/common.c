@@ -4,6 +4,7 @@
 #include "ds_error.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +54,8 @@ int dsa_check_inputs(const char *attack, const ds_classifier *c, const float *x,
                      const uint8_t *labels, int n, const ds_attack_record *rec) {
     if (!c || !c->forward || !c->input_grad || c->n_in < 1 || c->n_classes < 2 || c->max_batch < 1)
         return ds_fail(DS_EINVAL, "%s: classifier not initialised", attack);
+    if (c->n_classes > DSA_MAX_CLASSES)
+        return ds_fail(DS_EINVAL, "%s: %d classes (at most %d)", attack, c->n_classes, DSA_MAX_CLASSES);
     if (n < 0) return ds_fail(DS_EINVAL, "%s: negative sample count %d", attack, n);
     if (n > 0 && (!x || !labels || !rec))
         return ds_fail(DS_EINVAL, "%s: missing inputs, labels or record buffer", attack);
@@ -68,6 +71,9 @@ int dsa_check_inputs(const char *attack, const ds_classifier *c, const float *x,
 static const char *const space_names[] = {"softmax", "logits", "logits_T"};
 static const char *const label_names[] = {"true", "predicted"};
 static const char *const target_names[] = {"all", "none"};
+static const char *const denormal_names[] = {"keep", "flush"};
+static const char *const gradient_names[] = {"stable", "framework"};
+static const char *const precision_names[] = {"float32", "float64"};
 
 static int parse_name(const char *s, const char *const *names, int count, const char *what, int *out) {
     for (int i = 0; s && i < count; i++)
@@ -99,6 +105,34 @@ int ds_target_mode_parse(const char *s, ds_target_mode *out) {
     return rc;
 }
 
+int ds_denormals_parse(const char *s, ds_denormals *out) {
+    int v = 0, rc = parse_name(s, denormal_names, 2, "denormals setting", &v);
+    if (!rc) *out = (ds_denormals)v;
+    return rc;
+}
+
+int ds_gradient_parse(const char *s, ds_gradient *out) {
+    int v = 0, rc = parse_name(s, gradient_names, 2, "gradient formula", &v);
+    if (!rc) *out = (ds_gradient)v;
+    return rc;
+}
+
+int ds_precision_parse(const char *s, ds_precision *out) {
+    int v = 0, rc = parse_name(s, precision_names, 2, "precision", &v);
+    if (!rc) *out = (ds_precision)v;
+    return rc;
+}
+
+const char *ds_denormals_name(ds_denormals d) {
+    return (unsigned)d < 2 ? denormal_names[d] : "?";
+}
+const char *ds_gradient_name(ds_gradient g) {
+    return (unsigned)g < 2 ? gradient_names[g] : "?";
+}
+const char *ds_precision_name(ds_precision p) {
+    return (unsigned)p < 2 ? precision_names[p] : "?";
+}
+
 const char *ds_space_name(ds_space s) {
     return (unsigned)s < 3 ? space_names[s] : "?";
 }
@@ -109,43 +143,151 @@ const char *ds_target_mode_name(ds_target_mode m) {
     return (unsigned)m < 2 ? target_names[m] : "?";
 }
 
+// ---- float64: the softmax and its derivatives in the log domain ----
+
+// lp[j] = log softmax(z/T)_j in double: exact to double rounding, and never -inf from underflow.
+static void log_softmax64(double *lp, const float *z, int C, double T) {
+    double m = z[0];
+    for (int j = 1; j < C; j++)
+        if (z[j] > m) m = z[j];
+    double sum = 0.0;
+    for (int j = 0; j < C; j++) sum += exp(((double)z[j] - m) / T);
+    double lse = log(sum);
+    for (int j = 0; j < C; j++) lp[j] = ((double)z[j] - m) / T - lse;
+}
+
+// log sum_{j != skip} exp(lp[j]) (the log of 1 - p_skip, computed without cancellation).
+static double log_sum_except(const double *lp, int C, int skip) {
+    double m = -INFINITY, sum = 0.0;
+    for (int j = 0; j < C; j++)
+        if (j != skip && lp[j] > m) m = lp[j];
+    if (m == -INFINITY) return -INFINITY;
+    for (int j = 0; j < C; j++)
+        if (j != skip) sum += exp(lp[j] - m);
+    return m + log(sum);
+}
+
+// log(1 - p_i): the stable form, or 1 - p_i rounded in double as autograd would.
+static double log_one_minus(const double *lp, int C, int i, ds_gradient g) {
+    if (g == DS_GRADIENT_STABLE) return log_sum_except(lp, C, i);
+    double v = 1.0 - exp(lp[i]);
+    return v > 0.0 ? log(v) : -INFINITY;
+}
+
+// The largest of the log magnitudes lm[0..n) (-inf for zeros, and when n = 0).
+static double log_max(const double *lm, int n) {
+    double mx = -INFINITY;
+    for (int k = 0; k < n; k++)
+        if (lm[k] > mx) mx = lm[k];
+    return mx;
+}
+
+// The power of two, as a natural log (e ln 2), that brings a largest magnitude exp(mx) into
+// [0.5, 1): the float64 values' way into float32 range.
+static double pow2_shift(double mx) {
+    return mx == -INFINITY ? 0.0 : (floor(mx / M_LN2) + 1.0) * M_LN2;
+}
+
+static float scaled(double lm, double sign, double shift) {
+    return lm == -INFINITY ? 0.0f : (float)(sign * exp(lm - shift));
+}
+
+// ---- Spaces: gradients with respect to the logits ----
+
+static float space_T(ds_space s, float T) { return s == DS_SPACE_SOFTMAX ? 1.0f : T; }
+
+// FGSM's dL/dz in float64: p_j / T for j != y, -(1 - p_y) / T for y, times a power of two.
+static void loss_dz64(ds_gradient g, const float *z, int C, int y, float T, float *dz) {
+    double lp[DSA_MAX_CLASSES], lm[DSA_MAX_CLASSES];
+    double lt = log((double)T);
+    log_softmax64(lp, z, C, T);
+    for (int j = 0; j < C; j++) lm[j] = lp[j] - lt;
+    lm[y] = log_one_minus(lp, C, y, g) - lt;
+    double shift = pow2_shift(log_max(lm, C));
+    for (int j = 0; j < C; j++) dz[j] = scaled(lm[j], j == y ? -1.0 : 1.0, shift);
+}
+
 // FGSM's dL/dz. The softmax cases go through p - onehot in float32: when p saturates to the
 // one-hot vector of y, dz is exactly zero, and so is every input gradient after it.
-void ds_space_loss_dz(ds_space s, const float *z, int C, int y, float T, float *dz) {
+void ds_space_loss_dz(ds_space s, const ds_numerics *num, const float *z, int C, int y, float T,
+                      float *dz) {
     if (s == DS_SPACE_LOGITS) {
         for (int j = 0; j < C; j++) dz[j] = 0.0f;
         dz[dsa_argmax_except(z, C, y)] = 1.0f; // margin max_{j!=y} z_j - z_y
         dz[y] = -1.0f;
         return;
     }
-    if (s == DS_SPACE_SOFTMAX) T = 1.0f;
+    T = space_T(s, T);
+    if (num->precision == DS_PRECISION_FLOAT64) {
+        loss_dz64(num->gradient, z, C, y, T, dz);
+        return;
+    }
     dsa_softmax(dz, z, C, T);
-    // p_y - 1 = -sum_{j!=y} p_j, summed rather than subtracted: once p_y rounds to 1.0f the
-    // difference is 0 while the other p_j are still ~1e-10, which would silently drop the
-    // -dz_y/dx term of a confident (not saturated) model. Zero only when every p_j underflows.
-    float rest = 0.0f;
-    for (int j = 0; j < C; j++)
-        if (j != y) rest += dz[j];
-    dz[y] = -rest;
+    if (num->gradient == DS_GRADIENT_FRAMEWORK) {
+        dz[y] -= 1.0f; // p_y - 1: exactly 0 once p_y rounds to 1.0f
+    } else {
+        // p_y - 1 = -sum_{j!=y} p_j, summed rather than subtracted: once p_y rounds to 1.0f the
+        // difference is 0 while the other p_j are still ~1e-10, which would silently drop the
+        // -dz_y/dx term of a confident (not saturated) model. Zero only when every p_j underflows.
+        float rest = 0.0f;
+        for (int j = 0; j < C; j++)
+            if (j != y) rest += dz[j];
+        dz[y] = -rest;
+    }
     if (T != 1.0f)
         for (int j = 0; j < C; j++) dz[j] /= T;
 }
 
 // dF_i/dz_j = p_i (delta_ij - p_j) / T for the softmax spaces, delta_ij for the logits.
-void ds_space_output_dz(ds_space s, const float *p, int C, int i, float T, float *dFi_dz) {
+void ds_space_output_dz(ds_space s, ds_gradient g, const float *p, int C, int i, float T,
+                        float *dFi_dz) {
     if (s == DS_SPACE_LOGITS) {
         for (int j = 0; j < C; j++) dFi_dz[j] = j == i ? 1.0f : 0.0f;
         return;
     }
-    if (s == DS_SPACE_SOFTMAX) T = 1.0f;
+    T = space_T(s, T);
     // 1 - p_i as the sum of the other p_j, for the reason given in ds_space_loss_dz.
     float rest = 0.0f;
-    for (int j = 0; j < C; j++)
-        if (j != i) rest += p[j];
+    if (g == DS_GRADIENT_FRAMEWORK) {
+        rest = 1.0f - p[i];
+    } else {
+        for (int j = 0; j < C; j++)
+            if (j != i) rest += p[j];
+    }
     for (int j = 0; j < C; j++) {
         dFi_dz[j] = j == i ? p[i] * rest : -p[i] * p[j];
         if (T != 1.0f) dFi_dz[j] /= T;
     }
+}
+
+// The float64 Jacobian: log magnitudes of p_i (delta_ij - p_j) / T, then row `target` and the
+// other rows (summed into JSMA's beta) each scaled into float32 range by their own power of two.
+static void jacobian64(ds_gradient g, const float *z, int C, float T, int target, float *J) {
+    double lp[DSA_MAX_CLASSES], lm[DSA_MAX_CLASSES * DSA_MAX_CLASSES];
+    double lt = log((double)T);
+    log_softmax64(lp, z, C, T);
+    for (int i = 0; i < C; i++)
+        for (int j = 0; j < C; j++)
+            lm[i * C + j] = lp[i] + (i == j ? log_one_minus(lp, C, i, g) : lp[j]) - lt;
+    // The target's row, and the other rows (before and after it) in common.
+    double t_shift = pow2_shift(log_max(lm + target * C, C));
+    double o_shift = pow2_shift(fmax(log_max(lm, target * C),
+                                     log_max(lm + (target + 1) * C, (C - 1 - target) * C)));
+    for (int i = 0; i < C; i++)
+        for (int j = 0; j < C; j++)
+            J[i * C + j] = scaled(lm[i * C + j], i == j ? 1.0 : -1.0, i == target ? t_shift : o_shift);
+}
+
+void ds_space_jacobian_dz(ds_space s, const ds_numerics *num, const float *z, int C, float T,
+                          int target, float *J) {
+    T = space_T(s, T);
+    if (s != DS_SPACE_LOGITS && num->precision == DS_PRECISION_FLOAT64) {
+        jacobian64(num->gradient, z, C, T, target, J);
+        return;
+    }
+    float p[DSA_MAX_CLASSES];
+    if (s != DS_SPACE_LOGITS) dsa_softmax(p, z, C, T);
+    for (int i = 0; i < C; i++) ds_space_output_dz(s, num->gradient, p, C, i, T, J + i * C);
 }
 
 // ---- Settings ----
@@ -177,6 +319,15 @@ void ds_cw_params_default(ds_cw_params *p) {
     p->abort_early = 1;
 }
 
+static int check_numerics(const char *attack, const ds_numerics *n) {
+    if ((unsigned)n->denormals > DS_DENORMALS_FLUSH || (unsigned)n->gradient > DS_GRADIENT_FRAMEWORK ||
+        (unsigned)n->precision > DS_PRECISION_FLOAT64)
+        return ds_fail(DS_EINVAL, "%s: unknown numerics %d/%d/%d (expected denormals keep|flush, "
+                       "gradient stable|framework, precision float32|float64)", attack,
+                       (int)n->denormals, (int)n->gradient, (int)n->precision);
+    return DS_OK;
+}
+
 static int check_space(const char *attack, ds_space s, float T) {
     if ((unsigned)s > DS_SPACE_LOGITS_T)
         return ds_fail(DS_EINVAL, "%s: unknown space %d (expected softmax, logits or logits_T)",
@@ -195,7 +346,8 @@ int ds_fgsm_params_check(const ds_fgsm_params *p) {
     if ((unsigned)p->labels > DS_LABELS_PREDICTED)
         return ds_fail(DS_EINVAL, "fgsm: unknown label mode %d (expected true or predicted)",
                        (int)p->labels);
-    return check_space("fgsm", p->space, p->temperature);
+    int rc = check_numerics("fgsm", &p->num);
+    return rc ? rc : check_space("fgsm", p->space, p->temperature);
 }
 
 int ds_jsma_params_check(const ds_jsma_params *p) {
@@ -206,7 +358,8 @@ int ds_jsma_params_check(const ds_jsma_params *p) {
     if (p->max_iterations < 0)
         return ds_fail(DS_EINVAL, "jsma: iterations %d < 1", p->max_iterations);
     if (p->threads < 1) return ds_fail(DS_EINVAL, "jsma: threads %d < 1", p->threads);
-    return check_space("jsma", p->space, p->temperature);
+    int rc = check_numerics("jsma", &p->num);
+    return rc ? rc : check_space("jsma", p->space, p->temperature);
 }
 
 int ds_cw_params_check(const ds_cw_params *p) {
@@ -222,7 +375,8 @@ int ds_cw_params_check(const ds_cw_params *p) {
         return ds_fail(DS_EINVAL, "cw-l2: learning rate %g must be positive", (double)p->lr);
     if (!(p->kappa >= 0.0f) || !isfinite(p->kappa))
         return ds_fail(DS_EINVAL, "cw-l2: kappa %g must be >= 0", (double)p->kappa);
-    return DS_OK;
+    ds_numerics n = {.denormals = p->denormals};
+    return check_numerics("cw-l2", &n);
 }
 
 int ds_jsma_budget(const ds_jsma_params *p, int n_in) {
@@ -230,29 +384,51 @@ int ds_jsma_budget(const ds_jsma_params *p, int n_in) {
     return (int)floor((double)n_in * (double)p->gamma / 2.0 + 1e-9);
 }
 
+// Appends to out[cap] at *len, never past cap.
+static void appendf(char *out, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void appendf(char *out, size_t cap, size_t *len, const char *fmt, ...) {
+    if (*len >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(out + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    *len = k < 0 || *len + (size_t)k >= cap ? cap : *len + (size_t)k;
+}
+
+// " denormals=keep gradient=stable precision=float32": gradient and precision only where a
+// softmax is differentiated.
+static void append_numerics(char *out, size_t cap, size_t *len, const ds_numerics *n, int softmax) {
+    appendf(out, cap, len, " denormals=%s", ds_denormals_name(n->denormals));
+    if (softmax)
+        appendf(out, cap, len, " gradient=%s precision=%s", ds_gradient_name(n->gradient),
+                ds_precision_name(n->precision));
+}
+
 void ds_fgsm_params_string(const ds_fgsm_params *p, char *out, size_t cap) {
-    size_t len = (size_t)snprintf(out, cap, "eps=");
-    for (int i = 0; i < p->n_eps && len < cap; i++)
-        len += (size_t)snprintf(out + len, cap - len, "%s%g", i ? "," : "", (double)p->eps[i]);
-    if (len < cap)
-        len += (size_t)snprintf(out + len, cap - len, " space=%s labels=%s", ds_space_name(p->space),
-                                ds_label_mode_name(p->labels));
-    if (p->temperature > 0.0f && len < cap)
-        snprintf(out + len, cap - len, " T=%g", (double)p->temperature);
+    size_t len = 0;
+    out[0] = 0;
+    appendf(out, cap, &len, "eps=");
+    for (int i = 0; i < p->n_eps; i++) appendf(out, cap, &len, "%s%g", i ? "," : "", (double)p->eps[i]);
+    appendf(out, cap, &len, " space=%s labels=%s", ds_space_name(p->space), ds_label_mode_name(p->labels));
+    if (p->temperature > 0.0f) appendf(out, cap, &len, " T=%g", (double)p->temperature);
+    append_numerics(out, cap, &len, &p->num, p->space != DS_SPACE_LOGITS);
 }
 
 void ds_jsma_params_string(const ds_jsma_params *p, int n_in, char *out, size_t cap) {
-    size_t len = (size_t)snprintf(out, cap, "space=%s gamma=%g theta=%g iterations=%d",
-                                  ds_space_name(p->space), (double)p->gamma, (double)p->theta,
-                                  ds_jsma_budget(p, n_in));
-    if (p->temperature > 0.0f && len < cap)
-        snprintf(out + len, cap - len, " T=%g", (double)p->temperature);
+    size_t len = 0;
+    out[0] = 0;
+    appendf(out, cap, &len, "space=%s gamma=%g theta=%g iterations=%d", ds_space_name(p->space),
+            (double)p->gamma, (double)p->theta, ds_jsma_budget(p, n_in));
+    if (p->temperature > 0.0f) appendf(out, cap, &len, " T=%g", (double)p->temperature);
+    append_numerics(out, cap, &len, &p->num, p->space != DS_SPACE_LOGITS);
 }
 
 void ds_cw_params_string(const ds_cw_params *p, char *out, size_t cap) {
-    snprintf(out, cap, "targets=%s steps=%d iterations=%d c0=%g lr=%g kappa=%g abort_early=%d",
-             ds_target_mode_name(p->targets), p->steps, p->max_iterations, (double)p->c0,
-             (double)p->lr, (double)p->kappa, p->abort_early);
+    snprintf(out, cap, "targets=%s steps=%d iterations=%d c0=%g lr=%g kappa=%g abort_early=%d "
+             "denormals=%s", ds_target_mode_name(p->targets), p->steps, p->max_iterations,
+             (double)p->c0, (double)p->lr, (double)p->kappa, p->abort_early,
+             ds_denormals_name(p->denormals));
 }
 
 // ---- Results ----

@@ -20,6 +20,7 @@ int ds_fgsm(const ds_classifier *c, const ds_fgsm_params *p, const float *x, con
     if (rc) return rc;
     const int D = c->n_in, C = c->n_classes, B = c->max_batch;
     const float T = dsa_temperature(c, p->temperature);
+    ds_fpmode fp = dsa_enter(p->num.denormals);
     float *z = malloc(sizeof(float) * B * C);
     float *dz = malloc(sizeof(float) * B * C);
     float *g = malloc(sizeof(float) * B * D);
@@ -36,7 +37,7 @@ int ds_fgsm(const ds_classifier *c, const ds_fgsm_params *p, const float *x, con
         for (int i = 0; i < nb; i++) {
             clean[i] = ds_argmax(z + i * C, C);
             int y = p->labels == DS_LABELS_TRUE ? labels[start + i] : clean[i];
-            ds_space_loss_dz(p->space, z + i * C, C, y, T, dz + i * C);
+            ds_space_loss_dz(p->space, &p->num, z + i * C, C, y, T, dz + i * C);
         }
         if ((rc = c->input_grad(c->ctx, dz, nb, g))) goto done;
         for (int e = 0; e < p->n_eps; e++) {
@@ -65,6 +66,7 @@ int ds_fgsm(const ds_classifier *c, const ds_fgsm_params *p, const float *x, con
         }
     }
 done:
+    ds_fpmode_restore(fp);
     free(z);
     free(dz);
     free(g);

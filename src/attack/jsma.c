@@ -149,7 +149,8 @@ typedef struct {
     slot *s;
     float *X;        // [B, D] current images of the active attempts
     uint8_t *dom;    // [B, D] search domain
-    float *z, *prob, *dlog;  // [B, C]
+    float *z, *dlog;         // [B, C]
+    float *jac;              // [B, C, C] dF/dz of each live attempt (ds_space_jacobian_dz)
     float *dx, *alpha, *beta; // [B, D]
     void *scratch;   // per thread
     size_t scratch_bytes;
@@ -208,15 +209,16 @@ static void refill(jsma_run *r) {
 static int jacobian(jsma_run *r, int first_iteration_any) {
     const int D = r->D, C = r->C, na = r->na;
     for (int i = 0; i < na; i++)
-        if (!r->s[i].finished && r->p->space != DS_SPACE_LOGITS)
-            dsa_softmax(r->prob + i * C, r->z + i * C, C, r->p->space == DS_SPACE_SOFTMAX ? 1.0f : r->T);
+        if (!r->s[i].finished)
+            ds_space_jacobian_dz(r->p->space, &r->p->num, r->z + i * C, C, r->T, r->s[i].target,
+                                 r->jac + (size_t)i * C * C);
     for (int k = 0; k < C; k++) {
         for (int i = 0; i < na; i++) {
             float *row = r->dlog + i * C;
             if (r->s[i].finished)
                 memset(row, 0, sizeof(float) * C);
             else
-                ds_space_output_dz(r->p->space, r->prob + i * C, C, k, r->T, row);
+                memcpy(row, r->jac + ((size_t)i * C + k) * C, sizeof(float) * C);
         }
         int rc = r->c->input_grad(r->c->ctx, r->dlog, na, r->dx);
         if (rc) return rc;
@@ -318,21 +320,24 @@ int ds_jsma(const ds_classifier *c, const ds_jsma_params *p, const float *x, con
     r.X = malloc(sizeof(float) * B * D);
     r.dom = malloc((size_t)B * D);
     r.z = malloc(sizeof(float) * B * C);
-    r.prob = calloc((size_t)B * C, sizeof(float));
+    r.jac = calloc((size_t)B * C * C, sizeof(float));
     r.dlog = malloc(sizeof(float) * B * C);
     r.dx = malloc(sizeof(float) * B * D);
     r.alpha = malloc(sizeof(float) * B * D);
     r.beta = malloc(sizeof(float) * B * D);
     r.scratch = aligned_alloc(64, r.scratch_bytes * p->threads);
-    if (!r.s || !r.X || !r.dom || !r.z || !r.prob || !r.dlog || !r.dx || !r.alpha || !r.beta || !r.scratch)
+    if (!r.s || !r.X || !r.dom || !r.z || !r.jac || !r.dlog || !r.dx || !r.alpha || !r.beta || !r.scratch)
         rc = ds_fail(DS_ENOMEM, "jsma: out of memory");
-    else
+    else {
+        ds_fpmode fp = dsa_enter(p->num.denormals);
         rc = run(&r);
+        ds_fpmode_restore(fp);
+    }
     free(r.s);
     free(r.X);
     free(r.dom);
     free(r.z);
-    free(r.prob);
+    free(r.jac);
     free(r.dlog);
     free(r.dx);
     free(r.alpha);

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 
 int ds_attack_transfer(const ds_classifier *c, const float *x, const float *x_adv,
-                       const ds_attack_record *src, int n, int untargeted, ds_attack_record *out) {
+                       const ds_attack_record *src, int n, int untargeted, ds_denormals denormals,
+                       ds_attack_record *out) {
     if (!c || !c->forward || c->n_in < 1 || c->n_classes < 2 || c->max_batch < 1)
         return ds_fail(DS_EINVAL, "transfer: classifier not initialised");
     if (n < 0) return ds_fail(DS_EINVAL, "transfer: negative record count %d", n);
@@ -19,6 +20,7 @@ int ds_attack_transfer(const ds_classifier *c, const float *x, const float *x_ad
     float *z = malloc(sizeof(float) * B * C);
     if (!z) return ds_fail(DS_ENOMEM, "transfer: out of memory");
     int rc = DS_OK;
+    ds_fpmode fp = dsa_enter(denormals);
     for (int start = 0; start < n && !rc; start += B) {
         int nb = n - start < B ? n - start : B;
         if ((rc = c->forward(c->ctx, x + (size_t)start * D, nb, z))) break;
@@ -35,6 +37,7 @@ int ds_attack_transfer(const ds_classifier *c, const float *x, const float *x_ad
             r->zero_grad = 0;
         }
     }
+    ds_fpmode_restore(fp);
     free(z);
     return rc;
 }

@@ -35,11 +35,17 @@ static void usage(FILE *f) {
         "transfer: --source FILE.h5[:GROUP] (attack results with images, crafted on another model)\n"
         "        --untargeted (success = misclassified, also for targeted sources)\n"
         "space logits_T divides the logits by the model's training temperature (--temperature T\n"
-        "overrides it).\n");
+        "overrides it).\n"
+        "rounding of the attack's gradients (README, Definitions):\n"
+        "  --denormals keep|flush   float32 denormals kept (default) or flushed to zero (FTZ/DAZ)\n"
+        "  --gradient stable|framework  dL/dz_y as -sum of the other p_j (default) or p_y - 1\n"
+        "  --precision float32|float64  the softmax and its derivatives in float32 (default) or\n"
+        "                           in double, scaled into float32 range by a power of two\n");
 }
 
 typedef struct {
     const char *model, *attack, *data, *out, *eps, *space, *labels, *targets, *source;
+    const char *denormals, *gradient, *precision;
     int first, count, threads, batch, iterations, steps, no_images, no_abort, untargeted;
     double gamma, theta, c0, lr, kappa, temperature;
 } options;
@@ -85,6 +91,9 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
         else if (!strcmp(a, "--labels")) o->labels = v;
         else if (!strcmp(a, "--targets")) o->targets = v;
         else if (!strcmp(a, "--source")) o->source = v;
+        else if (!strcmp(a, "--denormals")) o->denormals = v;
+        else if (!strcmp(a, "--gradient")) o->gradient = v;
+        else if (!strcmp(a, "--precision")) o->precision = v;
         else if (!strcmp(a, "--first")) rc = ds_cli_int(a, v, 0, &o->first);
         else if (!strcmp(a, "--count")) rc = ds_cli_int(a, v, 1, &o->count);
         else if (!strcmp(a, "--threads")) rc = ds_cli_int(a, v, 1, &o->threads);
@@ -120,6 +129,15 @@ static void print_rates(const char *what, const ds_attack_record *r, int n, int 
            what, 100.0 * a.success_rate, a.attempts, a.successes, 100.0 * a.success_rate_correct,
            a.correct, 100.0 * a.zero_grad_share, a.mean_l0, 100.0 * a.mean_l0 / n_in, a.mean_l2,
            a.mean_linf, a.mean_iterations);
+}
+
+// --denormals, --gradient, --precision into n (the library's defaults where not given).
+static int parse_numerics(const options *o, ds_numerics *n) {
+    int rc = DS_OK;
+    if (o->denormals && (rc = ds_denormals_parse(o->denormals, &n->denormals))) return rc;
+    if (o->gradient && (rc = ds_gradient_parse(o->gradient, &n->gradient))) return rc;
+    if (o->precision && (rc = ds_precision_parse(o->precision, &n->precision))) return rc;
+    return rc;
 }
 
 static int parse_eps_list(const char *s, ds_fgsm_params *p) {
@@ -179,6 +197,7 @@ static int run_fgsm(run_state *s) {
     if (o->eps && (rc = parse_eps_list(o->eps, &p))) return rc;
     if (o->space && (rc = ds_space_parse(o->space, &p.space))) return rc;
     if (o->labels && (rc = ds_label_mode_parse(o->labels, &p.labels))) return rc;
+    if ((rc = parse_numerics(o, &p.num))) return rc;
     p.temperature = (float)o->temperature;
     if ((rc = ds_fgsm_params_check(&p))) return rc;
     int n = o->count, total = ds_fgsm_count(&p, n);
@@ -235,6 +254,7 @@ static int run_targeted(run_state *s, int jsma) {
         jp.max_iterations = o->iterations > 0 ? o->iterations : 0;
         jp.temperature = (float)o->temperature;
         jp.threads = o->threads;
+        if ((rc = parse_numerics(o, &jp.num))) return rc;
         if ((rc = ds_jsma_params_check(&jp))) return rc;
         ds_jsma_params_string(&jp, DS_PIXELS, params, sizeof params);
     } else {
@@ -245,6 +265,9 @@ static int run_targeted(run_state *s, int jsma) {
         cp.lr = (float)o->lr;
         cp.kappa = (float)o->kappa;
         cp.abort_early = !o->no_abort;
+        ds_numerics num = {0};
+        if ((rc = parse_numerics(o, &num))) return rc;
+        cp.denormals = num.denormals;
         if ((rc = ds_cw_params_check(&cp))) return rc;
         ds_cw_params_string(&cp, params, sizeof params);
     }
@@ -295,7 +318,10 @@ static int run_transfer(run_state *s) {
         else
             ds_range_pixels(x + (size_t)i * DS_PIXELS, &s->test, idx, 1);
     }
-    if (!rc) rc = ds_attack_transfer(&s->cls, x, src.images, src.records, n, o->untargeted, out);
+    ds_numerics num = {0};
+    if (!rc) rc = parse_numerics(o, &num);
+    if (!rc)
+        rc = ds_attack_transfer(&s->cls, x, src.images, src.records, n, o->untargeted, num.denormals, out);
     if (!rc) {
         char params[256]; // what fits the set's params field
         snprintf(params, sizeof params, "source=%.120s:%.60s success=%s source_attack=%s", file, src.group,

@@ -3,16 +3,16 @@
 // Each thread runs complete groups with one BLAS thread; the two layers of threading (ours and
 // OpenBLAS's) never run at once. Weight gradients are summed per chunk of DS_CHUNK samples and the
 // chunks are added in a fixed order, so a gradient is bit-identical for any thread count.
+// Every engine thread computes in the caller's floating-point mode (denormals kept or flushed:
+// ds_fpmode.h), so the caller's setting, not the thread that happens to run a group, decides.
 #include "ds_error.h"
+#include "ds_fpmode.h"
 #include "ds_nn.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE__
-#include <xmmintrin.h>
-#endif
 
 // Activations of one group of G samples (C,N,H,W order in the convolution stack).
 typedef struct {
@@ -130,16 +130,6 @@ void ds_engine_free(ds_engine *e) {
 
 int ds_engine_threads(const ds_engine *e) { return e->threads; }
 
-// Gradients scaled by 1/T reach denormal range; x86 handles denormals in microcode, 10-100x
-// slower. Flush them to zero in every engine thread (DS_NO_FTZ=1 to measure without).
-static void flush_denormals(void) {
-#ifdef __SSE__
-    static int off = -1;
-    if (off < 0) off = getenv("DS_NO_FTZ") && atoi(getenv("DS_NO_FTZ")) == 1;
-    if (!off) _mm_setcsr(_mm_getcsr() | 0x8040); // FTZ | DAZ
-#endif
-}
-
 static void group_forward(group_acts *a, thread_scratch *s, const ds_params *p, const float *x,
                           int n, const ds_train_pass *pass, int first_sample) {
     a->x = x;
@@ -204,9 +194,10 @@ static int group_size(int n, int g) { return n - g * G < G ? n - g * G : G; }
 
 void ds_engine_forward(ds_engine *e, const ds_params *p, const float *x, int n, float *logits) {
     int ng = (n + G - 1) / G;
+    ds_fpmode fp = ds_fpmode_get(); // the caller decides: every engine thread computes in its mode
 #pragma omp parallel num_threads(e->threads)
     {
-        flush_denormals();
+        ds_fpmode_restore(fp);
 #pragma omp for schedule(dynamic, 1)
         for (int g = 0; g < ng; g++) {
             int t = omp_thread();
@@ -219,9 +210,10 @@ void ds_engine_forward(ds_engine *e, const ds_params *p, const float *x, int n, 
 
 void ds_engine_input_grad(ds_engine *e, const ds_params *p, const float *dlogits, int n, float *dx) {
     int ng = (n + G - 1) / G;
+    ds_fpmode fp = ds_fpmode_get(); // the caller decides: every engine thread computes in its mode
 #pragma omp parallel num_threads(e->threads)
     {
-        flush_denormals();
+        ds_fpmode_restore(fp);
 #pragma omp for schedule(dynamic, 1)
         for (int g = 0; g < ng; g++)
             group_backward(&e->groups[g], &e->scratch[omp_thread()], p,
@@ -234,9 +226,10 @@ double ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, co
     size_t np = ds_params_count();
     int nc = (n + DS_CHUNK - 1) / DS_CHUNK;
     float inv_n = 1.0f / (float)n;
+    ds_fpmode fp = ds_fpmode_get(); // the caller decides: every engine thread computes in its mode
 #pragma omp parallel num_threads(e->threads)
     {
-        flush_denormals();
+        ds_fpmode_restore(fp);
         thread_scratch *s = &e->scratch[omp_thread()];
         // One chunk at a time per thread: its groups run forward, loss, backward in sequence,
         // accumulating into the chunk's own gradient buffer.

@@ -1,6 +1,7 @@
 // Training (SGD with momentum), evaluation and the teacher's soft labels.
 #include "ds_error.h"
 #include "ds_fault.h"
+#include "ds_fpmode.h"
 #include "ds_nn.h"
 #include "ds_rng.h"
 
@@ -64,7 +65,7 @@ void ds_trainer_free(ds_trainer *t) {
     memset(t, 0, sizeof *t);
 }
 
-int ds_trainer_epoch(ds_trainer *t, ds_model *m, const ds_dataset *train, const float *soft,
+static int run_epoch(ds_trainer *t, ds_model *m, const ds_dataset *train, const float *soft,
                      double *mean_loss) {
     const ds_train_config *c = &t->cfg;
     if (train->n != t->n) return ds_fail(DS_EINVAL, "trainer: made for %d samples, given %d", t->n, train->n);
@@ -108,6 +109,16 @@ int ds_trainer_epoch(ds_trainer *t, ds_model *m, const ds_dataset *train, const 
     return DS_OK;
 }
 
+// Training flushes denormals (ds_fpmode_train_flush): gradients scaled by 1/T reach the denormal
+// range, which x86 handles in microcode, 10-100x slower.
+int ds_trainer_epoch(ds_trainer *t, ds_model *m, const ds_dataset *train, const float *soft,
+                     double *mean_loss) {
+    ds_fpmode fp = ds_fpmode_set(ds_fpmode_train_flush());
+    int rc = run_epoch(t, m, train, soft, mean_loss);
+    ds_fpmode_restore(fp);
+    return rc;
+}
+
 // Runs the engine over [first, first+n) of d in batches and hands each batch's logits to fn.
 typedef void (*logits_fn)(void *ud, int first, int n, const float *logits);
 
@@ -119,6 +130,7 @@ static int for_each_logits(const ds_model *m, const ds_dataset *d, int first, in
     ds_engine *e;
     int rc = ds_engine_create(&e, B, threads, 0);
     if (rc) return rc;
+    ds_fpmode fp = ds_fpmode_set(ds_fpmode_train_flush()); // soft labels: as in training
     float *x = malloc((size_t)B * DS_PIXELS * sizeof(float));
     float *z = malloc((size_t)B * DS_CLASSES * sizeof(float));
     if (!x || !z) rc = ds_fail(DS_ENOMEM, "evaluation: out of memory");
@@ -128,6 +140,7 @@ static int for_each_logits(const ds_model *m, const ds_dataset *d, int first, in
         ds_engine_forward(e, &m->p, x, b, z);
         fn(ud, first + i, b, z);
     }
+    ds_fpmode_restore(fp);
     free(x);
     free(z);
     ds_engine_free(e);

@@ -245,16 +245,6 @@ static int valid_name(const char *s) {
     return 1;
 }
 
-const char *ds_attack_kind_name(ds_attack_kind k) {
-    static const char *const names[] = {"fgsm", "jsma", "cw-l2", "transfer"};
-    return (unsigned)k < 4 ? names[k] : "?";
-}
-
-static const char *space_name(int s) {
-    static const char *const names[] = {"softmax", "logits", "logits_T"};
-    return (unsigned)s < 3 ? names[s] : "?";
-}
-
 void ds_temp_name(double t, char *out, size_t cap) { snprintf(out, cap, "T%g", t); }
 
 // ---- Sections ----
@@ -377,88 +367,60 @@ static int model_exists(const ds_job *job, const char *model) {
     return 0;
 }
 
-// A float default as the number a user would write (0.145f -> 0.145), so that writing a
-// default value explicitly in a job does not change its canonical text.
-static double as_written(float v) {
-    char b[32];
-    snprintf(b, sizeof b, "%g", v);
-    return strtod(b, NULL);
+// A float setting, read as a double and checked like one, then stored as the attack library's
+// float (so 0.145 written or defaulted is the same 0.145f).
+static void get_float(parser *p, const char *sec, const char *key, double lo, int lo_open,
+                      double hi, float *out) {
+    double v;
+    if (get_double(p, sec, key, lo, lo_open, hi, &v) == 1) *out = (float)v;
 }
 
-// Defaults: the attack library's (ds_attack.h), so that a job and `distill_sweep attack` agree.
-static void craft_defaults(ds_craft_params *c, ds_attack_kind kind) {
-    ds_fgsm_params f;
-    ds_jsma_params j;
-    ds_cw_params w;
-    ds_fgsm_params_default(&f);
-    ds_jsma_params_default(&j);
-    ds_cw_params_default(&w);
-    memset(c, 0, sizeof *c);
-    c->kind = kind;
-    c->space = kind == DS_KIND_JSMA ? (int)j.space : (int)f.space;
-    c->labels_true = f.labels == DS_LABELS_TRUE;
-    c->eps = as_written(f.eps[0]);
-    c->theta = as_written(j.theta);
-    c->gamma = as_written(j.gamma);
-    c->targeted = w.targets == DS_TARGETS_ALL;
-    c->cw_c = as_written(w.c0);
-    c->cw_search_steps = w.steps;
-    c->cw_iterations = w.max_iterations;
-    c->cw_lr = as_written(w.lr);
-    c->cw_kappa = as_written(w.kappa);
-    c->cw_abort_early = w.abort_early;
+// A word parsed by the attack library's own parser (ds_space_parse, ...), its message behind the
+// file, line, section and key.
+#define GET_WORD(p, sec, key, parse, out)                                                          \
+    do {                                                                                           \
+        entry *e_ = find(p, sec, key);                                                             \
+        if (e_ && parse(e_->value, out)) perr(p, e_->line, "[%s] %s: %s", sec, key, ds_errmsg());  \
+    } while (0)
+
+static void parse_numerics(parser *p, const char *s, ds_numerics *n, int softmax_keys) {
+    GET_WORD(p, s, "denormals", ds_denormals_parse, &n->denormals);
+    if (!softmax_keys) return;
+    GET_WORD(p, s, "gradient", ds_gradient_parse, &n->gradient);
+    GET_WORD(p, s, "precision", ds_precision_parse, &n->precision);
 }
 
-static void parse_craft(parser *p, const char *s, ds_craft_params *c) {
-    static const char *const spaces[] = {"softmax", "logits", "logits_T"};
-    static const char *const labels[] = {"predicted", "true"};
+static void parse_craft(parser *p, const char *s, ds_craft *c) {
     int v;
     switch (c->kind) {
     case DS_KIND_FGSM:
-        get_double(p, s, "eps", 0, 1, 1, &c->eps);
-        if (get_enum(p, s, "space", spaces, 3, &v) == 1) c->space = v;
-        get_enum(p, s, "labels", labels, 2, &c->labels_true);
+        get_float(p, s, "eps", 0, 1, 1, &c->fgsm.eps[0]);
+        GET_WORD(p, s, "space", ds_space_parse, &c->fgsm.space);
+        GET_WORD(p, s, "labels", ds_label_mode_parse, &c->fgsm.labels);
+        parse_numerics(p, s, &c->fgsm.num, 1);
         break;
     case DS_KIND_JSMA:
-        get_double(p, s, "theta", -1, 0, 1, &c->theta);
-        if (c->theta == 0) {
+        get_float(p, s, "theta", -1, 0, 1, &c->jsma.theta);
+        if (c->jsma.theta == 0) {
             entry *e = find(p, s, "theta");
             perr(p, e ? e->line : 0, "[%s] theta: must not be 0", s);
         }
-        get_double(p, s, "gamma", 0, 1, 1, &c->gamma);
-        if (get_enum(p, s, "space", spaces, 3, &v) == 1) c->space = v;
+        get_float(p, s, "gamma", 0, 1, 1, &c->jsma.gamma);
+        GET_WORD(p, s, "space", ds_space_parse, &c->jsma.space);
+        parse_numerics(p, s, &c->jsma.num, 1);
         break;
     case DS_KIND_CW_L2:
-        get_double(p, s, "c", 0, 1, 1e10, &c->cw_c);
-        get_int(p, s, "search_steps", 1, 100, 0, &c->cw_search_steps);
-        get_int(p, s, "iterations", 1, 1000000, 0, &c->cw_iterations);
-        get_double(p, s, "lr", 0, 1, 10, &c->cw_lr);
-        get_double(p, s, "kappa", 0, 0, 1e6, &c->cw_kappa);
-        get_bool(p, s, "targeted", &c->targeted);
-        get_bool(p, s, "abort_early", &c->cw_abort_early);
+        get_float(p, s, "c", 0, 1, 1e10, &c->cw.c0);
+        get_int(p, s, "search_steps", 1, 100, 0, &c->cw.steps);
+        get_int(p, s, "iterations", 1, 1000000, 0, &c->cw.max_iterations);
+        get_float(p, s, "lr", 0, 1, 10, &c->cw.lr);
+        get_float(p, s, "kappa", 0, 0, 1e6, &c->cw.kappa);
+        if (get_bool(p, s, "targeted", &v) == 1) c->cw.targets = v ? DS_TARGETS_ALL : DS_TARGETS_NONE;
+        get_bool(p, s, "abort_early", &c->cw.abort_early);
+        GET_WORD(p, s, "denormals", ds_denormals_parse, &c->cw.denormals);
         break;
     default:
         break;
-    }
-}
-
-static void craft_params_string(const ds_craft_params *c, char *out, size_t cap) {
-    switch (c->kind) {
-    case DS_KIND_FGSM:
-        snprintf(out, cap, "eps=%g space=%s labels=%s", c->eps, space_name(c->space),
-                 c->labels_true ? "true" : "predicted");
-        break;
-    case DS_KIND_JSMA:
-        snprintf(out, cap, "theta=%g gamma=%g space=%s", c->theta, c->gamma,
-                 space_name(c->space));
-        break;
-    case DS_KIND_CW_L2:
-        snprintf(out, cap, "c=%g search_steps=%d iterations=%d lr=%g kappa=%g targeted=%s "
-                 "abort_early=%s", c->cw_c, c->cw_search_steps, c->cw_iterations, c->cw_lr,
-                 c->cw_kappa, c->targeted ? "true" : "false", c->cw_abort_early ? "true" : "false");
-        break;
-    default:
-        snprintf(out, cap, "?");
     }
 }
 
@@ -499,6 +461,54 @@ static void parse_models(parser *p, const char *s, const ds_job *job, ds_job_att
     if (!a->targets && !a->nmodels) perr(p, e->line, "[%s] models: empty", s);
 }
 
+// kind (and for transfer: craft and source) of section s into a; 0 on an error.
+static int parse_kind(parser *p, const ds_job *job, const char *s, int header, ds_job_attack *a) {
+    static const char *const kinds[] = {"fgsm", "jsma", "cw-l2", "transfer"};
+    int k;
+    int r = get_enum(p, s, "kind", kinds, 4, &k);
+    if (r == 0) perr(p, header, "[%s]: missing 'kind = fgsm | jsma | cw-l2 | transfer'", s);
+    if (r <= 0) return 0;
+    a->kind = (ds_attack_kind)k;
+    ds_attack_kind craft = a->kind;
+    if (a->kind == DS_KIND_TRANSFER) {
+        int c = DS_KIND_FGSM;
+        if (get_enum(p, s, "craft", kinds, 3, &c) < 0) return 0;
+        craft = (ds_attack_kind)c;
+        snprintf(a->source, sizeof a->source, "baseline");
+        entry *e = find(p, s, "source");
+        if (e) {
+            if (!model_exists(job, e->value)) {
+                perr(p, e->line, "[%s] source: '%s' is not a model of this job (baseline or "
+                     "T<t>/teacher or T<t>/student with t in [distill] temperatures)", s, e->value);
+                return 0;
+            }
+            scopy(a->source, sizeof a->source, e->value);
+        }
+    }
+    ds_craft_default(&a->craft, craft);
+    return 1;
+}
+
+// first, samples, shard of section s, checked against the job's test set.
+static void parse_range(parser *p, const ds_job *job, const char *s, int header, ds_job_attack *a) {
+    a->first = 0;
+    a->samples = -1;
+    a->shard = default_shard(a->craft.kind);
+    get_int(p, s, "first", 0, 1000000000, 0, &a->first);
+    get_int(p, s, "samples", 1, 1000000000, 1, &a->samples);
+    entry *rs = find(p, s, "samples"), *rf = find(p, s, "first");
+    a->range_line = rs ? rs->line : rf ? rf->line : header;
+    get_int(p, s, "shard", 1, 1000000000, 0, &a->shard);
+    if (job->test_samples > 0) {
+        int end = a->samples < 0 ? job->test_samples : a->first + a->samples;
+        if (a->first >= job->test_samples || end > job->test_samples) {
+            entry *e = find(p, s, a->samples < 0 ? "first" : "samples");
+            perr(p, e ? e->line : header, "[%s]: test samples [%d, %d) do not fit in [data] "
+                 "test_samples = %d", s, a->first, end, job->test_samples);
+        }
+    }
+}
+
 static void parse_attack(parser *p, ds_job *job, const char *s, int header) {
     if (job->nattacks == DS_JOB_MAX_ATTACKS) {
         perr(p, header, "too many attack sections (at most %d)", DS_JOB_MAX_ATTACKS);
@@ -520,63 +530,18 @@ static void parse_attack(parser *p, ds_job *job, const char *s, int header) {
         }
     scopy(a->name, sizeof a->name, name);
     a->line = header;
-    static const char *const kinds[] = {"fgsm", "jsma", "cw-l2", "transfer"};
-    int k;
-    int r = get_enum(p, s, "kind", kinds, 4, &k);
-    if (r == 0) {
-        perr(p, header, "[%s]: missing 'kind = fgsm | jsma | cw-l2 | transfer'", s);
-        return;
-    }
-    if (r < 0) return;
-    a->kind = (ds_attack_kind)k;
-    ds_attack_kind craft = a->kind;
-    if (a->kind == DS_KIND_TRANSFER) {
-        int c = DS_KIND_FGSM;
-        if (get_enum(p, s, "craft", kinds, 3, &c) < 0) return;
-        craft = (ds_attack_kind)c;
-        snprintf(a->source, sizeof a->source, "baseline");
-        entry *e = find(p, s, "source");
-        if (e) {
-            if (!model_exists(job, e->value)) {
-                perr(p, e->line, "[%s] source: '%s' is not a model of this job (baseline or "
-                     "T<t>/teacher or T<t>/student with t in [distill] temperatures)", s, e->value);
-                return;
-            }
-            scopy(a->source, sizeof a->source, e->value);
-        }
-    }
-    craft_defaults(&a->craft, craft);
+    if (!parse_kind(p, job, s, header, a)) return;
     parse_craft(p, s, &a->craft);
     a->targets = a->kind == DS_KIND_TRANSFER ? DS_TARGET_STUDENTS
                                              : DS_TARGET_BASELINE | DS_TARGET_STUDENTS;
     parse_models(p, s, job, a);
-    a->first = 0;
-    a->samples = -1;
-    a->shard = default_shard(craft);
-    get_int(p, s, "first", 0, 1000000000, 0, &a->first);
-    get_int(p, s, "samples", 1, 1000000000, 1, &a->samples);
-    {
-        entry *rs = find(p, s, "samples"), *rf = find(p, s, "first");
-        a->range_line = rs ? rs->line : rf ? rf->line : header;
-    }
-    get_int(p, s, "shard", 1, 1000000000, 0, &a->shard);
-    if (job->test_samples > 0) {
-        int end = a->samples < 0 ? job->test_samples : a->first + a->samples;
-        if (a->first >= job->test_samples || end > job->test_samples) {
-            entry *e = find(p, s, a->samples < 0 ? "first" : "samples");
-            perr(p, e ? e->line : header, "[%s]: test samples [%d, %d) do not fit in [data] "
-                 "test_samples = %d", s, a->first, end, job->test_samples);
-        }
-    }
-    char cp[160];
-    craft_params_string(&a->craft, cp, sizeof cp);
+    parse_range(p, job, s, header, a);
+    char cp[160], src[DS_JOB_NAME];
+    ds_craft_string(&a->craft, DS_PIXELS, cp, sizeof cp);
+    scopy(src, sizeof src, a->source);
     if (a->kind == DS_KIND_TRANSFER)
-    {
-        char src[DS_JOB_NAME];
-        scopy(src, sizeof src, a->source);
         snprintf(a->params, sizeof a->params, "source=%s craft=%s %s", src,
-                 ds_attack_kind_name(craft), cp);
-    }
+                 ds_attack_kind_name(a->craft.kind), cp);
     else
         scopy(a->params, sizeof a->params, cp);
     job->nattacks++;
@@ -778,10 +743,17 @@ char *ds_job_canonical(const ds_job *job) {
         sb_printf(&b, "\n");
         sb_printf(&b, "attack.%s.samples = %d %d shard %d\n", a->name, a->first, a->samples,
                   a->shard);
-        const ds_craft_params *c = &a->craft;
-        // Full precision of every number, in case %g in params rounds two values together.
-        sb_printf(&b, "attack.%s.exact = %.17g %.17g %.17g %.17g %.17g %.17g\n", a->name, c->eps,
-                  c->theta, c->gamma, c->cw_c, c->cw_lr, c->cw_kappa);
+        // Every float in full (%.9g round-trips a float), in case %g in params rounds two values
+        // together.
+        const ds_craft *c = &a->craft;
+        if (c->kind == DS_KIND_FGSM)
+            sb_printf(&b, "attack.%s.exact = eps %.9g\n", a->name, (double)c->fgsm.eps[0]);
+        else if (c->kind == DS_KIND_JSMA)
+            sb_printf(&b, "attack.%s.exact = theta %.9g gamma %.9g\n", a->name,
+                      (double)c->jsma.theta, (double)c->jsma.gamma);
+        else
+            sb_printf(&b, "attack.%s.exact = c %.9g lr %.9g kappa %.9g\n", a->name,
+                      (double)c->cw.c0, (double)c->cw.lr, (double)c->cw.kappa);
     }
     if (b.oom) {
         free(b.s);

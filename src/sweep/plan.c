@@ -29,17 +29,17 @@ static uint64_t fnv1a(const char *s) {
 // ---- Cost model (MFLOP), from perf-notes.md: a training step ~60 MFLOP per sample, a forward
 // ~20, forward + input gradient ~40. Only ratios matter (scheduling order and the ETA). ----
 
-static double craft_cost(const ds_craft_params *c, int n) {
+static double craft_cost(const ds_craft *c, int n) {
     switch (c->kind) {
     case DS_KIND_FGSM: return 40.0 * n;
     case DS_KIND_JSMA: {
-        double iters = c->gamma * 784 / 2 / 2; // half the budget on average
+        double iters = (double)c->jsma.gamma * 784 / 2 / 2; // half the budget on average
         return 9.0 * n * iters * (20 + 10 * 20);         // forward + a 10-row Jacobian
     }
     case DS_KIND_CW_L2:
         // One Adam iteration = forward + input gradient. Measured on jobs/demo.job: with early
         // abort the attempts still run most of their iterations.
-        return (c->targeted ? 9.0 : 1.0) * n * c->cw_search_steps * c->cw_iterations * 40.0;
+        return (c->cw.targets == DS_TARGETS_ALL ? 9.0 : 1.0) * n * c->cw.steps * c->cw.max_iterations * 40.0;
     default: return 40.0 * n;
     }
 }

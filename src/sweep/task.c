@@ -167,56 +167,18 @@ static int soft_labels(const ds_worker_ctx *ctx, const ds_task *t) {
 
 // ---- Attacks ----
 
-// Crafts with params cp on classifier c: *rec (and *x_adv if want_images) malloc'ed.
-static int craft(const ds_classifier *c, const ds_craft_params *cp, const float *x,
-                 const uint8_t *labels, int n, int first, ds_attack_record **rec, int *nrec,
-                 float **x_adv, int want_images) {
-    int count = 0, rc;
-    ds_fgsm_params fp;
-    ds_jsma_params jp;
-    ds_cw_params wp;
-    switch (cp->kind) {
-    case DS_KIND_FGSM:
-        ds_fgsm_params_default(&fp);
-        fp.eps[0] = (float)cp->eps;
-        fp.n_eps = 1;
-        fp.space = (ds_space)cp->space;
-        fp.labels = cp->labels_true ? DS_LABELS_TRUE : DS_LABELS_PREDICTED;
-        if ((rc = ds_fgsm_params_check(&fp))) return rc;
-        count = ds_fgsm_count(&fp, n);
-        break;
-    case DS_KIND_JSMA:
-        ds_jsma_params_default(&jp);
-        jp.space = (ds_space)cp->space;
-        jp.gamma = (float)cp->gamma;
-        jp.theta = (float)cp->theta;
-        if ((rc = ds_jsma_params_check(&jp))) return rc;
-        count = ds_jsma_count(c, n);
-        break;
-    case DS_KIND_CW_L2:
-        ds_cw_params_default(&wp);
-        wp.targets = cp->targeted ? DS_TARGETS_ALL : DS_TARGETS_NONE;
-        wp.steps = cp->cw_search_steps;
-        wp.max_iterations = cp->cw_iterations;
-        wp.c0 = (float)cp->cw_c;
-        wp.lr = (float)cp->cw_lr;
-        wp.kappa = (float)cp->cw_kappa;
-        wp.abort_early = cp->cw_abort_early;
-        if ((rc = ds_cw_params_check(&wp))) return rc;
-        count = ds_cw_count(c, &wp, n);
-        break;
-    default:
-        return ds_fail(DS_EINVAL, "craft: not a crafting attack");
-    }
+// Crafts with settings cp on classifier c: *rec (and *x_adv if want_images) malloc'ed.
+static int craft(const ds_classifier *c, const ds_craft *cp, const float *x, const uint8_t *labels,
+                 int n, int first, ds_attack_record **rec, int *nrec, float **x_adv,
+                 int want_images) {
+    int rc = ds_craft_check(cp);
+    if (rc) return rc;
+    int count = ds_craft_count(c, cp, n);
     *nrec = count;
     *rec = calloc((size_t)count, sizeof **rec);
     *x_adv = want_images ? malloc(sizeof(float) * DS_PIXELS * (size_t)count) : NULL;
     if (!*rec || (want_images && !*x_adv)) return ds_fail(DS_ENOMEM, "attack: out of memory");
-    switch (cp->kind) {
-    case DS_KIND_FGSM: return ds_fgsm(c, &fp, x, labels, n, first, *rec, *x_adv);
-    case DS_KIND_JSMA: return ds_jsma(c, &jp, x, labels, n, first, *rec, *x_adv);
-    default: return ds_cw_l2(c, &wp, x, labels, n, first, *rec, *x_adv);
-    }
+    return ds_craft_run(c, cp, x, labels, n, first, *rec, *x_adv);
 }
 
 static int attack(const ds_worker_ctx *ctx, const ds_task *t) {
@@ -255,7 +217,7 @@ static int attack(const ds_worker_ctx *ctx, const ds_task *t) {
             for (int i = 0; i < nrec; i++)
                 memcpy(x_rep + (size_t)i * DS_PIXELS,
                        x + (size_t)(src[i].index - t->first) * DS_PIXELS, sizeof(float) * DS_PIXELS);
-            rc = ds_attack_transfer(&ct, x_rep, x_adv, src, nrec, 0, out);
+            rc = ds_attack_transfer(&ct, x_rep, x_adv, src, nrec, 0, ds_craft_denormals(&a->craft), out);
         }
         free(src);
         rec = out;

@@ -1,0 +1,65 @@
+// One crafting configuration (ds_craft): the kind's settings behind one set of functions, so that
+// a job, the sweep's tasks and `distill_sweep attack` build, check, run and name an attack alike.
+#include "attack_internal.h"
+#include "ds_error.h"
+
+#include <stdio.h>
+
+const char *ds_attack_kind_name(ds_attack_kind k) {
+    static const char *const names[] = {"fgsm", "jsma", "cw-l2", "transfer"};
+    return (unsigned)k < 4 ? names[k] : "?";
+}
+
+int ds_craft_default(ds_craft *c, ds_attack_kind kind) {
+    c->kind = kind;
+    switch (kind) {
+    case DS_KIND_FGSM: ds_fgsm_params_default(&c->fgsm); return DS_OK;
+    case DS_KIND_JSMA: ds_jsma_params_default(&c->jsma); return DS_OK;
+    case DS_KIND_CW_L2: ds_cw_params_default(&c->cw); return DS_OK;
+    default: return ds_fail(DS_EINVAL, "attack kind %d is not a crafting attack", (int)kind);
+    }
+}
+
+int ds_craft_check(const ds_craft *c) {
+    switch (c->kind) {
+    case DS_KIND_FGSM: return ds_fgsm_params_check(&c->fgsm);
+    case DS_KIND_JSMA: return ds_jsma_params_check(&c->jsma);
+    case DS_KIND_CW_L2: return ds_cw_params_check(&c->cw);
+    default: return ds_fail(DS_EINVAL, "attack kind %d is not a crafting attack", (int)c->kind);
+    }
+}
+
+void ds_craft_string(const ds_craft *c, int n_in, char *out, size_t cap) {
+    switch (c->kind) {
+    case DS_KIND_FGSM: ds_fgsm_params_string(&c->fgsm, out, cap); break;
+    case DS_KIND_JSMA: ds_jsma_params_string(&c->jsma, n_in, out, cap); break;
+    case DS_KIND_CW_L2: ds_cw_params_string(&c->cw, out, cap); break;
+    default: snprintf(out, cap, "?");
+    }
+}
+
+ds_denormals ds_craft_denormals(const ds_craft *c) {
+    switch (c->kind) {
+    case DS_KIND_FGSM: return c->fgsm.num.denormals;
+    case DS_KIND_JSMA: return c->jsma.num.denormals;
+    default: return c->cw.denormals;
+    }
+}
+
+int ds_craft_count(const ds_classifier *cl, const ds_craft *c, int n) {
+    switch (c->kind) {
+    case DS_KIND_FGSM: return ds_fgsm_count(&c->fgsm, n);
+    case DS_KIND_JSMA: return ds_jsma_count(cl, n);
+    default: return ds_cw_count(cl, &c->cw, n);
+    }
+}
+
+int ds_craft_run(const ds_classifier *cl, const ds_craft *c, const float *x, const uint8_t *labels,
+                 int n, int32_t first_index, ds_attack_record *rec, float *x_adv) {
+    switch (c->kind) {
+    case DS_KIND_FGSM: return ds_fgsm(cl, &c->fgsm, x, labels, n, first_index, rec, x_adv);
+    case DS_KIND_JSMA: return ds_jsma(cl, &c->jsma, x, labels, n, first_index, rec, x_adv);
+    case DS_KIND_CW_L2: return ds_cw_l2(cl, &c->cw, x, labels, n, first_index, rec, x_adv);
+    default: return ds_fail(DS_EINVAL, "attack kind %d is not a crafting attack", (int)c->kind);
+    }
+}
