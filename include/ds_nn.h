@@ -30,9 +30,27 @@ typedef struct {
     const char *name; // "conv1" ... "fc3": the HDF5 group name
     int out, in;      // output and input channels (conv) or units (fc)
     int k;            // kernel size: 3 for conv, 0 for fully connected
+    int pool;         // 2: a 2x2 max pool follows the ReLU (conv2, conv4); 1: none
 } ds_layer_shape;
 
 extern const ds_layer_shape ds_layer_shapes[DS_NUM_LAYERS];
+
+// One sample's geometry in every layer, derived from ds_layer_shapes and DS_IMG: conv layer l
+// maps [in,h,w] to [out,oh,ow] (valid convolution: oh = h-k+1), its max pool to [out,ph,pw]
+// (ph = oh/pool), and the next layer reads that pooled plane (fc1 flattened in C,H,W order). An
+// fc layer works on 1x1 planes: h = w = oh = ow = ph = pw = 1.
+typedef struct {
+    int h, w;           // input plane: 28x28, 26x26, 12x12, 10x10, then 1x1
+    int oh, ow;         // output plane: 26x26, 24x24, 10x10, 8x8, then 1x1
+    int ph, pw;         // output plane after the max pool (oh, ow without one): conv2 12x12, conv4 4x4
+    int col_rows;       // im2col rows in*k*k (conv: 9, 288, 288, 576); 0 (fc)
+    size_t in_size;     // floats in: in*h*w (784 ... fc1 1024)
+    size_t out_size;    // floats out: out*oh*ow
+    size_t pooled_size; // floats after the pool: out*ph*pw, the next layer's in_size
+} ds_layer_geom;
+
+// Fills geom[l] for every layer l (the table is fixed: this cannot fail).
+void ds_layer_geometry(ds_layer_geom geom[DS_NUM_LAYERS]);
 
 // Pointers into one arena of floats: w[l] then b[l] for each layer l, in layer order.
 typedef struct {

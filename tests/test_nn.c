@@ -633,6 +633,34 @@ START_TEST(test_param_count) {
 }
 END_TEST
 
+// The geometry the engine sizes its buffers from, against the hand-known planes of the network:
+// 28 -> 26 -> 24 -> pool 12 -> 10 -> 8 -> pool 4, 64*4*4 = 1024 into fc1, 10 classes out.
+START_TEST(test_layer_geometry) {
+    ds_layer_geom g[DS_NUM_LAYERS];
+    ds_layer_geometry(g);
+    const int h[DS_NUM_LAYERS] = {28, 26, 12, 10, 1, 1, 1}, oh[DS_NUM_LAYERS] = {26, 24, 10, 8, 1, 1, 1};
+    const int ph[DS_NUM_LAYERS] = {26, 12, 10, 4, 1, 1, 1}, rows[DS_NUM_LAYERS] = {9, 288, 288, 576, 0, 0, 0};
+    const size_t in[DS_NUM_LAYERS] = {784, 32 * 676, 32 * 144, 64 * 100, 1024, 200, 200};
+    const size_t out[DS_NUM_LAYERS] = {32 * 676, 32 * 576, 64 * 100, 64 * 64, 200, 200, 10};
+    const size_t pooled[DS_NUM_LAYERS] = {32 * 676, 32 * 144, 64 * 100, 64 * 16, 200, 200, 10};
+    for (int l = 0; l < DS_NUM_LAYERS; l++) {
+        const char *name = ds_layer_shapes[l].name;
+        ck_assert_msg(g[l].h == h[l] && g[l].w == h[l], "%s: input %dx%d", name, g[l].h, g[l].w);
+        ck_assert_msg(g[l].oh == oh[l] && g[l].ow == oh[l], "%s: output %dx%d", name, g[l].oh, g[l].ow);
+        ck_assert_msg(g[l].ph == ph[l] && g[l].pw == ph[l], "%s: pooled %dx%d", name, g[l].ph, g[l].pw);
+        ck_assert_msg(g[l].col_rows == rows[l], "%s: im2col rows %d", name, g[l].col_rows);
+        ck_assert_msg(g[l].in_size == in[l], "%s: in_size %zu", name, g[l].in_size);
+        ck_assert_msg(g[l].out_size == out[l], "%s: out_size %zu", name, g[l].out_size);
+        ck_assert_msg(g[l].pooled_size == pooled[l], "%s: pooled_size %zu", name, g[l].pooled_size);
+        // Each layer reads what the one before it wrote (fc1: the last pool flattened).
+        if (l > 0) ck_assert_uint_eq(g[l].in_size, g[l - 1].pooled_size);
+    }
+    ck_assert_uint_eq(g[DS_CONV1].in_size, DS_PIXELS);
+    ck_assert_uint_eq(g[DS_FC3].out_size, DS_CLASSES);
+    ck_assert_uint_eq(ds_params_count(), 312202);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("nn");
     TCase *layers = tcase_create("layers");
@@ -644,6 +672,7 @@ int main(void) {
     tcase_add_test(layers, test_softmax_xent_known);
     tcase_add_test(layers, test_softmax_xent_stable);
     tcase_add_test(layers, test_param_count);
+    tcase_add_test(layers, test_layer_geometry);
     suite_add_tcase(s, layers);
     // "network" (forward and input gradient) is what tests/valgrind.sh runs; "gradients", the
     // finite-difference checks of the training pass, makes ~2,400 passes that valgrind takes

@@ -5,6 +5,10 @@
 // chunks are added in a fixed order, so a gradient is bit-identical for any thread count.
 // Every engine thread computes in the caller's floating-point mode (denormals kept or flushed:
 // ds_fpmode.h), so the caller's setting, not the thread that happens to run a group, decides.
+//
+// Every buffer size and every layer call's dimensions come from the layer table (ds_layer_shapes
+// and the geometry ds_layer_geometry derives from it, gathered in engine_dims by dims_fill); the
+// shapes in comments are the values it gives for MNIST.
 #include "ds_error.h"
 #include "ds_fpmode.h"
 #include "ds_nn.h"
@@ -31,8 +35,23 @@ typedef struct {
     float *dc1, *dc2, *dp1, *dc3, *dc4, *dp2, *dh0, *df1, *df2, *dz;
 } thread_scratch;
 
+// The buffers of group_acts in memory order (A_C1 .. A_Z also have a gradient in thread_scratch),
+// and the im2col matrices of thread_scratch: col[l] for conv layer l, then the one dcol.
+enum { A_C1, A_C2, A_P1, A_C3, A_C4, A_P2, A_H0, A_F1, A_F2, A_Z, A_MASK, NUM_ACTS };
+enum { N_CONV = DS_FC1, DCOL = N_CONV, NUM_COLS };
+
+// Every size of the engine, from the layer table (llm.c's act_sizes): floats (bytes for arg) per
+// sample, then per group of G samples or per thread.
+typedef struct {
+    ds_layer_geom L[DS_NUM_LAYERS];
+    size_t act[NUM_ACTS]; // one activation of one sample
+    size_t col[NUM_COLS]; // one im2col matrix [C*9, oh*ow] of one sample
+    size_t act_floats, arg_bytes, scratch_floats; // a group's activations and winners, a thread's scratch
+} engine_dims;
+
 struct ds_engine {
     int max_batch, threads, n_groups, n_chunks;
+    engine_dims dims;
     group_acts *groups;
     thread_scratch *scratch;
     float *act_mem, *scratch_mem, *chunk_grads;
@@ -41,10 +60,36 @@ struct ds_engine {
 };
 
 enum { G = DS_GROUP };
-#define ACT_FLOATS ((size_t)G * (32 * 676 + 32 * 576 + 32 * 144 + 64 * 100 + 64 * 64 + 64 * 16 + 1024 + 200 + 200 + 10 + 400))
-#define ARG_BYTES ((size_t)G * (32 * 144 + 64 * 16))
-#define SCRATCH_FLOATS ((size_t)G * (9 * 676 + 288 * 576 + 288 * 100 + 576 * 64 + 288 * 576 + \
-                                     32 * 676 + 32 * 576 + 32 * 144 + 64 * 100 + 64 * 64 + 64 * 16 + 1024 + 200 + 200 + 10))
+
+static size_t sum(const size_t *v, int n) {
+    size_t s = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    return s;
+}
+
+static void dims_fill(engine_dims *d) {
+    const ds_layer_geom *L = d->L;
+    ds_layer_geometry(d->L);
+    d->act[A_C1] = L[DS_CONV1].out_size;    // [32,26,26]
+    d->act[A_C2] = L[DS_CONV2].out_size;    // [32,24,24]
+    d->act[A_P1] = L[DS_CONV2].pooled_size; // [32,12,12]
+    d->act[A_C3] = L[DS_CONV3].out_size;    // [64,10,10]
+    d->act[A_C4] = L[DS_CONV4].out_size;    // [64,8,8]
+    d->act[A_P2] = L[DS_CONV4].pooled_size; // [64,4,4]
+    d->act[A_H0] = L[DS_FC1].in_size;       // [1024], p2 flattened
+    d->act[A_F1] = L[DS_FC1].out_size;      // [200]
+    d->act[A_F2] = L[DS_FC2].out_size;      // [200]
+    d->act[A_Z] = L[DS_FC3].out_size;       // [10]
+    d->act[A_MASK] = d->act[A_F1] + d->act[A_F2];
+    d->col[DCOL] = 0; // the largest im2col: conv2's [288, 576]
+    for (int l = 0; l < N_CONV; l++) {
+        d->col[l] = (size_t)L[l].col_rows * L[l].oh * L[l].ow;
+        if (d->col[l] > d->col[DCOL]) d->col[DCOL] = d->col[l];
+    }
+    d->act_floats = G * sum(d->act, NUM_ACTS);
+    d->arg_bytes = G * (d->act[A_P1] + d->act[A_P2]);
+    d->scratch_floats = G * (sum(d->col, NUM_COLS) + sum(d->act, A_MASK));
+}
 
 static float *take(float **cursor, size_t n) {
     float *p = *cursor;
@@ -52,38 +97,20 @@ static float *take(float **cursor, size_t n) {
     return p;
 }
 
-static void point_group(group_acts *a, float *mem, uint8_t *arg) {
-    a->c1 = take(&mem, (size_t)G * 32 * 676);
-    a->c2 = take(&mem, (size_t)G * 32 * 576);
-    a->p1 = take(&mem, (size_t)G * 32 * 144);
-    a->c3 = take(&mem, (size_t)G * 64 * 100);
-    a->c4 = take(&mem, (size_t)G * 64 * 64);
-    a->p2 = take(&mem, (size_t)G * 64 * 16);
-    a->h0 = take(&mem, (size_t)G * 1024);
-    a->f1 = take(&mem, (size_t)G * 200);
-    a->f2 = take(&mem, (size_t)G * 200);
-    a->z = take(&mem, (size_t)G * 10);
-    a->mask = take(&mem, (size_t)G * 400);
+static void point_group(group_acts *a, const engine_dims *d, float *mem, uint8_t *arg) {
+    float **act[NUM_ACTS] = {&a->c1, &a->c2, &a->p1, &a->c3, &a->c4, &a->p2,
+                             &a->h0, &a->f1, &a->f2, &a->z,  &a->mask};
+    for (int i = 0; i < NUM_ACTS; i++) *act[i] = take(&mem, G * d->act[i]);
     a->arg1 = arg;
-    a->arg2 = arg + (size_t)G * 32 * 144;
+    a->arg2 = arg + G * d->act[A_P1];
 }
 
-static void point_scratch(thread_scratch *s, float *mem) {
-    s->col1 = take(&mem, (size_t)G * 9 * 676);
-    s->col2 = take(&mem, (size_t)G * 288 * 576);
-    s->col3 = take(&mem, (size_t)G * 288 * 100);
-    s->col4 = take(&mem, (size_t)G * 576 * 64);
-    s->dcol = take(&mem, (size_t)G * 288 * 576); // the largest dcol: conv2's
-    s->dc1 = take(&mem, (size_t)G * 32 * 676);
-    s->dc2 = take(&mem, (size_t)G * 32 * 576);
-    s->dp1 = take(&mem, (size_t)G * 32 * 144);
-    s->dc3 = take(&mem, (size_t)G * 64 * 100);
-    s->dc4 = take(&mem, (size_t)G * 64 * 64);
-    s->dp2 = take(&mem, (size_t)G * 64 * 16);
-    s->dh0 = take(&mem, (size_t)G * 1024);
-    s->df1 = take(&mem, (size_t)G * 200);
-    s->df2 = take(&mem, (size_t)G * 200);
-    s->dz = take(&mem, (size_t)G * 10);
+static void point_scratch(thread_scratch *s, const engine_dims *d, float *mem) {
+    float **col[NUM_COLS] = {&s->col1, &s->col2, &s->col3, &s->col4, &s->dcol};
+    float **grad[A_MASK] = {&s->dc1, &s->dc2, &s->dp1, &s->dc3, &s->dc4,
+                            &s->dp2, &s->dh0, &s->df1, &s->df2, &s->dz};
+    for (int i = 0; i < NUM_COLS; i++) *col[i] = take(&mem, G * d->col[i]);
+    for (int i = 0; i < A_MASK; i++) *grad[i] = take(&mem, G * d->act[i]);
 }
 
 int ds_engine_create(ds_engine **out, int max_batch, int threads, int train) {
@@ -97,9 +124,11 @@ int ds_engine_create(ds_engine **out, int max_batch, int threads, int train) {
     e->n_chunks = (max_batch + DS_CHUNK - 1) / DS_CHUNK;
     e->groups = calloc((size_t)e->n_groups, sizeof *e->groups);
     e->scratch = calloc((size_t)threads, sizeof *e->scratch);
-    e->act_mem = malloc(ACT_FLOATS * e->n_groups * sizeof(float));
-    e->arg_mem = malloc(ARG_BYTES * e->n_groups);
-    e->scratch_mem = malloc(SCRATCH_FLOATS * threads * sizeof(float));
+    engine_dims *d = &e->dims;
+    dims_fill(d);
+    e->act_mem = malloc(d->act_floats * e->n_groups * sizeof(float));
+    e->arg_mem = malloc(d->arg_bytes * e->n_groups);
+    e->scratch_mem = malloc(d->scratch_floats * threads * sizeof(float));
     e->losses = malloc((size_t)max_batch * sizeof(double));
     if (train) e->chunk_grads = malloc((size_t)e->n_chunks * ds_params_count() * sizeof(float));
     if (!e->groups || !e->scratch || !e->act_mem || !e->arg_mem || !e->scratch_mem || !e->losses ||
@@ -108,8 +137,8 @@ int ds_engine_create(ds_engine **out, int max_batch, int threads, int train) {
         return ds_fail(DS_ENOMEM, "engine: out of memory for batch %d", max_batch);
     }
     for (int g = 0; g < e->n_groups; g++)
-        point_group(&e->groups[g], e->act_mem + ACT_FLOATS * g, e->arg_mem + ARG_BYTES * g);
-    for (int t = 0; t < threads; t++) point_scratch(&e->scratch[t], e->scratch_mem + SCRATCH_FLOATS * t);
+        point_group(&e->groups[g], d, e->act_mem + d->act_floats * g, e->arg_mem + d->arg_bytes * g);
+    for (int t = 0; t < threads; t++) point_scratch(&e->scratch[t], d, e->scratch_mem + d->scratch_floats * t);
     // Parallelism comes from our threads; a multi-threaded BLAS inside them would oversubscribe.
     openblas_set_num_threads(1);
     *out = e;
@@ -130,62 +159,112 @@ void ds_engine_free(ds_engine *e) {
 
 int ds_engine_threads(const ds_engine *e) { return e->threads; }
 
-static void group_forward(group_acts *a, thread_scratch *s, const ds_params *p, const float *x,
-                          int n, const ds_train_pass *pass, int first_sample) {
+// Layer l of the table over a group of n samples: the calls of ds_nn.h with the table's dimensions.
+// Backward accumulates into grad's layer l when grad is non-NULL.
+static void conv_layer_forward(float *out, float *col, const float *in, const ds_params *p,
+                               const ds_layer_geom *L, int l, int n) {
+    const ds_layer_shape *s = &ds_layer_shapes[l];
+    ds_conv_forward(out, col, in, p->w[l], p->b[l], n, s->in, L[l].h, L[l].w, s->out, 1);
+}
+
+static void conv_layer_backward(float *din, ds_params *grad, float *dcol, const float *dout,
+                                const float *col, const ds_params *p, const ds_layer_geom *L, int l,
+                                int n) {
+    const ds_layer_shape *s = &ds_layer_shapes[l];
+    ds_conv_backward(din, grad ? grad->w[l] : NULL, grad ? grad->b[l] : NULL, dcol, dout, col, p->w[l],
+                     n, s->in, L[l].h, L[l].w, s->out);
+}
+
+// The max pool after conv layer l: [out,G,oh,ow] -> [out,G,ph,pw].
+static void pool_layer_forward(float *out, uint8_t *arg, const float *in, const ds_layer_geom *L,
+                               int l, int n) {
+    ds_maxpool_forward(out, arg, in, ds_layer_shapes[l].out * n, L[l].oh, L[l].ow);
+}
+
+static void pool_layer_backward(float *din, const float *dout, const uint8_t *arg, const float *in,
+                                const ds_layer_geom *L, int l, int n) {
+    ds_maxpool_backward(din, dout, arg, in, ds_layer_shapes[l].out * n, L[l].oh, L[l].ow);
+}
+
+static void fc_layer_forward(float *out, const float *in, const ds_params *p, int l, int n, int relu) {
+    const ds_layer_shape *s = &ds_layer_shapes[l];
+    ds_fc_forward(out, in, p->w[l], p->b[l], n, s->in, s->out, relu);
+}
+
+static void fc_layer_backward(float *din, ds_params *grad, const float *dout, const float *in,
+                              const ds_params *p, int l, int n) {
+    const ds_layer_shape *s = &ds_layer_shapes[l];
+    ds_fc_backward(din, grad ? grad->w[l] : NULL, grad ? grad->b[l] : NULL, dout, in, p->w[l], n, s->in,
+                   s->out);
+}
+
+// [C][n][HW] -> [n][C*HW]: each sample of the last pool flattened in C,H,W order for fc1.
+static void flatten_forward(float *out, const float *in, int n, int C, int HW) {
+    for (int c = 0; c < C; c++)
+        for (int g = 0; g < n; g++)
+            memcpy(out + (size_t)g * C * HW + (size_t)c * HW, in + ((size_t)c * n + g) * HW,
+                   HW * sizeof(float));
+}
+
+static void flatten_backward(float *din, const float *dout, int n, int C, int HW) {
+    for (int c = 0; c < C; c++)
+        for (int g = 0; g < n; g++)
+            memcpy(din + ((size_t)c * n + g) * HW, dout + (size_t)g * C * HW + (size_t)c * HW,
+                   HW * sizeof(float));
+}
+
+// x [n,N] *= mask [n,stride] (each sample's row starting at mask): dropout, and its backward on dx.
+static void dropout_apply(float *x, const float *mask, int n, size_t N, size_t stride) {
+    for (int g = 0; g < n; g++) ds_mul_forward(x + g * N, mask + g * stride, N);
+}
+
+static void group_forward(group_acts *a, thread_scratch *s, const engine_dims *d, const ds_params *p,
+                          const float *x, int n, const ds_train_pass *pass, int first_sample) {
+    const ds_layer_geom *L = d->L;
+    size_t f1 = d->act[A_F1], f2 = d->act[A_F2], nmask = d->act[A_MASK];
     a->x = x;
     a->n = n;
     a->dropout = pass && pass->dropout > 0.0f;
-    ds_conv_forward(a->c1, s->col1, x, p->w[DS_CONV1], p->b[DS_CONV1], n, 1, 28, 28, 32, 1);
-    ds_conv_forward(a->c2, s->col2, a->c1, p->w[DS_CONV2], p->b[DS_CONV2], n, 32, 26, 26, 32, 1);
-    ds_maxpool_forward(a->p1, a->arg1, a->c2, 32 * n, 24, 24);
-    ds_conv_forward(a->c3, s->col3, a->p1, p->w[DS_CONV3], p->b[DS_CONV3], n, 32, 12, 12, 64, 1);
-    ds_conv_forward(a->c4, s->col4, a->c3, p->w[DS_CONV4], p->b[DS_CONV4], n, 64, 10, 10, 64, 1);
-    ds_maxpool_forward(a->p2, a->arg2, a->c4, 64 * n, 8, 8);
-    // [64][n][16] -> [n][64*16]: flatten each sample in C,H,W order for fc1.
-    for (int c = 0; c < 64; c++)
-        for (int g = 0; g < n; g++)
-            memcpy(a->h0 + (size_t)g * 1024 + c * 16, a->p2 + ((size_t)c * n + g) * 16, 16 * sizeof(float));
+    conv_layer_forward(a->c1, s->col1, x, p, L, DS_CONV1, n);     // [1,G,28,28] -> [32,G,26,26]
+    conv_layer_forward(a->c2, s->col2, a->c1, p, L, DS_CONV2, n); // -> [32,G,24,24]
+    pool_layer_forward(a->p1, a->arg1, a->c2, L, DS_CONV2, n);    // -> [32,G,12,12]
+    conv_layer_forward(a->c3, s->col3, a->p1, p, L, DS_CONV3, n); // -> [64,G,10,10]
+    conv_layer_forward(a->c4, s->col4, a->c3, p, L, DS_CONV4, n); // -> [64,G,8,8]
+    pool_layer_forward(a->p2, a->arg2, a->c4, L, DS_CONV4, n);    // -> [64,G,4,4]
+    flatten_forward(a->h0, a->p2, n, ds_layer_shapes[DS_CONV4].out, L[DS_CONV4].ph * L[DS_CONV4].pw);
     if (a->dropout)
         for (int g = 0; g < n; g++)
-            ds_dropout_mask(a->mask + g * 400, 400, pass->dropout, pass->seed, pass->step,
+            ds_dropout_mask(a->mask + g * nmask, nmask, pass->dropout, pass->seed, pass->step,
                             (uint64_t)(first_sample + g));
-    ds_fc_forward(a->f1, a->h0, p->w[DS_FC1], p->b[DS_FC1], n, 1024, 200, 1);
-    if (a->dropout)
-        for (int g = 0; g < n; g++) ds_mul_forward(a->f1 + g * 200, a->mask + g * 400, 200);
-    ds_fc_forward(a->f2, a->f1, p->w[DS_FC2], p->b[DS_FC2], n, 200, 200, 1);
-    if (a->dropout)
-        for (int g = 0; g < n; g++) ds_mul_forward(a->f2 + g * 200, a->mask + g * 400 + 200, 200);
-    ds_fc_forward(a->z, a->f2, p->w[DS_FC3], p->b[DS_FC3], n, 200, 10, 0);
+    fc_layer_forward(a->f1, a->h0, p, DS_FC1, n, 1); // [G,1024] -> [G,200]
+    if (a->dropout) dropout_apply(a->f1, a->mask, n, f1, nmask);
+    fc_layer_forward(a->f2, a->f1, p, DS_FC2, n, 1); // -> [G,200]
+    if (a->dropout) dropout_apply(a->f2, a->mask + f1, n, f2, nmask);
+    fc_layer_forward(a->z, a->f2, p, DS_FC3, n, 0); // -> [G,10]
 }
 
 // dz [n,10] -> weight gradients into grad (if non-NULL) and the input gradient into dx (if non-NULL).
-static void group_backward(const group_acts *a, thread_scratch *s, const ds_params *p,
-                           const float *dz, ds_params *grad, float *dx) {
+static void group_backward(const group_acts *a, thread_scratch *s, const engine_dims *d,
+                           const ds_params *p, const float *dz, ds_params *grad, float *dx) {
+    const ds_layer_geom *L = d->L;
+    size_t f1 = d->act[A_F1], f2 = d->act[A_F2], nmask = d->act[A_MASK];
     int n = a->n;
-#define GW(l) (grad ? grad->w[l] : NULL)
-#define GB(l) (grad ? grad->b[l] : NULL)
-    ds_fc_backward(s->df2, GW(DS_FC3), GB(DS_FC3), dz, a->f2, p->w[DS_FC3], n, 200, 10);
-    if (a->dropout)
-        for (int g = 0; g < n; g++) ds_mul_forward(s->df2 + g * 200, a->mask + g * 400 + 200, 200);
-    ds_relu_backward(s->df2, a->f2, (size_t)n * 200);
-    ds_fc_backward(s->df1, GW(DS_FC2), GB(DS_FC2), s->df2, a->f1, p->w[DS_FC2], n, 200, 200);
-    if (a->dropout)
-        for (int g = 0; g < n; g++) ds_mul_forward(s->df1 + g * 200, a->mask + g * 400, 200);
-    ds_relu_backward(s->df1, a->f1, (size_t)n * 200);
-    ds_fc_backward(s->dh0, GW(DS_FC1), GB(DS_FC1), s->df1, a->h0, p->w[DS_FC1], n, 1024, 200);
-    for (int c = 0; c < 64; c++)
-        for (int g = 0; g < n; g++)
-            memcpy(s->dp2 + ((size_t)c * n + g) * 16, s->dh0 + (size_t)g * 1024 + c * 16, 16 * sizeof(float));
-    ds_maxpool_backward(s->dc4, s->dp2, a->arg2, a->c4, 64 * n, 8, 8);
-    ds_conv_backward(s->dc3, GW(DS_CONV4), GB(DS_CONV4), s->dcol, s->dc4, s->col4, p->w[DS_CONV4], n, 64, 10, 10, 64);
-    ds_relu_backward(s->dc3, a->c3, (size_t)64 * n * 100);
-    ds_conv_backward(s->dp1, GW(DS_CONV3), GB(DS_CONV3), s->dcol, s->dc3, s->col3, p->w[DS_CONV3], n, 32, 12, 12, 64);
-    ds_maxpool_backward(s->dc2, s->dp1, a->arg1, a->c2, 32 * n, 24, 24);
-    ds_conv_backward(s->dc1, GW(DS_CONV2), GB(DS_CONV2), s->dcol, s->dc2, s->col2, p->w[DS_CONV2], n, 32, 26, 26, 32);
-    ds_relu_backward(s->dc1, a->c1, (size_t)32 * n * 676);
-    ds_conv_backward(dx, GW(DS_CONV1), GB(DS_CONV1), s->dcol, s->dc1, s->col1, p->w[DS_CONV1], n, 1, 28, 28, 32);
-#undef GW
-#undef GB
+    fc_layer_backward(s->df2, grad, dz, a->f2, p, DS_FC3, n);
+    if (a->dropout) dropout_apply(s->df2, a->mask + f1, n, f2, nmask);
+    ds_relu_backward(s->df2, a->f2, (size_t)n * f2);
+    fc_layer_backward(s->df1, grad, s->df2, a->f1, p, DS_FC2, n);
+    if (a->dropout) dropout_apply(s->df1, a->mask, n, f1, nmask);
+    ds_relu_backward(s->df1, a->f1, (size_t)n * f1);
+    fc_layer_backward(s->dh0, grad, s->df1, a->h0, p, DS_FC1, n);
+    flatten_backward(s->dp2, s->dh0, n, ds_layer_shapes[DS_CONV4].out, L[DS_CONV4].ph * L[DS_CONV4].pw);
+    pool_layer_backward(s->dc4, s->dp2, a->arg2, a->c4, L, DS_CONV4, n);
+    conv_layer_backward(s->dc3, grad, s->dcol, s->dc4, s->col4, p, L, DS_CONV4, n);
+    ds_relu_backward(s->dc3, a->c3, (size_t)n * d->act[A_C3]);
+    conv_layer_backward(s->dp1, grad, s->dcol, s->dc3, s->col3, p, L, DS_CONV3, n);
+    pool_layer_backward(s->dc2, s->dp1, a->arg1, a->c2, L, DS_CONV2, n);
+    conv_layer_backward(s->dc1, grad, s->dcol, s->dc2, s->col2, p, L, DS_CONV2, n);
+    ds_relu_backward(s->dc1, a->c1, (size_t)n * d->act[A_C1]);
+    conv_layer_backward(dx, grad, s->dcol, s->dc1, s->col1, p, L, DS_CONV1, n);
 }
 
 static int omp_thread(void) { return omp_get_thread_num(); }
@@ -202,7 +281,8 @@ void ds_engine_forward(ds_engine *e, const ds_params *p, const float *x, int n, 
         for (int g = 0; g < ng; g++) {
             int t = omp_thread();
             group_acts *a = &e->groups[g];
-            group_forward(a, &e->scratch[t], p, x + (size_t)g * G * DS_PIXELS, group_size(n, g), NULL, 0);
+            group_forward(a, &e->scratch[t], &e->dims, p, x + (size_t)g * G * DS_PIXELS, group_size(n, g),
+                          NULL, 0);
             memcpy(logits + (size_t)g * G * DS_CLASSES, a->z, (size_t)a->n * DS_CLASSES * sizeof(float));
         }
     }
@@ -216,7 +296,7 @@ void ds_engine_input_grad(ds_engine *e, const ds_params *p, const float *dlogits
         ds_fpmode_restore(fp);
 #pragma omp for schedule(dynamic, 1)
         for (int g = 0; g < ng; g++)
-            group_backward(&e->groups[g], &e->scratch[omp_thread()], p,
+            group_backward(&e->groups[g], &e->scratch[omp_thread()], &e->dims, p,
                            dlogits + (size_t)g * G * DS_CLASSES, NULL, dx + (size_t)g * G * DS_PIXELS);
     }
 }
@@ -243,14 +323,14 @@ double ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, co
             for (int i = c * DS_CHUNK; i < end; i += G) {
                 int g = i / G, gn = group_size(n, g);
                 group_acts *a = &e->groups[g];
-                group_forward(a, s, p, x + (size_t)i * DS_PIXELS, gn, pass, i);
+                group_forward(a, s, &e->dims, p, x + (size_t)i * DS_PIXELS, gn, pass, i);
                 for (int k = 0; k < gn; k++) {
                     const float *sk = soft ? soft + (size_t)(i + k) * DS_CLASSES : NULL;
                     e->losses[i + k] = ds_softmax_xent(s->dz + k * DS_CLASSES, a->z + k * DS_CLASSES, sk,
                                                        labels ? labels[i + k] : 0, DS_CLASSES, pass->temperature);
                     for (int j = 0; j < DS_CLASSES; j++) s->dz[k * DS_CLASSES + j] *= inv_n;
                 }
-                group_backward(a, s, p, s->dz, &cgp, NULL);
+                group_backward(a, s, &e->dims, p, s->dz, &cgp, NULL);
             }
         }
         // Sum the chunks in a fixed order; threads split the parameters, not the chunks.

@@ -8,9 +8,27 @@
 #include <string.h>
 
 const ds_layer_shape ds_layer_shapes[DS_NUM_LAYERS] = {
-    {"conv1", 32, 1, 3},   {"conv2", 32, 32, 3}, {"conv3", 64, 32, 3}, {"conv4", 64, 64, 3},
-    {"fc1", 200, 1024, 0}, {"fc2", 200, 200, 0}, {"fc3", 10, 200, 0},
+    {"conv1", 32, 1, 3, 1},   {"conv2", 32, 32, 3, 2}, {"conv3", 64, 32, 3, 1}, {"conv4", 64, 64, 3, 2},
+    {"fc1", 200, 1024, 0, 1}, {"fc2", 200, 200, 0, 1}, {"fc3", 10, 200, 0, 1},
 };
+
+void ds_layer_geometry(ds_layer_geom geom[DS_NUM_LAYERS]) {
+    int h = DS_IMG, w = DS_IMG; // the plane layer l reads
+    for (int l = 0; l < DS_NUM_LAYERS; l++) {
+        const ds_layer_shape *s = &ds_layer_shapes[l];
+        ds_layer_geom *g = &geom[l];
+        if (!s->k) h = w = 1; // fc: the previous output, flattened
+        g->h = h, g->w = w;
+        g->oh = s->k ? h - s->k + 1 : 1;
+        g->ow = s->k ? w - s->k + 1 : 1;
+        g->ph = g->oh / s->pool, g->pw = g->ow / s->pool;
+        g->col_rows = s->in * s->k * s->k;
+        g->in_size = (size_t)s->in * h * w;
+        g->out_size = (size_t)s->out * g->oh * g->ow;
+        g->pooled_size = (size_t)s->out * g->ph * g->pw;
+        h = g->ph, w = g->pw;
+    }
+}
 
 size_t ds_weight_count(int layer) {
     const ds_layer_shape *s = &ds_layer_shapes[layer];
