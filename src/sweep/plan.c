@@ -153,20 +153,17 @@ static void attack_groups(builder *b, const ds_task *model_task) {
     }
 }
 
-int ds_plan_build(ds_plan *plan, const ds_job *job, int train_n, int test_n) {
-    memset(plan, 0, sizeof *plan);
-    plan->job = job;
-    plan->train_n = train_n;
-    plan->test_n = test_n;
+// Checks the attacks' sample ranges and counts the plan's tasks and attack groups.
+static int count_plan(const ds_job *job, int train_n, int test_n, long *ntasks, long *ngroups) {
     if (train_n < 1 || test_n < 1)
         return ds_fail(DS_EINVAL, "%s: empty training or test set (%d, %d samples)", job->path,
                        train_n, test_n);
     if (job->batch > train_n)
         return ds_fail(DS_EINVAL, "%s: [train] batch = %d is larger than the training set (%d)",
                        job->path, job->batch, train_n);
-    // Check the attacks' sample ranges and transfer sources; count tasks and groups.
     int nmodels = 2 + 2 * job->ntemps; // warmstart, baseline, teachers, students
-    long ntasks = nmodels + job->ntemps + 1, ngroups = 0;
+    *ntasks = nmodels + job->ntemps + 1;
+    *ngroups = 0;
     for (int ai = 0; ai < job->nattacks; ai++) {
         const ds_job_attack *a = &job->attacks[ai];
         int count = a->samples < 0 ? test_n - a->first : a->samples;
@@ -175,71 +172,56 @@ int ds_plan_build(ds_plan *plan, const ds_job *job, int train_n, int test_n) {
                            "the test set of %d samples", job->path, a->range_line, a->name, a->first,
                            a->first + (count > 0 ? count : 0), test_n);
         long shards = (count + a->shard - 1) / a->shard;
-        ntasks += shards * nmodels;
-        ngroups += nmodels;
+        *ntasks += shards * nmodels;
+        *ngroups += nmodels;
     }
-    if (ntasks > 1000000)
+    if (*ntasks > 1000000)
         return ds_fail(DS_EINVAL, "%s: the plan would have %ld tasks; use larger shards",
-                       job->path, ntasks);
-    builder b = {.p = plan};
-    plan->tasks = calloc((size_t)ntasks, sizeof(ds_task));
-    plan->groups = calloc((size_t)ngroups + 1, sizeof(ds_attack_group));
-    // At most 2 dependencies per task, plus the reduce task's (every other task).
-    plan->dep_pool = calloc((size_t)ntasks * 3, sizeof(int));
-    b.dep_idx = calloc((size_t)ntasks, sizeof(int));
-    if (!plan->tasks || !plan->groups || !plan->dep_pool || !b.dep_idx) {
-        free(b.dep_idx);
-        ds_plan_free(plan);
-        return ds_fail(DS_ENOMEM, "plan: out of memory");
-    }
+                       job->path, *ntasks);
+    return DS_OK;
+}
+
+// The trainings and soft labels: warm start, baseline, then per temperature teacher -> soft
+// labels -> student.
+static void training_tasks(builder *b, const ds_job *job) {
+    ds_plan *plan = b->p;
     int warm = -1;
     if (job->warm_start > 0) {
-        train_task(&b, DS_ROLE_WARMSTART, 1, job->warm_start, -1, -1);
+        train_task(b, DS_ROLE_WARMSTART, 1, job->warm_start, -1, -1);
         warm = plan->ntasks - 1;
     }
-    train_task(&b, DS_ROLE_BASELINE, 1, job->baseline_epochs, -1, -1);
+    train_task(b, DS_ROLE_BASELINE, 1, job->baseline_epochs, -1, -1);
     for (int i = 0; i < job->ntemps; i++) {
         double T = job->temps[i];
         char tn[32], id[DS_TASK_ID];
         ds_temp_name(T, tn, sizeof tn);
-        train_task(&b, DS_ROLE_TEACHER, T, job->teacher_epochs, warm, -1);
+        train_task(b, DS_ROLE_TEACHER, T, job->teacher_epochs, warm, -1);
         int teacher = plan->ntasks - 1;
         snprintf(id, sizeof id, "%s/soft", tn);
-        ds_task *s = add_task(&b, DS_TASK_SOFT, id, plan->tasks[teacher].model);
+        ds_task *s = add_task(b, DS_TASK_SOFT, id, plan->tasks[teacher].model);
         snprintf(s->file, sizeof s->file, "tasks/%s-soft.h5", tn);
         s->role = DS_ROLE_TEACHER;
         s->temperature = T;
         s->model_task = teacher;
-        add_dep(&b, s, teacher);
-        s->cost = 20.0 * train_n;
-        train_task(&b, DS_ROLE_STUDENT, T, job->student_epochs, warm, plan->ntasks - 1);
+        add_dep(b, s, teacher);
+        s->cost = 20.0 * plan->train_n;
+        train_task(b, DS_ROLE_STUDENT, T, job->student_epochs, warm, plan->ntasks - 1);
     }
-    // Check the transfer sources now that the models exist.
-    for (int ai = 0; ai < job->nattacks; ai++) {
-        const ds_job_attack *a = &job->attacks[ai];
-        if (a->kind == DS_KIND_TRANSFER && ds_plan_model_task(plan, a->source) < 0) {
-            free(b.dep_idx);
-            ds_plan_free(plan);
-            return ds_fail(DS_EINVAL, "%s:%d: [attack %s] source: no model '%s' in this sweep",
-                           job->path, a->line, a->name, a->source);
-        }
-    }
-    int last_train = plan->ntasks;
-    for (int i = 0; i < last_train; i++)
-        if (plan->tasks[i].kind == DS_TASK_TRAIN && plan->tasks[i].role != DS_ROLE_WARMSTART)
-            attack_groups(&b, &plan->tasks[i]);
-    ds_task *r = add_task(&b, DS_TASK_REDUCE, "reduce", "");
+}
+
+// The reduce task after every other; the dependency pointers; priorities: cost plus the
+// costliest chain of tasks waiting for it (dependencies come first, so walking backwards sees
+// every dependent before its dependencies).
+static void finish_plan(builder *b) {
+    ds_plan *plan = b->p;
+    ds_task *r = add_task(b, DS_TASK_REDUCE, "reduce", "");
     snprintf(r->file, sizeof r->file, "summary.h5");
     r->cost = 1;
     // Every other task: distinct by construction, so no duplicate check (add_dep's check made
     // this quadratic: a plan of a million tasks never finished building).
-    for (int i = 0; i < plan->ntasks - 1; i++) plan->dep_pool[b.ndeps++] = i;
+    for (int i = 0; i < plan->ntasks - 1; i++) plan->dep_pool[b->ndeps++] = i;
     r->ndeps = plan->ntasks - 1;
-
-    for (int i = 0; i < plan->ntasks; i++) plan->tasks[i].deps = plan->dep_pool + b.dep_idx[i];
-    free(b.dep_idx);
-    // Priority: cost plus the costliest chain of tasks waiting for it (dependencies come first,
-    // so walking backwards sees every dependent before its dependencies).
+    for (int i = 0; i < plan->ntasks; i++) plan->tasks[i].deps = plan->dep_pool + b->dep_idx[i];
     for (int i = 0; i < plan->ntasks; i++) plan->tasks[i].priority = plan->tasks[i].cost;
     for (int j = plan->ntasks - 1; j >= 0; j--) {
         const ds_task *t = &plan->tasks[j];
@@ -248,7 +230,47 @@ int ds_plan_build(ds_plan *plan, const ds_job *job, int train_n, int test_n) {
             if (d->cost + t->priority > d->priority) d->priority = d->cost + t->priority;
         }
     }
+}
+
+int ds_plan_build(ds_plan *plan, const ds_job *job, int train_n, int test_n) {
+    memset(plan, 0, sizeof *plan);
+    plan->job = job;
+    plan->train_n = train_n;
+    plan->test_n = test_n;
+    long ntasks = 0, ngroups = 0;
+    int rc = count_plan(job, train_n, test_n, &ntasks, &ngroups);
+    if (rc) return rc;
+    builder b = {.p = plan};
+    plan->tasks = calloc((size_t)ntasks, sizeof(ds_task));
+    plan->groups = calloc((size_t)ngroups + 1, sizeof(ds_attack_group));
+    // At most 2 dependencies per task, plus the reduce task's (every other task).
+    plan->dep_pool = calloc((size_t)ntasks * 3, sizeof(int));
+    b.dep_idx = calloc((size_t)ntasks, sizeof(int));
+    if (!plan->tasks || !plan->groups || !plan->dep_pool || !b.dep_idx) {
+        rc = ds_fail(DS_ENOMEM, "plan: out of memory");
+        goto fail;
+    }
+    training_tasks(&b, job);
+    // Check the transfer sources now that the models exist.
+    for (int ai = 0; ai < job->nattacks; ai++) {
+        const ds_job_attack *a = &job->attacks[ai];
+        if (a->kind == DS_KIND_TRANSFER && ds_plan_model_task(plan, a->source) < 0) {
+            rc = ds_fail(DS_EINVAL, "%s:%d: [attack %s] source: no model '%s' in this sweep",
+                         job->path, a->line, a->name, a->source);
+            goto fail;
+        }
+    }
+    int last_train = plan->ntasks;
+    for (int i = 0; i < last_train; i++)
+        if (plan->tasks[i].kind == DS_TASK_TRAIN && plan->tasks[i].role != DS_ROLE_WARMSTART)
+            attack_groups(&b, &plan->tasks[i]);
+    finish_plan(&b);
+    free(b.dep_idx);
     return DS_OK;
+fail:
+    free(b.dep_idx);
+    ds_plan_free(plan);
+    return rc;
 }
 
 void ds_plan_free(ds_plan *plan) {
