@@ -68,13 +68,6 @@ int dsa_check_inputs(const char *attack, const ds_classifier *c, const float *x,
 
 // ---- Spaces ----
 
-static const char *const space_names[] = {"softmax", "logits", "logits_T"};
-static const char *const label_names[] = {"true", "predicted"};
-static const char *const target_names[] = {"all", "none"};
-static const char *const denormal_names[] = {"keep", "flush"};
-static const char *const gradient_names[] = {"stable", "framework"};
-static const char *const precision_names[] = {"float32", "float64"};
-
 static int parse_name(const char *s, const char *const *names, int count, const char *what, int *out) {
     for (int i = 0; s && i < count; i++)
         if (!strcmp(s, names[i])) {
@@ -87,61 +80,23 @@ static int parse_name(const char *s, const char *const *names, int count, const 
     return ds_fail(DS_EINVAL, "unknown %s '%s' (expected one of: %s)", what, s ? s : "(null)", list);
 }
 
-int ds_space_parse(const char *s, ds_space *out) {
-    int v = 0, rc = parse_name(s, space_names, 3, "space", &v);
-    if (!rc) *out = (ds_space)v;
-    return rc;
-}
+// The names of an enum setting, in its order, and its parse/name pair over them.
+#define NAMED_ENUM(type, fn, what, ...)                                                         \
+    static const char *const fn##_names[] = {__VA_ARGS__};                                       \
+    enum { fn##_count = sizeof fn##_names / sizeof fn##_names[0] };                              \
+    int ds_##fn##_parse(const char *s, type *out) {                                              \
+        int v = 0, rc = parse_name(s, fn##_names, fn##_count, what, &v);                        \
+        if (!rc) *out = (type)v;                                                                 \
+        return rc;                                                                               \
+    }                                                                                            \
+    const char *ds_##fn##_name(type x) { return (unsigned)x < fn##_count ? fn##_names[x] : "?"; }
 
-int ds_label_mode_parse(const char *s, ds_label_mode *out) {
-    int v = 0, rc = parse_name(s, label_names, 2, "label mode", &v);
-    if (!rc) *out = (ds_label_mode)v;
-    return rc;
-}
-
-int ds_target_mode_parse(const char *s, ds_target_mode *out) {
-    int v = 0, rc = parse_name(s, target_names, 2, "target mode", &v);
-    if (!rc) *out = (ds_target_mode)v;
-    return rc;
-}
-
-int ds_denormals_parse(const char *s, ds_denormals *out) {
-    int v = 0, rc = parse_name(s, denormal_names, 2, "denormals setting", &v);
-    if (!rc) *out = (ds_denormals)v;
-    return rc;
-}
-
-int ds_gradient_parse(const char *s, ds_gradient *out) {
-    int v = 0, rc = parse_name(s, gradient_names, 2, "gradient formula", &v);
-    if (!rc) *out = (ds_gradient)v;
-    return rc;
-}
-
-int ds_precision_parse(const char *s, ds_precision *out) {
-    int v = 0, rc = parse_name(s, precision_names, 2, "precision", &v);
-    if (!rc) *out = (ds_precision)v;
-    return rc;
-}
-
-const char *ds_denormals_name(ds_denormals d) {
-    return (unsigned)d < 2 ? denormal_names[d] : "?";
-}
-const char *ds_gradient_name(ds_gradient g) {
-    return (unsigned)g < 2 ? gradient_names[g] : "?";
-}
-const char *ds_precision_name(ds_precision p) {
-    return (unsigned)p < 2 ? precision_names[p] : "?";
-}
-
-const char *ds_space_name(ds_space s) {
-    return (unsigned)s < 3 ? space_names[s] : "?";
-}
-const char *ds_label_mode_name(ds_label_mode m) {
-    return (unsigned)m < 2 ? label_names[m] : "?";
-}
-const char *ds_target_mode_name(ds_target_mode m) {
-    return (unsigned)m < 2 ? target_names[m] : "?";
-}
+NAMED_ENUM(ds_space, space, "space", "softmax", "logits", "logits_T")
+NAMED_ENUM(ds_label_mode, label_mode, "label mode", "true", "predicted")
+NAMED_ENUM(ds_target_mode, target_mode, "target mode", "all", "none")
+NAMED_ENUM(ds_denormals, denormals, "denormals setting", "keep", "flush")
+NAMED_ENUM(ds_gradient, gradient, "gradient formula", "stable", "framework")
+NAMED_ENUM(ds_precision, precision, "precision", "float32", "float64")
 
 // ---- float64: the softmax and its derivatives in the log domain ----
 
