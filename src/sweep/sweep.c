@@ -12,6 +12,7 @@
 
 #include "ds_error.h"
 #include "ds_fault.h"
+#include "ds_mpi.h"
 #include "ds_reduce.h"
 #include "ds_store.h"
 
@@ -61,10 +62,10 @@ static void nap(long us) {
 // for rank 0 to load data or to reduce must not take cores from it).
 static void quiet_bcast(void *buf, int count, MPI_Datatype type) {
     MPI_Request req;
-    MPI_Ibcast(buf, count, type, 0, MPI_COMM_WORLD, &req);
+    DS_MPI_CHECK(MPI_Ibcast(buf, count, type, 0, MPI_COMM_WORLD, &req));
     int done = 0;
     for (;;) {
-        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        DS_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
         if (done) return;
         nap(2000);
     }
@@ -85,10 +86,11 @@ typedef struct {
 static int auto_threads(void) {
     MPI_Comm local;
     int nlocal = 1;
+    // Without a node communicator, count this rank alone (as many threads as it may use).
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) ==
         MPI_SUCCESS) {
-        MPI_Comm_size(local, &nlocal);
-        MPI_Comm_free(&local);
+        DS_MPI_CHECK(MPI_Comm_size(local, &nlocal));
+        DS_MPI_CHECK(MPI_Comm_free(&local));
     }
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int n = (int)(online > 0 ? online : 1) / (nlocal > 0 ? nlocal : 1);
@@ -110,13 +112,13 @@ static int share_job(const char *path, int rank, ds_job *job) {
             text = job->text;
         }
     }
-    MPI_Bcast(&len, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+    DS_MPI_CHECK(MPI_Bcast(&len, 1, MPI_LONG, 0, MPI_COMM_WORLD));
     if (len < 0) return rank == 0 ? rc : DS_EINVAL;
     if (rank != 0) {
         text = malloc((size_t)len + 1);
         if (!text) MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    MPI_Bcast(text, (int)len + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
+    DS_MPI_CHECK(MPI_Bcast(text, (int)len + 1, MPI_CHAR, 0, MPI_COMM_WORLD));
     if (rank != 0) {
         rc = ds_job_parse_text(job, text, path);
         free(text);
@@ -255,15 +257,15 @@ static void worker_loop(const ds_worker_ctx *ctx) {
         int flag = 0;
         MPI_Status st;
         while (!flag) {
-            MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+            DS_MPI_CHECK(MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st));
             if (!flag) nap(2000);
         }
         int task;
-        MPI_Recv(&task, 1, MPI_INT, 0, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        DS_MPI_CHECK(MPI_Recv(&task, 1, MPI_INT, 0, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
         if (st.MPI_TAG == TAG_STOP) return;
         result_msg r;
         run_one(ctx, task, &r);
-        MPI_Send(&r, (int)sizeof r, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
+        DS_MPI_CHECK(MPI_Send(&r, (int)sizeof r, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD));
     }
 }
 
@@ -428,7 +430,7 @@ static void assign(coordinator *c, int rank, int task, local_worker *lw) {
         pthread_cond_signal(&lw->cv);
         pthread_mutex_unlock(&lw->mu);
     } else {
-        MPI_Send(&task, 1, MPI_INT, rank, TAG_TASK, MPI_COMM_WORLD);
+        DS_MPI_CHECK(MPI_Send(&task, 1, MPI_INT, rank, TAG_TASK, MPI_COMM_WORLD));
     }
 }
 
@@ -453,11 +455,11 @@ static int coordinate(coordinator *c, local_worker *lw) {
         }
         int flag = 0;
         MPI_Status st;
-        MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st);
+        DS_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st));
         if (flag) {
             result_msg r;
-            MPI_Recv(&r, (int)sizeof r, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT, MPI_COMM_WORLD,
-                     MPI_STATUS_IGNORE);
+            DS_MPI_CHECK(MPI_Recv(&r, (int)sizeof r, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT,
+                                  MPI_COMM_WORLD, MPI_STATUS_IGNORE));
             r.rank = st.MPI_SOURCE;
             handle_result(c, &r);
             active = 1;
@@ -502,8 +504,8 @@ static void report_setup_failure(int rank, const char *msg) {
 
 int ds_sweep_run(const ds_sweep_options *o) {
     int rank, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    DS_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    DS_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
     signal(SIGUSR1, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
@@ -563,7 +565,7 @@ int ds_sweep_run(const ds_sweep_options *o) {
         }
     }
     int all_ok;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    DS_MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     ds_plan plan = {0};
     if (all_ok) {
         rc = ds_plan_build(&plan, &job, s.train_n, s.test_n);
@@ -647,7 +649,7 @@ int ds_sweep_run(const ds_sweep_options *o) {
         }
         for (int r = 1; r < size; r++) {
             int none = -1;
-            MPI_Send(&none, 1, MPI_INT, r, TAG_STOP, MPI_COMM_WORLD);
+            DS_MPI_CHECK(MPI_Send(&none, 1, MPI_INT, r, TAG_STOP, MPI_COMM_WORLD));
         }
         if (!status) {
             say(&c.pr, "all %d tasks done; reducing into %s", c.pr.ntasks, s.run_dir);
