@@ -98,6 +98,8 @@ typedef struct {
 
 // The whole sweep; call between MPI_Init_thread and MPI_Finalize on every rank. Returns the
 // process exit status: 0 done, 1 failed (message printed by rank 0), 3 stopped by a signal.
+// A failed MPI call ends the job through DS_MPI_CHECK (ds_mpi.h): set MPI_ERRORS_RETURN on
+// MPI_COMM_WORLD first so that its message names the call and the rank.
 int ds_sweep_run(const ds_sweep_options *o);
 // Prints the plan of a job (no MPI, no training): the task list and, if the run folder exists,
 // which tasks are done. Returns the exit status.

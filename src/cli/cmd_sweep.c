@@ -2,12 +2,12 @@
 //
 // Only this command initialises MPI (the others run as plain programs).
 #include "ds_error.h"
+#include "ds_mpi.h"
 #include "ds_reduce.h"
 #include "ds_sweep.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +49,24 @@ static int reduce_only(const char *run_dir) {
     }
     printf("reduced %s\n", run_dir);
     return 0;
+}
+
+// The sweep between MPI_Init_thread and MPI_Finalize. MPI errors are returned to the caller, so
+// that DS_MPI_CHECK (ds_mpi.h) names the failed call and the rank before MPI_Abort.
+static int sweep_mpi(ds_sweep_options *o, int argc, char **argv) {
+    int provided;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "distill_sweep: MPI_Init failed\n");
+        return 1;
+    }
+    DS_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    if (provided < MPI_THREAD_FUNNELED) {
+        // Rank 0 then only coordinates (its worker thread would need FUNNELED).
+        o->coordinator_only = 1;
+    }
+    int status = ds_sweep_run(o);
+    DS_MPI_CHECK(MPI_Finalize());
+    return status;
 }
 
 int ds_cmd_sweep(int argc, char **argv) {
@@ -103,16 +121,5 @@ int ds_cmd_sweep(int argc, char **argv) {
     if (reduce) return reduce_only(target);
 
     o.job_path = target;
-    int provided;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, "distill_sweep: MPI_Init failed\n");
-        return 1;
-    }
-    if (provided < MPI_THREAD_FUNNELED) {
-        // Rank 0 then only coordinates (its worker thread would need FUNNELED).
-        o.coordinator_only = 1;
-    }
-    int status = ds_sweep_run(&o);
-    MPI_Finalize();
-    return status;
+    return sweep_mpi(&o, argc, argv);
 }

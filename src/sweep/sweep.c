@@ -12,6 +12,7 @@
 
 #include "ds_error.h"
 #include "ds_fault.h"
+#include "ds_mpi.h"
 #include "ds_reduce.h"
 #include "ds_store.h"
 
@@ -61,10 +62,10 @@ static void nap(long us) {
 // for rank 0 to load data or to reduce must not take cores from it).
 static void quiet_bcast(void *buf, int count, MPI_Datatype type) {
     MPI_Request req;
-    MPI_Ibcast(buf, count, type, 0, MPI_COMM_WORLD, &req);
+    DS_MPI_CHECK(MPI_Ibcast(buf, count, type, 0, MPI_COMM_WORLD, &req));
     int done = 0;
     for (;;) {
-        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        DS_MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
         if (done) return;
         nap(2000);
     }
@@ -85,10 +86,11 @@ typedef struct {
 static int auto_threads(void) {
     MPI_Comm local;
     int nlocal = 1;
+    // Without a node communicator, count this rank alone (as many threads as it may use).
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) ==
         MPI_SUCCESS) {
-        MPI_Comm_size(local, &nlocal);
-        MPI_Comm_free(&local);
+        DS_MPI_CHECK(MPI_Comm_size(local, &nlocal));
+        DS_MPI_CHECK(MPI_Comm_free(&local));
     }
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int n = (int)(online > 0 ? online : 1) / (nlocal > 0 ? nlocal : 1);
@@ -110,13 +112,13 @@ static int share_job(const char *path, int rank, ds_job *job) {
             text = job->text;
         }
     }
-    MPI_Bcast(&len, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+    DS_MPI_CHECK(MPI_Bcast(&len, 1, MPI_LONG, 0, MPI_COMM_WORLD));
     if (len < 0) return rank == 0 ? rc : DS_EINVAL;
     if (rank != 0) {
         text = malloc((size_t)len + 1);
         if (!text) MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    MPI_Bcast(text, (int)len + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
+    DS_MPI_CHECK(MPI_Bcast(text, (int)len + 1, MPI_CHAR, 0, MPI_COMM_WORLD));
     if (rank != 0) {
         rc = ds_job_parse_text(job, text, path);
         free(text);
@@ -248,6 +250,22 @@ static void *local_main(void *arg) {
     }
 }
 
+// Starts the local worker thread; pthread_create's result (0: started).
+static int local_start(local_worker *w, pthread_t *th) {
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    return pthread_create(th, NULL, local_main, w);
+}
+
+// Asks the local worker thread to quit (after its current task) and waits for it.
+static void local_stop(local_worker *w, pthread_t th) {
+    pthread_mutex_lock(&w->mu);
+    w->quit = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(th, NULL);
+}
+
 // ---- Workers on ranks 1..N-1 ----
 
 static void worker_loop(const ds_worker_ctx *ctx) {
@@ -255,15 +273,15 @@ static void worker_loop(const ds_worker_ctx *ctx) {
         int flag = 0;
         MPI_Status st;
         while (!flag) {
-            MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+            DS_MPI_CHECK(MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st));
             if (!flag) nap(2000);
         }
         int task;
-        MPI_Recv(&task, 1, MPI_INT, 0, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        DS_MPI_CHECK(MPI_Recv(&task, 1, MPI_INT, 0, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
         if (st.MPI_TAG == TAG_STOP) return;
         result_msg r;
         run_one(ctx, task, &r);
-        MPI_Send(&r, (int)sizeof r, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
+        DS_MPI_CHECK(MPI_Send(&r, (int)sizeof r, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD));
     }
 }
 
@@ -332,7 +350,7 @@ static int init_tasks(coordinator *c, const uint8_t *done) {
     for (int i = 0; i < n; i++)
         for (int k = 0; k < p->tasks[i].ndeps; k++) c->rstart[p->tasks[i].deps[k] + 1]++;
     for (int i = 0; i < n; i++) c->rstart[i + 1] += c->rstart[i];
-    int *fill = calloc((size_t)n, sizeof(int));
+    int *fill = calloc((size_t)n + 1, sizeof(int));
     if (!fill) return DS_ENOMEM;
     for (int i = 0; i < n; i++)
         for (int k = 0; k < p->tasks[i].ndeps; k++) {
@@ -428,7 +446,7 @@ static void assign(coordinator *c, int rank, int task, local_worker *lw) {
         pthread_cond_signal(&lw->cv);
         pthread_mutex_unlock(&lw->mu);
     } else {
-        MPI_Send(&task, 1, MPI_INT, rank, TAG_TASK, MPI_COMM_WORLD);
+        DS_MPI_CHECK(MPI_Send(&task, 1, MPI_INT, rank, TAG_TASK, MPI_COMM_WORLD));
     }
 }
 
@@ -453,11 +471,11 @@ static int coordinate(coordinator *c, local_worker *lw) {
         }
         int flag = 0;
         MPI_Status st;
-        MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st);
+        DS_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st));
         if (flag) {
             result_msg r;
-            MPI_Recv(&r, (int)sizeof r, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT, MPI_COMM_WORLD,
-                     MPI_STATUS_IGNORE);
+            DS_MPI_CHECK(MPI_Recv(&r, (int)sizeof r, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT,
+                                  MPI_COMM_WORLD, MPI_STATUS_IGNORE));
             r.rank = st.MPI_SOURCE;
             handle_result(c, &r);
             active = 1;
@@ -494,197 +512,248 @@ static int coordinate(coordinator *c, local_worker *lw) {
     return c->exit_status;
 }
 
-// ---- Entry point ----
+// ---- Setup: the job, the data, the run folder and the plan on every rank ----
+
+// What a rank holds for the whole sweep.
+typedef struct {
+    int rank, size;
+    ds_job job;
+    ds_run run;            // rank 0: the run folder and its lock; the others: their data's CRC
+    ds_dataset train, test;
+    ds_plan plan;
+    setup_msg s;           // rank 0's run folder and data, as every rank received them
+    int threads;           // engine threads per worker
+} sweep;
+
+enum {
+    SETUP_OK,     // every rank goes on to the tasks
+    SETUP_FAILED, // the ranks agree to fail (message printed by rank 0), and leave together
+    SETUP_LEAVE   // no job or no run folder: every rank leaves at once (message printed)
+};
 
 static void report_setup_failure(int rank, const char *msg) {
     if (rank == 0) fprintf(stderr, "distill_sweep: %s\n", msg);
 }
 
+// Rank 0 finds and loads the data and opens the run folder; w->s says how it went.
+static void open_run(sweep *w, int new_run) {
+    setup_msg *s = &w->s;
+    int rc = ds_run_load_data(&w->job, &w->run, &w->train, &w->test, stdout);
+    if (!rc) { // a job whose plan is impossible creates no run folder
+        ds_plan check;
+        rc = ds_plan_build(&check, &w->job, w->run.train_n, w->run.test_n);
+        if (!rc) ds_plan_free(&check);
+    }
+    if (!rc) rc = ds_run_open(&w->job, &w->run, new_run, stdout);
+    s->status = rc;
+    if (rc) {
+        report_setup_failure(0, ds_errmsg());
+        return;
+    }
+    s->train_n = w->run.train_n;
+    s->test_n = w->run.test_n;
+    s->data_crc = w->run.data_crc;
+    snprintf(s->dataset, sizeof s->dataset, "%s", w->run.dataset);
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", w->run.data_dir);
+    snprintf(s->run_dir, sizeof s->run_dir, "%s", w->run.dir);
+}
+
+// Ranks 1..N-1 load the data rank 0 found and check that it is the same. 1 if they could.
+static int load_worker_data(sweep *w) {
+    ds_job j2 = w->job;
+    snprintf(j2.dataset, sizeof j2.dataset, "%s", w->s.dataset);
+    snprintf(j2.data_dir, sizeof j2.data_dir, "%s", w->s.data_dir);
+    if (ds_run_load_data(&j2, &w->run, &w->train, &w->test, NULL)) {
+        fprintf(stderr, "distill_sweep: rank %d: %s\n", w->rank, ds_errmsg());
+        return 0;
+    }
+    if (w->run.data_crc != w->s.data_crc) {
+        fprintf(stderr, "distill_sweep: rank %d: the data in %s differs from rank 0's\n",
+                w->rank, w->s.data_dir);
+        return 0;
+    }
+    return 1;
+}
+
+// Everything a rank needs before the first task. Returns SETUP_*.
+static int setup(sweep *w, const ds_sweep_options *o) {
+    if (share_job(o->job_path, w->rank, &w->job)) {
+        report_setup_failure(w->rank, ds_errmsg());
+        return SETUP_LEAVE;
+    }
+    if (w->rank == 0) open_run(w, o->new_run);
+    quiet_bcast(&w->s, (int)sizeof w->s, MPI_BYTE);
+    if (w->s.status) return SETUP_LEAVE;
+    int ok = w->rank == 0 || load_worker_data(w), all_ok;
+    DS_MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    int rc = DS_EIO;
+    if (all_ok) {
+        rc = ds_plan_build(&w->plan, &w->job, w->s.train_n, w->s.test_n);
+        if (rc) report_setup_failure(w->rank, ds_errmsg());
+    } else {
+        report_setup_failure(w->rank, "a worker could not load the data (see its message above)");
+    }
+    w->threads = o->threads > 0 ? o->threads : w->job.threads;
+    if (!rc && w->threads == 0) w->threads = auto_threads();
+    return rc ? SETUP_FAILED : SETUP_OK;
+}
+
+static void sweep_free(sweep *w) {
+    ds_plan_free(&w->plan);
+    ds_run_close(&w->run);
+    ds_dataset_free(&w->train);
+    ds_dataset_free(&w->test);
+    ds_job_free(&w->job);
+}
+
+// ---- Rank 0: the coordinator's state ----
+
+static void out_of_memory(void) {
+    fprintf(stderr, "distill_sweep: out of memory\n");
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+// The coordinator's arrays, progress and log (<run>/sweep.log), starting from the tasks the
+// journal says are done. Returns 1 if the journal cannot be read (message printed), else 0.
+static int coordinator_open(coordinator *c, const sweep *w, int progress_bar) {
+    const ds_plan *plan = &w->plan;
+    *c = (coordinator){.plan = plan, .run_dir = w->s.run_dir, .nranks = w->size};
+    c->state = calloc((size_t)plan->ntasks, 1);
+    c->waiting = calloc((size_t)plan->ntasks, sizeof(int));
+    c->worker_task = calloc((size_t)w->size, sizeof(int));
+    uint8_t *done = calloc((size_t)plan->ntasks, 1);
+    if (!c->state || !c->waiting || !c->worker_task || !done) out_of_memory();
+    int status = 0;
+    if (ds_journal_scan(plan, w->s.run_dir, done, stdout)) {
+        fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
+        status = 1;
+    }
+    char logpath[700];
+    snprintf(logpath, sizeof logpath, "%s/sweep.log", w->s.run_dir);
+    c->pr.log = fopen(logpath, "a");
+    c->pr.t0 = now_s();
+    c->pr.bar = progress_bar < 0 ? want_bar() : progress_bar;
+    c->pr.ntasks = plan->ntasks - 1; // the reducer is not counted
+    if (init_tasks(c, done)) out_of_memory();
+    for (int i = 0; i < plan->ntasks; i++) {
+        if (plan->tasks[i].kind != DS_TASK_REDUCE) c->pr.cost_total += plan->tasks[i].cost;
+        if (done[i]) {
+            c->pr.cost_done += plan->tasks[i].cost;
+            c->pr.ndone++;
+        }
+    }
+    for (int r = 0; r < w->size; r++) c->worker_task[r] = -1;
+    free(done);
+    return status;
+}
+
+static void coordinator_close(coordinator *c) {
+    if (c->pr.log) fclose(c->pr.log);
+    free(c->state);
+    free(c->waiting);
+    free(c->rstart);
+    free(c->rdep);
+    free(c->heap);
+    free(c->worker_task);
+}
+
+// ---- Rank 0: coordinating beside the local worker thread ----
+
+static void announce(progress *p, const sweep *w, int local) {
+    say(p, "distill_sweep %s: job %s, run %s, %s (%d training, %d test samples)",
+        ds_code_version(), w->job.path, w->s.run_dir, w->s.dataset, w->s.train_n, w->s.test_n);
+    say(p, "%d rank(s), %d worker(s)%s, %d engine thread(s) each; %d tasks, %d already done%s",
+        w->size, w->size - 1 + local, local && w->size > 1 ? " (rank 0 too)" : "", w->threads,
+        p->ntasks, p->ndone, p->ndone ? " (resuming)" : "");
+}
+
+// Runs the coordinator with the local worker thread beside it (if `local`) until the tasks are
+// done or the sweep stops. Returns the exit status so far.
+static int coordinate_with_local(coordinator *c, const ds_worker_ctx *ctx, int local) {
+    local_worker lw = {.task = -1, .ctx = ctx};
+    pthread_t th;
+    if (local && local_start(&lw, &th)) {
+        say(&c->pr, "cannot start the local worker thread; rank 0 only coordinates");
+        local = 0;
+        c->worker_task[0] = -2;
+        if (c->nranks == 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    int status = coordinate(c, local ? &lw : NULL);
+    if (local) local_stop(&lw, th);
+    return status;
+}
+
+// ---- Rank 0: finish ----
+
+static void stop_workers(int size) {
+    for (int r = 1; r < size; r++) {
+        int none = -1;
+        DS_MPI_CHECK(MPI_Send(&none, 1, MPI_INT, r, TAG_STOP, MPI_COMM_WORLD));
+    }
+}
+
+// After the coordinator: the reducer if every task is done, else what is left. Returns the exit
+// status.
+static int finish(coordinator *c, const char *run_dir, int status) {
+    if (!status) {
+        say(&c->pr, "all %d tasks done; reducing into %s", c->pr.ntasks, run_dir);
+        double t0 = now_s();
+        if (ds_reduce_run(run_dir)) {
+            say(&c->pr, "FAILED reduce: %s (the task results are complete; fix and run "
+                "distill_sweep --reduce %s)", ds_errmsg(), run_dir);
+            return 1;
+        }
+        say(&c->pr, "done   reduce (%.1f s): results in %s", now_s() - t0, run_dir);
+        return 0;
+    }
+    int failed = 0, blocked = 0, done_n = 0;
+    for (int i = 0; i < c->plan->ntasks; i++) {
+        failed += c->state[i] == ST_FAILED;
+        blocked += c->state[i] == ST_BLOCKED && c->plan->tasks[i].kind != DS_TASK_REDUCE;
+        done_n += c->state[i] == ST_DONE;
+    }
+    say(&c->pr, "%s: %d of %d tasks done, %d failed, %d waiting on failed tasks. Completed "
+        "results are kept; rerun the same command to resume.",
+        status == 3 ? "stopped" : "incomplete", done_n, c->pr.ntasks, failed, blocked);
+    return status;
+}
+
+// Rank 0 from the journal to the reducer; the workers are told to stop in every case.
+static int coordinator_main(const sweep *w, const ds_sweep_options *o, const ds_worker_ctx *ctx) {
+    coordinator c;
+    int status = coordinator_open(&c, w, o->progress_bar);
+    int local = !o->coordinator_only || w->size == 1;
+    if (!local) c.worker_task[0] = -2;
+    if (!status) {
+        announce(&c.pr, w, local);
+        status = coordinate_with_local(&c, ctx, local);
+    }
+    stop_workers(w->size);
+    status = finish(&c, w->s.run_dir, status);
+    coordinator_close(&c);
+    return status;
+}
+
+// ---- Entry point ----
+
 int ds_sweep_run(const ds_sweep_options *o) {
-    int rank, size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    sweep w = {.run = {.lock_fd = -1}};
+    DS_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &w.rank));
+    DS_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &w.size));
     signal(SIGUSR1, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-
-    ds_job job;
-    memset(&job, 0, sizeof job);
-    int rc = share_job(o->job_path, rank, &job);
-    if (rc) {
-        report_setup_failure(rank, ds_errmsg());
+    int status = setup(&w, o);
+    if (status == SETUP_LEAVE) {
+        sweep_free(&w);
         return 1;
     }
-    // Rank 0 finds and loads the data and opens the run folder; the others load the same data.
-    setup_msg s = {0};
-    ds_run run = {.lock_fd = -1};
-    ds_dataset train = {0}, test = {0};
-    if (rank == 0) {
-        rc = ds_run_load_data(&job, &run, &train, &test, stdout);
-        if (!rc) { // a job whose plan is impossible creates no run folder
-            ds_plan check;
-            rc = ds_plan_build(&check, &job, run.train_n, run.test_n);
-            if (!rc) ds_plan_free(&check);
-        }
-        if (!rc) rc = ds_run_open(&job, &run, o->new_run, stdout);
-        s.status = rc;
-        if (!rc) {
-            s.train_n = run.train_n;
-            s.test_n = run.test_n;
-            s.data_crc = run.data_crc;
-            snprintf(s.dataset, sizeof s.dataset, "%s", run.dataset);
-            snprintf(s.data_dir, sizeof s.data_dir, "%s", run.data_dir);
-            snprintf(s.run_dir, sizeof s.run_dir, "%s", run.dir);
-        } else {
-            report_setup_failure(rank, ds_errmsg());
-        }
-    }
-    quiet_bcast(&s, (int)sizeof s, MPI_BYTE);
-    if (s.status) {
-        ds_job_free(&job);
-        ds_run_close(&run);
-        ds_dataset_free(&train);
-        ds_dataset_free(&test);
-        return 1;
-    }
-    int ok = 1;
-    if (rank != 0) {
-        ds_job j2 = job;
-        snprintf(j2.dataset, sizeof j2.dataset, "%s", s.dataset);
-        snprintf(j2.data_dir, sizeof j2.data_dir, "%s", s.data_dir);
-        rc = ds_run_load_data(&j2, &run, &train, &test, NULL);
-        if (rc) {
-            fprintf(stderr, "distill_sweep: rank %d: %s\n", rank, ds_errmsg());
-            ok = 0;
-        } else if (run.data_crc != s.data_crc) {
-            fprintf(stderr, "distill_sweep: rank %d: the data in %s differs from rank 0's\n",
-                    rank, s.data_dir);
-            ok = 0;
-        }
-    }
-    int all_ok;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    ds_plan plan = {0};
-    if (all_ok) {
-        rc = ds_plan_build(&plan, &job, s.train_n, s.test_n);
-        if (rc) report_setup_failure(rank, ds_errmsg());
-    } else {
-        report_setup_failure(rank, "a worker could not load the data (see its message above)");
-        rc = DS_EIO;
-    }
-    int threads = o->threads > 0 ? o->threads : job.threads;
-    if (!rc && threads == 0) threads = auto_threads();
-    int status = rc ? 1 : 0;
-
-    ds_worker_ctx ctx = {.job = &job, .plan = &plan, .run_dir = s.run_dir, .train = &train,
-                         .test = &test, .threads = threads, .stop = &stop_requested,
-                         .rank = rank};
-    if (!rc && rank != 0) {
-        worker_loop(&ctx);
-    } else if (!rc) {
-        coordinator c = {.plan = &plan, .run_dir = s.run_dir, .nranks = size};
-        c.state = calloc((size_t)plan.ntasks, 1);
-        c.waiting = calloc((size_t)plan.ntasks, sizeof(int));
-        c.worker_task = calloc((size_t)size, sizeof(int));
-        uint8_t *done = calloc((size_t)plan.ntasks, 1);
-        if (!c.state || !c.waiting || !c.worker_task || !done) {
-            fprintf(stderr, "distill_sweep: out of memory\n");
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        }
-        rc = ds_journal_scan(&plan, s.run_dir, done, stdout);
-        if (rc) {
-            fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
-            status = 1;
-        }
-        char logpath[700];
-        snprintf(logpath, sizeof logpath, "%s/sweep.log", s.run_dir);
-        c.pr.log = fopen(logpath, "a");
-        c.pr.t0 = now_s();
-        c.pr.bar = o->progress_bar < 0 ? want_bar() : o->progress_bar;
-        c.pr.ntasks = plan.ntasks - 1; // the reducer is not counted
-        int ndone = 0;
-        if (init_tasks(&c, done)) {
-            fprintf(stderr, "distill_sweep: out of memory\n");
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        }
-        for (int i = 0; i < plan.ntasks; i++) {
-            if (plan.tasks[i].kind != DS_TASK_REDUCE) c.pr.cost_total += plan.tasks[i].cost;
-            if (done[i]) {
-                c.pr.cost_done += plan.tasks[i].cost;
-                ndone++;
-            }
-        }
-        c.pr.ndone = ndone;
-        for (int r = 0; r < size; r++) c.worker_task[r] = -1;
-        local_worker lw = {.task = -1, .ctx = &ctx};
-        pthread_t th;
-        int local = !o->coordinator_only || size == 1;
-        if (!local) c.worker_task[0] = -2;
-        if (!status) {
-            say(&c.pr, "distill_sweep %s: job %s, run %s, %s (%d training, %d test samples)",
-                ds_code_version(), job.path, s.run_dir, s.dataset, s.train_n, s.test_n);
-            say(&c.pr, "%d rank(s), %d worker(s)%s, %d engine thread(s) each; %d tasks, %d "
-                "already done%s", size, size - 1 + local, local && size > 1 ? " (rank 0 too)" : "",
-                threads, c.pr.ntasks, ndone, ndone ? " (resuming)" : "");
-            if (local) {
-                pthread_mutex_init(&lw.mu, NULL);
-                pthread_cond_init(&lw.cv, NULL);
-                if (pthread_create(&th, NULL, local_main, &lw)) {
-                    say(&c.pr, "cannot start the local worker thread; rank 0 only coordinates");
-                    local = 0;
-                    c.worker_task[0] = -2;
-                    if (size == 1) MPI_Abort(MPI_COMM_WORLD, 1);
-                }
-            }
-            status = coordinate(&c, local ? &lw : NULL);
-            if (local) {
-                pthread_mutex_lock(&lw.mu);
-                lw.quit = 1;
-                pthread_cond_signal(&lw.cv);
-                pthread_mutex_unlock(&lw.mu);
-                pthread_join(th, NULL);
-            }
-        }
-        for (int r = 1; r < size; r++) {
-            int none = -1;
-            MPI_Send(&none, 1, MPI_INT, r, TAG_STOP, MPI_COMM_WORLD);
-        }
-        if (!status) {
-            say(&c.pr, "all %d tasks done; reducing into %s", c.pr.ntasks, s.run_dir);
-            double t0 = now_s();
-            rc = ds_reduce_run(s.run_dir);
-            if (rc) {
-                say(&c.pr, "FAILED reduce: %s (the task results are complete; fix and run "
-                    "distill_sweep --reduce %s)", ds_errmsg(), s.run_dir);
-                status = 1;
-            } else {
-                say(&c.pr, "done   reduce (%.1f s): results in %s", now_s() - t0, s.run_dir);
-            }
-        } else {
-            int failed = 0, blocked = 0, done_n = 0;
-            for (int i = 0; i < plan.ntasks; i++) {
-                failed += c.state[i] == ST_FAILED;
-                blocked += c.state[i] == ST_BLOCKED && plan.tasks[i].kind != DS_TASK_REDUCE;
-                done_n += c.state[i] == ST_DONE;
-            }
-            say(&c.pr, "%s: %d of %d tasks done, %d failed, %d waiting on failed tasks. Completed "
-                "results are kept; rerun the same command to resume.",
-                status == 3 ? "stopped" : "incomplete", done_n, c.pr.ntasks, failed, blocked);
-        }
-        if (c.pr.log) fclose(c.pr.log);
-        free(c.state);
-        free(c.waiting);
-        free(c.rstart);
-        free(c.rdep);
-        free(c.heap);
-        free(c.worker_task);
-        free(done);
-    }
-    ds_plan_free(&plan);
-    ds_run_close(&run);
-    ds_dataset_free(&train);
-    ds_dataset_free(&test);
-    ds_job_free(&job);
+    ds_worker_ctx ctx = {.job = &w.job, .plan = &w.plan, .run_dir = w.s.run_dir,
+                         .train = &w.train, .test = &w.test, .threads = w.threads,
+                         .stop = &stop_requested, .rank = w.rank};
+    if (status == SETUP_OK && w.rank != 0) worker_loop(&ctx);
+    if (status == SETUP_OK && w.rank == 0) status = coordinator_main(&w, o, &ctx);
+    sweep_free(&w);
     // Everybody leaves together, with rank 0's verdict.
     quiet_bcast(&status, 1, MPI_INT);
     return status;
