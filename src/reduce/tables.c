@@ -340,6 +340,77 @@ static void md_papers(reduce_buf *b, const reducer *r) {
     rb_printf(b, "\n");
 }
 
+// ---- Rounding: the same attack under different rounding settings ----
+
+// The numerics of an FGSM or JSMA configuration, or NULL.
+static const ds_numerics *craft_numerics(const ds_job_attack *a) {
+    if (a->kind == DS_KIND_FGSM) return &a->craft.fgsm.num;
+    if (a->kind == DS_KIND_JSMA) return &a->craft.jsma.num;
+    return NULL;
+}
+
+// Whether configurations x and y are the same attack but for their rounding settings.
+static int same_but_numerics(const ds_job_attack *x, const ds_job_attack *y) {
+    if (x->kind != y->kind || !craft_numerics(x)) return 0;
+    ds_craft cx = x->craft, cy = y->craft;
+    ds_numerics zero = {0};
+    if (x->kind == DS_KIND_FGSM) cx.fgsm.num = cy.fgsm.num = zero;
+    else cx.jsma.num = cy.jsma.num = zero;
+    return !memcmp(&cx, &cy, sizeof cx);
+}
+
+// One table per attack that the job runs under several rounding settings: success and zero
+// gradients per model and setting (README, Definitions: how the attack gradients are computed).
+static void md_rounding(reduce_buf *b, const reducer *r) {
+    const ds_job *job = &r->job;
+    int done[DS_JOB_MAX_ATTACKS] = {0}, header = 0;
+    for (int i = 0; i < job->nattacks; i++) {
+        int fam[DS_JOB_MAX_ATTACKS], n = 0;
+        if (done[i]) continue;
+        for (int k = i; k < job->nattacks; k++)
+            if (!done[k] && (k == i || same_but_numerics(&job->attacks[i], &job->attacks[k]))) {
+                fam[n++] = k;
+                done[k] = 1;
+            }
+        if (n < 2) continue;
+        if (!header++)
+            rb_printf(b, "## Rounding\n\n"
+                      "The same attack with different rounding of its gradients (`denormals`, "
+                      "`gradient`, `precision`: README, Definitions). Success (%%) and, in "
+                      "brackets, the share of attempts with an exactly zero first gradient.\n\n");
+        rb_printf(b, "%s `%s`:\n\n| model | T |", ds_attack_kind_name(job->attacks[i].kind),
+                  job->attacks[i].name);
+        for (int k = 0; k < n; k++) {
+            const ds_numerics *m = craft_numerics(&job->attacks[fam[k]]);
+            rb_printf(b, " %s<br>%s, %s, %s |", job->attacks[fam[k]].name,
+                      ds_denormals_name(m->denormals), ds_gradient_name(m->gradient),
+                      ds_precision_name(m->precision));
+        }
+        rb_printf(b, "\n|---|---:|");
+        for (int k = 0; k < n; k++) rb_printf(b, "---:|");
+        rb_printf(b, "\n");
+        for (int g = 0; g < r->plan.ngroups; g++) {
+            if (r->rows[g].g->attack != i) continue;
+            const char *model = r->rows[g].g->model;
+            rb_printf(b, "| %s | %g |", model, r->rows[g].g->temperature);
+            for (int k = 0; k < n; k++) {
+                const reduce_row *row = find_row(r, model, fam[k]);
+                rb_printf(b, " ");
+                if (!row) {
+                    rb_printf(b, "— |");
+                    continue;
+                }
+                pct(b, row->rates.success_rate);
+                rb_printf(b, " (");
+                pct(b, row->rates.zero_grad_share);
+                rb_printf(b, ") |");
+            }
+            rb_printf(b, "\n");
+        }
+        rb_printf(b, "\n");
+    }
+}
+
 static void md_definitions(reduce_buf *b, const reducer *r) {
     int kinds[4] = {0}, untargeted_cw = 0, targeted_cw = 0;
     for (int i = 0; i < r->job.nattacks; i++) {
@@ -388,6 +459,7 @@ int reduce_summary_md(reducer *r) {
     md_models(&b, r);
     md_attacks(&b, r);
     md_papers(&b, r);
+    md_rounding(&b, r);
     md_definitions(&b, r);
     int rc = b.failed ? ds_fail(DS_ENOMEM, "summary.md: out of memory")
                       : reduce_write_text(r, "summary.md", b.s, b.len);
