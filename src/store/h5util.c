@@ -2,6 +2,7 @@
 // provenance, generic datasets.
 #define _GNU_SOURCE // memfd_create
 #include "ds_h5.h"
+#include "ds_atomic.h"
 #include "ds_error.h"
 #include "ds_fault.h"
 #include "ds_filecrc.h"
@@ -324,19 +325,6 @@ fail:
     return rc;
 }
 
-static int fsync_path(const char *path, int is_dir) {
-    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot open to sync: %s", path,
-                               strerror(errno));
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    // Some file systems cannot sync folders (EINVAL): the rename is as durable as they allow.
-    if (rc != 0 && !(is_dir && (err == EINVAL || err == ENOTSUP)))
-        return ds_fail(ds_errno_code(err), "%s: fsync failed: %s", path, strerror(err));
-    return DS_OK;
-}
-
 int ds_h5_commit(ds_h5_writer *w) {
     int rc;
     if (!w->tmp || w->file < 0) return ds_fail(DS_EINVAL, "HDF5 writer: not open");
@@ -361,27 +349,10 @@ int ds_h5_commit(ds_h5_writer *w) {
         rc = ds_h5_fail(DS_EIO, -1, NULL, "%s: cannot close", w->tmp);
         goto fail;
     }
+    // The checksum goes into the user block before the file is synced and renamed into place.
     rc = ds_h5_seal(w->tmp);
     if (rc) goto fail;
-    rc = fsync_path(w->tmp, 0);
-    if (rc) goto fail;
-    if (rename(w->tmp, w->path) != 0) {
-        rc = ds_fail(ds_errno_code(errno), "%s: cannot rename to %s: %s", w->tmp, w->path,
-                     strerror(errno));
-        goto fail;
-    }
-    // fsync the folder so that the rename itself survives a crash.
-    char *dir = dup_str(w->path, "");
-    if (!dir) {
-        rc = ds_fail(DS_ENOMEM, "%s: out of memory", w->path);
-        writer_release(w);
-        return rc;
-    }
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    rc = fsync_path(slash ? dir : ".", 1);
-    free(dir);
+    rc = ds_atomic_commit(w->tmp, w->path); // removes the .tmp if it fails before the rename
     if (!rc) ds_fault("h5-commit", w->path);
     writer_release(w);
     return rc;
