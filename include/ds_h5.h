@@ -8,7 +8,8 @@
 //   that H5Fclose really closes the file.
 // - New files are written atomically through ds_h5_writer: <path>.tmp is created, filled,
 //   flushed, closed, given a whole-file CRC-32 in a 512-byte HDF5 user block, fsync'ed and
-//   renamed to <path>, then the folder is fsync'ed. On any failure
+//   renamed to <path>, then the folder is fsync'ed (the last three by ds_atomic_commit,
+//   ds_atomic.h). On any failure
 //   the .tmp is removed and an existing file at <path> is left untouched.
 // - Every function returns DS_OK or a negative DS_E* code (ds_error.h); write failures caused by
 //   a full disk end as DS_ENOSPC.
@@ -89,6 +90,7 @@ int ds_h5_attr_get_uint64(hid_t loc, const char *name, uint64_t *value); // reje
 
 // Root attributes job_text, code_version, seed, task, host, library_versions, created_utc
 // (ISO 8601 UTC). prov may be NULL; a NULL or empty code_version means ds_code_version().
+// Defined in src/store/provenance.c.
 int ds_h5_write_provenance(hid_t file, const ds_provenance *prov);
 
 // ---- Datasets ----

@@ -57,7 +57,8 @@ int ds_store_save_matrix(const char *path, const char *name, const float *data, 
 // Reads it back; *data malloc'ed. Rejects a shape other than [*, cols] when cols > 0.
 int ds_store_load_matrix(const char *path, const char *name, float **data, int *rows, int cols);
 
-// The version string of the code (from the build) and "HDF5 x.y.z, OpenBLAS ..., Open MPI ...".
+// The version string of the code (from the build) and "HDF5 x.y.z, OpenBLAS ..., Open MPI ..."
+// (src/store/provenance.c; out is caller-owned, cap bytes, always terminated when cap > 0).
 const char *ds_code_version(void);
 void ds_library_versions(char *out, size_t cap);
 

@@ -3,13 +3,12 @@
 // under staged names, then renames them into place (see reduce_internal.h).
 #include "ds_reduce.h"
 
+#include "ds_atomic.h"
 #include "ds_error.h"
 #include "ds_fault.h"
 #include "ds_sweep.h"
 #include "reduce_internal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -98,29 +97,9 @@ const char *reduce_staged_name(const reducer *r, const char *name) {
 int reduce_write_text(reducer *r, const char *name, const char *text, size_t len) {
     char path[1200];
     int rc = reduce_stage(r, name, path, sizeof path);
-    if (rc) return rc;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot create: %s", path, strerror(errno));
-    reduce_staged_written(r, name); // from now on a failure removes it
-    while (len) {
-        ssize_t w = write(fd, text, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int err = w < 0 ? errno : ENOSPC;
-            close(fd);
-            return ds_fail(ds_errno_code(err), "%s: write failed: %s", path, strerror(err));
-        }
-        text += w;
-        len -= (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        int err = errno;
-        close(fd);
-        return ds_fail(ds_errno_code(err), "%s: fsync failed: %s", path, strerror(err));
-    }
-    if (close(fd) != 0)
-        return ds_fail(ds_errno_code(errno), "%s: close failed: %s", path, strerror(errno));
-    return DS_OK;
+    if (!rc) rc = ds_atomic_write_synced(path, text, len); // removes the file if it fails
+    if (!rc) reduce_staged_written(r, name);
+    return rc;
 }
 
 static void discard_staged(reducer *r) {
@@ -134,7 +113,7 @@ static void discard_staged(reducer *r) {
     }
 }
 
-// Renames every written staged file into place, then fsyncs the folder.
+// Moves every written staged file into place (ds_atomic_commit: rename, fsync the folder).
 static int commit_staged(reducer *r) {
     char from[1200], to[1200];
     for (int i = 0; i < r->noutputs; i++) {
@@ -142,19 +121,11 @@ static int commit_staged(reducer *r) {
         if (!o->written) continue;
         snprintf(from, sizeof from, "%s/%s", r->run_dir, o->staged);
         snprintf(to, sizeof to, "%s/%s", r->run_dir, o->name);
-        if (rename(from, to) != 0)
-            return ds_fail(ds_errno_code(errno), "%s: cannot rename to %s: %s", from, to,
-                           strerror(errno));
+        int rc = ds_atomic_commit(from, to);
+        if (rc) return rc;
         o->written = 0;
         ds_fault("reduce-output", o->name);
     }
-    int fd = open(r->run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot open to sync: %s", r->run_dir,
-                               strerror(errno));
-    int st = fsync(fd), err = errno;
-    close(fd);
-    if (st != 0 && err != EINVAL && err != ENOTSUP)
-        return ds_fail(ds_errno_code(err), "%s: fsync failed: %s", r->run_dir, strerror(err));
     return DS_OK;
 }
 

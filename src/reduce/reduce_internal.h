@@ -2,10 +2,10 @@
 //
 // The reducer never writes a final output directly: every file is first written under a staged
 // name "<run_dir>/.reduce-<pid>-<name>.tmp" (HDF5 through the ds_h5 writer, text with
-// write-fsync), and only when every table is written are they renamed into place one by one
-// (each rename atomic) and the folder fsync'ed. A failure removes the staged files, so the
-// outputs of an earlier reduction stay untouched; a crash leaves *.tmp files that the next
-// `distill_sweep` run removes (ds_run_open).
+// ds_atomic_write_synced), and only when every table is written are they moved into place one
+// by one with ds_atomic_commit (ds_atomic.h: each rename atomic, the folder fsync'ed). A
+// failure removes the staged files, so the outputs of an earlier reduction stay untouched; a
+// crash leaves *.tmp files that the next `distill_sweep` run removes (ds_run_open).
 #ifndef DS_REDUCE_INTERNAL_H
 #define DS_REDUCE_INTERNAL_H
 
@@ -56,7 +56,7 @@ void reduce_staged_written(reducer *r, const char *name);
 void reduce_staged_discard(reducer *r, const char *name);
 // The staged name of `name` relative to the run folder ("" if not registered).
 const char *reduce_staged_name(const reducer *r, const char *name);
-// Writes text to the staged file of `name` (write, fsync, close).
+// Writes text to the staged file of `name` (write, fsync, close; removed again on failure).
 int reduce_write_text(reducer *r, const char *name, const char *text, size_t len);
 
 // A growing string (text outputs). On allocation failure `failed` is set and appends stop.

@@ -1,17 +1,16 @@
 // HDF5 helpers (include/ds_h5.h): opening, atomic writing, error messages, attributes,
-// provenance, generic datasets.
+// generic datasets. The provenance attributes are in provenance.c.
 #define _GNU_SOURCE // memfd_create
 #include "ds_h5.h"
+#include "ds_atomic.h"
 #include "ds_error.h"
 #include "ds_fault.h"
 #include "ds_filecrc.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
-#include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +18,6 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 // ---- Errors ----
@@ -324,19 +322,6 @@ fail:
     return rc;
 }
 
-static int fsync_path(const char *path, int is_dir) {
-    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot open to sync: %s", path,
-                               strerror(errno));
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    // Some file systems cannot sync folders (EINVAL): the rename is as durable as they allow.
-    if (rc != 0 && !(is_dir && (err == EINVAL || err == ENOTSUP)))
-        return ds_fail(ds_errno_code(err), "%s: fsync failed: %s", path, strerror(err));
-    return DS_OK;
-}
-
 int ds_h5_commit(ds_h5_writer *w) {
     int rc;
     if (!w->tmp || w->file < 0) return ds_fail(DS_EINVAL, "HDF5 writer: not open");
@@ -361,27 +346,10 @@ int ds_h5_commit(ds_h5_writer *w) {
         rc = ds_h5_fail(DS_EIO, -1, NULL, "%s: cannot close", w->tmp);
         goto fail;
     }
+    // The checksum goes into the user block before the file is synced and renamed into place.
     rc = ds_h5_seal(w->tmp);
     if (rc) goto fail;
-    rc = fsync_path(w->tmp, 0);
-    if (rc) goto fail;
-    if (rename(w->tmp, w->path) != 0) {
-        rc = ds_fail(ds_errno_code(errno), "%s: cannot rename to %s: %s", w->tmp, w->path,
-                     strerror(errno));
-        goto fail;
-    }
-    // fsync the folder so that the rename itself survives a crash.
-    char *dir = dup_str(w->path, "");
-    if (!dir) {
-        rc = ds_fail(DS_ENOMEM, "%s: out of memory", w->path);
-        writer_release(w);
-        return rc;
-    }
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    rc = fsync_path(slash ? dir : ".", 1);
-    free(dir);
+    rc = ds_atomic_commit(w->tmp, w->path); // removes the .tmp if it fails before the rename
     if (!rc) ds_fault("h5-commit", w->path);
     writer_release(w);
     return rc;
@@ -608,62 +576,6 @@ int ds_h5_attr_get_uint64(hid_t loc, const char *name, uint64_t *value) {
         return ds_h5_fail(DS_EFORMAT, loc, NULL, "attribute %s: negative (%lld)", name,
                           (long long)s);
     *value = is_signed ? (uint64_t)s : u;
-    return DS_OK;
-}
-
-// ---- Versions and provenance ----
-
-extern const char ds_build_version[]; // build/version.c, written by the Makefile
-
-const char *ds_code_version(void) { return ds_build_version[0] ? ds_build_version : "unknown"; }
-
-// Appends the first line of s to out (cap bytes in all).
-static void append_line(char *out, size_t cap, const char *sep, const char *s) {
-    size_t len = strlen(out);
-    if (len >= cap) return;
-    int n = (int)strcspn(s, "\r\n");
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == ',')) n--;
-    snprintf(out + len, cap - len, "%s%.*s", len ? sep : "", n, s);
-}
-
-void ds_library_versions(char *out, size_t cap) {
-    if (!cap) return;
-    out[0] = '\0';
-    unsigned maj = 0, min = 0, rel = 0;
-    char buf[MPI_MAX_LIBRARY_VERSION_STRING + 64];
-    H5get_libversion(&maj, &min, &rel);
-    snprintf(buf, sizeof buf, "HDF5 %u.%u.%u", maj, min, rel);
-    append_line(out, cap, ", ", buf);
-    const char *blas = openblas_get_config();
-    append_line(out, cap, ", ", blas ? blas : "OpenBLAS (unknown)");
-    int len = 0; // MPI_Get_library_version may be called before MPI_Init
-    if (MPI_Get_library_version(buf, &len) == MPI_SUCCESS && len > 0) {
-        buf[len < (int)sizeof buf ? len : (int)sizeof buf - 1] = '\0';
-        append_line(out, cap, ", ", buf);
-    }
-}
-
-int ds_h5_write_provenance(hid_t file, const ds_provenance *prov) {
-    static const ds_provenance none = {"", NULL, 0, ""};
-    if (!prov) prov = &none;
-    char host[256] = "unknown", libs[1024], utc[32] = "unknown";
-    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
-    host[sizeof host - 1] = '\0';
-    ds_library_versions(libs, sizeof libs);
-    time_t now = time(NULL);
-    struct tm tm;
-    if (gmtime_r(&now, &tm)) strftime(utc, sizeof utc, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    const char *code = prov->code_version && *prov->code_version ? prov->code_version
-                                                                  : ds_code_version();
-    int rc;
-    if ((rc = ds_h5_attr_set_string(file, "job_text", prov->job_text ? prov->job_text : "")) ||
-        (rc = ds_h5_attr_set_string(file, "code_version", code)) ||
-        (rc = ds_h5_attr_set_uint64(file, "seed", prov->seed)) ||
-        (rc = ds_h5_attr_set_string(file, "task", prov->task ? prov->task : "")) ||
-        (rc = ds_h5_attr_set_string(file, "host", host)) ||
-        (rc = ds_h5_attr_set_string(file, "library_versions", libs)) ||
-        (rc = ds_h5_attr_set_string(file, "created_utc", utc)))
-        return rc;
     return DS_OK;
 }
 

@@ -5,6 +5,7 @@
 // own checksum and is ignored. Only the coordinator writes it.
 #include "ds_sweep.h"
 
+#include "ds_atomic.h"
 #include "ds_error.h"
 #include "ds_fault.h"
 
@@ -129,43 +130,24 @@ int ds_journal_append(const char *run_dir, const ds_journal_entry *e) {
     return DS_OK;
 }
 
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    int r = fsync(fd);
-    close(fd);
-    return r;
-}
-
 int ds_journal_rewrite(const char *run_dir, const ds_journal_entry *entries, int n) {
-    char path[1024], tmp[1100], dir[1024];
+    char path[1024], line[600];
     journal_path(run_dir, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    snprintf(dir, sizeof dir, "%s/tasks", run_dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot create: %s", tmp, strerror(errno));
+    char *text = malloc((size_t)n * sizeof line + 1);
+    if (!text) return ds_fail(DS_ENOMEM, "%s: out of memory", path);
+    size_t len = 0;
     for (int i = 0; i < n; i++) {
-        char line[600];
-        int len = format_line(&entries[i], line, sizeof line);
-        if (len < 0 || write_all(fd, line, (size_t)len)) {
-            int err = len < 0 ? EINVAL : errno;
-            close(fd);
-            unlink(tmp);
-            return ds_fail(ds_errno_code(err), "%s: write: %s", tmp, strerror(err));
+        int k = format_line(&entries[i], line, sizeof line);
+        if (k < 0) {
+            free(text);
+            return ds_fail(DS_EINVAL, "%s: task id too long", path);
         }
+        memcpy(text + len, line, (size_t)k);
+        len += (size_t)k;
     }
-    if (fsync(fd) || close(fd)) {
-        int err = errno;
-        unlink(tmp);
-        return ds_fail(ds_errno_code(err), "%s: fsync: %s", tmp, strerror(err));
-    }
-    if (rename(tmp, path)) {
-        int err = errno;
-        unlink(tmp);
-        return ds_fail(ds_errno_code(err), "%s: rename: %s", path, strerror(err));
-    }
-    fsync_dir(dir);
-    return DS_OK;
+    int rc = ds_atomic_write(path, text, len);
+    free(text);
+    return rc;
 }
 
 int ds_journal_scan(const ds_plan *plan, const char *run_dir, uint8_t *done, FILE *log) {

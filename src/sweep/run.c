@@ -1,6 +1,7 @@
 // The run folder (ds_sweep.h, layout in ds_plan.h): data, lock, what the run was made from.
 #include "ds_sweep.h"
 
+#include "ds_atomic.h"
 #include "ds_error.h"
 
 #include <dirent.h>
@@ -109,30 +110,7 @@ static char *read_text(const char *path) {
 }
 
 static int write_file_atomic(const char *path, const char *text) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot create: %s", tmp, strerror(errno));
-    size_t n = strlen(text);
-    const char *p = text;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            int err = errno;
-            close(fd);
-            unlink(tmp);
-            return ds_fail(ds_errno_code(err), "%s: write: %s", tmp, strerror(err));
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    if (fsync(fd) || close(fd) || rename(tmp, path)) {
-        int err = errno;
-        unlink(tmp);
-        return ds_fail(ds_errno_code(err), "%s: %s", path, strerror(err));
-    }
-    return DS_OK;
+    return ds_atomic_write(path, text, strlen(text));
 }
 
 // run.txt: the facts a resume must agree with, then the canonical job.
