@@ -53,9 +53,9 @@ static int resume(run *r, int *resumed) {
     }
     if (k.seed != c->seed || k.temperature != c->temperature || k.epochs < 1 || k.epochs > c->epochs) {
         rc = ds_fail(DS_EINVAL, "%s: checkpoint of a training at T=%g seed %llu (epoch %d), not of this one "
-                     "(T=%g seed %llu, %d epochs); remove it or choose another checkpoint",
+                     "(T=%g seed %llu, %d epoch%s); remove it or choose another checkpoint",
                      path, k.temperature, (unsigned long long)k.seed, k.epochs, c->temperature,
-                     (unsigned long long)c->seed, c->epochs);
+                     (unsigned long long)c->seed, c->epochs, c->epochs == 1 ? "" : "s");
         ds_model_free(&k);
         return rc;
     }
