@@ -70,8 +70,9 @@ typedef struct {
 // Trains on train (soft: [train->n, 10] soft labels, or NULL for hard labels), evaluates on test,
 // saves out, then removes the checkpoint. After each checkpoint write: ds_fault("epoch-end", path),
 // and DS_ESTOP ("<name>: stopped after epoch E (checkpoint saved)") if stop && *stop. Returns
-// DS_OK or the first error (a negative DS_E* code with its one-line message); the checkpoint of
-// the last completed epoch stays on disk on any error. All pointers stay caller-owned.
+// DS_OK or the first error (a negative DS_E* code with its one-line message); on an error the
+// checkpoint on disk is left as it is (the last completed epoch's, the foreign or the damaged
+// one). All pointers stay caller-owned.
 int ds_train_run(const ds_train_config *cfg, const ds_dataset *train, const float *soft,
                  const ds_dataset *test, const ds_train_start *start, const ds_train_output *out,
                  const ds_ckpt_policy *ckpt, const volatile int *stop,
