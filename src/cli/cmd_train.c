@@ -5,12 +5,11 @@
 #include "ds_error.h"
 #include "ds_nn.h"
 #include "ds_store.h"
+#include "ds_train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 static const char train_usage[] =
     "usage: distill_sweep train --out FILE.h5 [options]\n"
@@ -27,12 +26,6 @@ static const char train_usage[] =
     "  --seed N              initialisation, shuffling and dropout (default 1)\n"
     "  --threads N           engine threads (default 2)\n"
     "  --checkpoint FILE     save every epoch; resume from it if it exists\n";
-
-static double seconds_since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
 
 typedef struct {
     const char *data, *dataset, *out, *teacher, *init, *role, *group, *checkpoint;
@@ -100,81 +93,69 @@ static int load_data(const char *name, const char *dir, int train_count, ds_data
     return rc;
 }
 
-// The training loop: epochs from the trainer's position to cfg.epochs, a line per epoch, a
-// checkpoint after each one.
-static int run_epochs(ds_trainer *t, ds_model *m, const ds_dataset *tr, const ds_dataset *te,
-                      const float *soft, const char *checkpoint, const ds_provenance *prov) {
-    int rc = DS_OK;
-    while (!rc && t->epoch < t->cfg.epochs) {
-        struct timespec t0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        double loss, acc;
-        rc = ds_trainer_epoch(t, m, tr, soft, &loss);
-        double secs = seconds_since(&t0);
-        if (!rc) rc = ds_evaluate(m, te, t->cfg.threads, &acc);
-        if (rc) break;
-        printf("epoch %d/%d  loss %.4f  test %.2f%%  %.1f s  %.0f samples/s\n", t->epoch, t->cfg.epochs,
-               loss, 100.0 * acc, secs, tr->n / secs);
-        fflush(stdout);
-        m->test_accuracy = acc;
-        if (checkpoint) rc = ds_store_save_checkpoint(checkpoint, m, t->velocity, prov);
+typedef struct {
+    const train_opts *o;
+    const char *init; // --init resolved to FILE:GROUP
+    int n;            // training samples
+} train_progress;
+
+// The command's lines (tests grep them).
+static void print_progress(void *user, const ds_train_event *e) {
+    const train_progress *p = user;
+    const train_opts *o = p->o;
+    const ds_train_config *c = &o->cfg;
+    if (e->kind == DS_TRAIN_START) {
+        if (e->resumed) printf("resuming from %s after epoch %d\n", o->checkpoint, e->epoch);
+        else if (o->init) printf("starting from %s\n", p->init);
+        printf("training %s at T=%g on %d samples: %d epochs, batch %d, lr %g, momentum %g, dropout %g, seed %llu, %d threads\n",
+               o->role, c->temperature, p->n, c->epochs, c->batch, c->lr, c->momentum, c->dropout,
+               (unsigned long long)c->seed, c->threads);
+        if (c->lr_decay != 1.0f)
+            printf("learning rate %g from epoch %d on\n", ds_train_lr(c, c->lr_decay_from), c->lr_decay_from + 1);
+    } else if (e->kind == DS_TRAIN_EPOCH) {
+        printf("epoch %d/%d  loss %.4f  test %.2f%%  %.1f s  %.0f samples/s\n", e->epoch, e->epochs, e->loss,
+               100.0 * e->accuracy, e->seconds, p->n / e->seconds);
+    } else if (e->kind == DS_TRAIN_SAVED) {
+        printf("saved %s:%s  test accuracy %.2f%%\n", o->out, o->group, 100.0 * e->accuracy);
+    } else {
+        return;
     }
+    fflush(stdout);
+}
+
+// The teacher's soft labels at the training temperature, as in the paper (*soft malloc'ed).
+static int teacher_soft_labels(const train_opts *o, const ds_dataset *tr, float **soft) {
+    ds_model teacher = {0};
+    char resolved[1024];
+    int rc = ds_cli_load_model(o->teacher, &teacher, resolved, sizeof resolved);
+    *soft = rc ? NULL : malloc((size_t)tr->n * DS_CLASSES * sizeof(float));
+    if (!rc && !*soft) rc = ds_fail(DS_ENOMEM, "soft labels: out of memory");
+    if (!rc) rc = ds_soft_labels(&teacher, tr, o->cfg.temperature, o->cfg.threads, *soft);
+    if (!rc) printf("soft labels from %s at T=%g\n", resolved, o->cfg.temperature);
+    ds_model_free(&teacher);
     return rc;
 }
 
-static int train(train_opts *o) {
+// ds_train_run with the command's start, output and lines; a damaged --checkpoint is an error.
+static int train(const train_opts *o) {
     ds_dataset tr = {0}, te = {0};
-    ds_model m = {0}, teacher = {0};
-    ds_trainer t = {0};
+    ds_model init = {0};
     float *soft = NULL;
-    char resolved[1024];
-    ds_provenance prov = {.job_text = "", .code_version = ds_code_version(), .seed = o->cfg.seed, .task = o->group};
+    char resolved[1024], name[1100];
     int rc = load_data(o->dataset, o->data, o->train_count, &tr, &te);
-    if (!rc && o->teacher) {
-        // The teacher's soft labels at the training temperature, as in the paper.
-        rc = ds_cli_load_model(o->teacher, &teacher, resolved, sizeof resolved);
-        soft = rc ? NULL : malloc((size_t)tr.n * DS_CLASSES * sizeof(float));
-        if (!rc && !soft) rc = ds_fail(DS_ENOMEM, "soft labels: out of memory");
-        if (!rc) rc = ds_soft_labels(&teacher, &tr, o->cfg.temperature, o->cfg.threads, soft);
-        if (!rc) printf("soft labels from %s at T=%g\n", resolved, o->cfg.temperature);
-    }
-    if (!rc) rc = ds_trainer_init(&t, &o->cfg, tr.n);
-    if (!rc && o->checkpoint && access(o->checkpoint, F_OK) == 0) {
-        rc = ds_store_load_checkpoint(o->checkpoint, &m, t.velocity);
-        if (!rc && (m.seed != o->cfg.seed || m.temperature != o->cfg.temperature))
-            rc = ds_fail(DS_EINVAL, "%s: checkpoint of another training (seed %llu, T=%g); remove it or use another --checkpoint",
-                         o->checkpoint, (unsigned long long)m.seed, m.temperature);
-        if (!rc) printf("resuming from %s after epoch %d\n", o->checkpoint, m.epochs);
-        t.epoch = m.epochs;
-    } else if (!rc && o->init) {
-        rc = ds_cli_load_model(o->init, &m, resolved, sizeof resolved);
-        if (!rc) printf("starting from %s\n", resolved);
-    } else if (!rc) {
-        rc = ds_model_init(&m, o->cfg.seed);
-    }
+    if (!rc && o->teacher) rc = teacher_soft_labels(o, &tr, &soft);
+    if (!rc && o->init) rc = ds_cli_load_model(o->init, &init, resolved, sizeof resolved);
     if (!rc) {
-        snprintf(m.role, sizeof m.role, "%s", o->role);
-        printf("training %s at T=%g on %d samples: %d epochs, batch %d, lr %g, momentum %g, dropout %g, seed %llu, %d threads\n",
-               o->role, o->cfg.temperature, tr.n, o->cfg.epochs, o->cfg.batch, o->cfg.lr, o->cfg.momentum,
-               o->cfg.dropout, (unsigned long long)o->cfg.seed, o->cfg.threads);
-        if (o->cfg.lr_decay != 1.0f)
-            printf("learning rate %g from epoch %d on\n", ds_train_lr(&o->cfg, o->cfg.lr_decay_from),
-                   o->cfg.lr_decay_from + 1);
-        fflush(stdout);
-        rc = run_epochs(&t, &m, &tr, &te, soft, o->checkpoint, &prov);
-        if (rc == DS_ENUMERIC) { // name the model: "out.h5:baseline: training diverged: ..."
-            char what[1100];
-            snprintf(what, sizeof what, "%s:%s", o->out, o->group);
-            ds_fail_context(rc, what);
-        }
+        ds_provenance prov = {.job_text = "", .code_version = ds_code_version(), .seed = o->cfg.seed, .task = o->group};
+        ds_train_start start = {.source = o->init ? &init : NULL, .init_seed = o->cfg.seed};
+        snprintf(name, sizeof name, "%s:%s", o->out, o->group); // "out.h5:baseline: training diverged: ..."
+        ds_train_output out = {.path = o->out, .group = o->group, .role = o->role, .name = name, .prov = &prov};
+        ds_ckpt_policy policy = {.path = o->checkpoint, .damaged = DS_CKPT_DAMAGED_FAILS};
+        train_progress tp = {o, resolved, tr.n};
+        ds_train_progress progress = {.fn = print_progress, .user = &tp, .evaluate_each_epoch = 1};
+        rc = ds_train_run(&o->cfg, &tr, soft, &te, &start, &out, &policy, NULL, &progress);
     }
-    if (!rc && o->cfg.epochs == 0) rc = ds_evaluate(&m, &te, o->cfg.threads, &m.test_accuracy);
-    if (!rc) rc = ds_store_save_model(o->out, o->group, &m, &prov);
-    if (!rc) printf("saved %s:%s  test accuracy %.2f%%\n", o->out, o->group, 100.0 * m.test_accuracy);
-    if (!rc && o->checkpoint) unlink(o->checkpoint); // the final model supersedes it
-    ds_trainer_free(&t);
-    ds_model_free(&m);
-    ds_model_free(&teacher);
+    ds_model_free(&init);
     free(soft);
     ds_dataset_free(&tr);
     ds_dataset_free(&te);

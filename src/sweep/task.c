@@ -7,24 +7,16 @@
 
 #include "ds_attack.h"
 #include "ds_error.h"
-#include "ds_fault.h"
 #include "ds_nn.h"
 #include "ds_store.h"
+#include "ds_train.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #define ATTACK_BATCH 128 // samples per engine call in the attacks
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void task_path(const ds_worker_ctx *ctx, int task, char *out, size_t cap) {
     ds_plan_task_path(ctx->plan, task, ctx->run_dir, out, cap);
@@ -44,102 +36,83 @@ static int load_model(const ds_worker_ctx *ctx, int task, ds_model *m) {
 
 // ---- Training ----
 
-static int train(const ds_worker_ctx *ctx, const ds_task *t) {
+// The task's training settings, from the job.
+static int train_config(const ds_worker_ctx *ctx, const ds_task *t, ds_train_config *cfg) {
     const ds_job *job = ctx->job;
+    ds_train_config_default(cfg);
+    cfg->epochs = t->epochs;
+    cfg->batch = job->batch;
+    cfg->lr = (float)job->lr;
+    cfg->lr_decay = (float)job->lr_decay;
+    cfg->lr_decay_from = ds_job_lr_decay_from(job, t->epochs);
+    cfg->momentum = (float)job->momentum;
+    cfg->dropout = (float)job->dropout;
+    cfg->temperature = (float)t->temperature;
+    cfg->seed = t->seed;
+    cfg->threads = ctx->threads;
+    return ds_train_config_check(cfg);
+}
+
+// The student's soft labels (*soft malloc'ed), from the task that computed them.
+static int load_soft(const ds_worker_ctx *ctx, const ds_task *t, float **soft) {
+    char sp[1024];
+    int rows;
+    task_path(ctx, t->model_task, sp, sizeof sp);
+    int rc = ds_store_load_matrix(sp, "soft_labels", soft, &rows, DS_CLASSES);
+    if (!rc && rows != ctx->train->n) {
+        free(*soft);
+        *soft = NULL;
+        rc = ds_fail(DS_EFORMAT, "%s: %d rows of soft labels for %d training samples", sp, rows,
+                     ctx->train->n);
+    }
+    return rc;
+}
+
+typedef struct {
+    const ds_worker_ctx *ctx;
+    const ds_task *t;
+} train_progress;
+
+// The task's lines in the sweep's log (tests grep them).
+static void print_progress(void *user, const ds_train_event *e) {
+    const train_progress *p = user;
+    int rank = p->ctx->rank;
+    const char *id = p->t->id;
+    if (e->kind == DS_TRAIN_DAMAGED)
+        printf("[rank %d] %s: ignoring an unreadable checkpoint (%s); starting over\n", rank, id, e->message);
+    else if (e->kind == DS_TRAIN_START && e->resumed)
+        printf("[rank %d] %s: resuming from the checkpoint after epoch %d of %d\n", rank, id, e->epoch, e->epochs);
+    else if (e->kind == DS_TRAIN_EPOCH)
+        printf("[rank %d] %s: epoch %d/%d loss %.4f (%.1f s)\n", rank, id, e->epoch, e->epochs, e->loss, e->seconds);
+    else if (e->kind == DS_TRAIN_EVALUATED)
+        printf("[rank %d] %s: test accuracy %.2f%%\n", rank, id, 100 * e->accuracy);
+    else return;
+    fflush(stdout);
+}
+
+// Trains the task's model (ds_train_run) from its checkpoint <out>.ckpt.h5 if it has one, else
+// from its warm start or a fresh initialisation; an unreadable checkpoint is redone.
+static int train(const ds_worker_ctx *ctx, const ds_task *t) {
     char out[1024], ckpt[1024];
     task_path(ctx, t->index, out, sizeof out);
     snprintf(ckpt, sizeof ckpt, "%.*s.ckpt.h5", (int)(strlen(out) - 3), out);
     ds_train_config cfg;
-    ds_train_config_default(&cfg);
-    cfg.epochs = t->epochs;
-    cfg.batch = job->batch;
-    cfg.lr = (float)job->lr;
-    cfg.lr_decay = (float)job->lr_decay;
-    cfg.lr_decay_from = ds_job_lr_decay_from(job, t->epochs);
-    cfg.momentum = (float)job->momentum;
-    cfg.dropout = (float)job->dropout;
-    cfg.temperature = (float)t->temperature;
-    cfg.seed = t->seed;
-    cfg.threads = ctx->threads;
-    int rc = ds_train_config_check(&cfg);
-    if (rc) return rc;
-
     float *soft = NULL;
-    if (t->role == DS_ROLE_STUDENT) {
-        char sp[1024];
-        int rows;
-        task_path(ctx, t->model_task, sp, sizeof sp);
-        if ((rc = ds_store_load_matrix(sp, "soft_labels", &soft, &rows, DS_CLASSES))) return rc;
-        if (rows != ctx->train->n) {
-            free(soft);
-            return ds_fail(DS_EFORMAT, "%s: %d rows of soft labels for %d training samples", sp,
-                           rows, ctx->train->n);
-        }
+    ds_model source = {0};
+    int rc = train_config(ctx, t, &cfg);
+    if (!rc && t->role == DS_ROLE_STUDENT) rc = load_soft(ctx, t, &soft);
+    if (!rc && t->source_task >= 0) rc = load_model(ctx, t->source_task, &source);
+    if (!rc) {
+        ds_provenance prov = provenance(ctx, t);
+        ds_train_start start = {.source = t->source_task >= 0 ? &source : NULL, .init_seed = t->seed};
+        ds_train_output o = {.path = out, .group = t->model, .role = ds_role_name(t->role),
+                             .name = t->id, .prov = &prov};
+        ds_ckpt_policy policy = {.path = ckpt, .damaged = DS_CKPT_DAMAGED_RESTARTS};
+        train_progress tp = {ctx, t};
+        ds_train_progress progress = {.fn = print_progress, .user = &tp};
+        rc = ds_train_run(&cfg, ctx->train, soft, ctx->test, &start, &o, &policy, ctx->stop, &progress);
     }
-    ds_model m = {0};
-    ds_trainer tr = {0};
-    if ((rc = ds_trainer_init(&tr, &cfg, ctx->train->n))) goto done;
-
-    // Start: the checkpoint if there is a usable one, else the warm start or a fresh model.
-    int resumed = 0;
-    if (!access(ckpt, F_OK)) {
-        ds_model c;
-        if (!ds_store_load_checkpoint(ckpt, &c, tr.velocity)) {
-            if (c.seed == t->seed && c.epochs > 0 && c.epochs < t->epochs &&
-                c.temperature == (float)t->temperature) {
-                m = c;
-                tr.epoch = c.epochs;
-                resumed = 1;
-                printf("[rank %d] %s: resuming from the checkpoint after epoch %d of %d\n",
-                       ctx->rank, t->id, c.epochs, t->epochs);
-            } else {
-                ds_model_free(&c);
-            }
-        } else {
-            printf("[rank %d] %s: ignoring an unreadable checkpoint (%s); starting over\n",
-                   ctx->rank, t->id, ds_errmsg());
-        }
-        fflush(stdout);
-        if (!resumed) memset(tr.velocity, 0, sizeof(float) * ds_params_count());
-    }
-    if (!resumed) {
-        if (t->source_task >= 0) rc = load_model(ctx, t->source_task, &m);
-        else rc = ds_model_init(&m, t->seed);
-        if (rc) goto done;
-        m.epochs = 0;
-    }
-    m.temperature = (float)t->temperature;
-    snprintf(m.role, sizeof m.role, "%s", ds_role_name(t->role));
-    m.seed = t->seed;
-    m.test_accuracy = -1;
-    ds_provenance prov = provenance(ctx, t);
-    while (tr.epoch < t->epochs) {
-        double t0 = now_s(), loss;
-        if ((rc = ds_trainer_epoch(&tr, &m, ctx->train, soft, &loss))) {
-            ds_fail_context(rc, t->id);
-            goto done;
-        }
-        printf("[rank %d] %s: epoch %d/%d loss %.4f (%.1f s)\n", ctx->rank, t->id, tr.epoch,
-               t->epochs, loss, now_s() - t0);
-        fflush(stdout);
-        if (tr.epoch < t->epochs) {
-            if ((rc = ds_store_save_checkpoint(ckpt, &m, tr.velocity, &prov))) goto done;
-            ds_fault("epoch-end", ckpt);
-            if (*ctx->stop) {
-                rc = ds_fail(DS_ESTOP, "%s: stopped after epoch %d (checkpoint saved)", t->id,
-                             tr.epoch);
-                goto done;
-            }
-        }
-    }
-    if ((rc = ds_evaluate(&m, ctx->test, ctx->threads, &m.test_accuracy))) goto done;
-    printf("[rank %d] %s: test accuracy %.2f%%\n", ctx->rank, t->id, 100 * m.test_accuracy);
-    fflush(stdout);
-    if ((rc = ds_store_save_model(out, t->model, &m, &prov))) goto done;
-    unlink(ckpt);
-done:
-    ds_trainer_free(&tr);
-    ds_model_free(&m);
+    ds_model_free(&source);
     free(soft);
     return rc;
 }
