@@ -38,8 +38,9 @@
 //   summary.h5, summary.csv, summary.md, figure1.png, figure1.svg                 [reducer]
 //
 // A task is done if and only if done.log has a valid line for it and its file exists with the
-// recorded size and CRC-32. Anything else (a missing line, a .tmp, a truncated or corrupted
-// file) means the task runs again, from its last checkpoint if it has one.
+// recorded size and CRC-32 (ds_run_tasks_done, ds_run.h: the one place that decides). Anything
+// else (a missing line, a .tmp, a truncated or corrupted file) means the task runs again, from
+// its last checkpoint if it has one.
 #ifndef DS_PLAN_H
 #define DS_PLAN_H
 
@@ -125,13 +126,5 @@ const char *ds_role_name(ds_role r);           // "warmstart", "baseline", "teac
 
 // Prints the plan, one task a line (index, id, dependencies, estimated cost, output file).
 void ds_plan_print(const ds_plan *plan, FILE *f);
-
-// For the reducer and tools: reads <run_dir>/job.ini and <run_dir>/run.txt (the data sizes)
-// and builds the plan the run used. job and plan are filled; free both (plan first).
-int ds_plan_load_run(const char *run_dir, ds_job *job, ds_plan *plan);
-
-// Whether a task is done in run_dir (see the journal rule above). Reads tasks/done.log once
-// per call; for many tasks use ds_journal_* in ds_sweep.h.
-int ds_plan_task_done(const ds_plan *plan, int task, const char *run_dir);
 
 #endif

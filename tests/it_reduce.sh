@@ -161,13 +161,13 @@ snapshot >"$WORK/before.md5"
 shard="$run/tasks/atk-T100-student-fgsm-000016.h5"
 mv "$shard" "$WORK/shard.h5"
 "$BIN" --reduce "$run" >"$WORK/r4.log" 2>&1 && fail "--reduce succeeded with a missing task file"
-grep -q '1 of 22 tasks are not done: attack/T100/student/fgsm/16-32 (tasks/atk-T100-student-fgsm-000016.h5: file missing)' "$WORK/r4.log" ||
+grep -q '1 of 22 tasks are not done: attack/T100/student/fgsm/16-32 (tasks/atk-T100-student-fgsm-000016.h5 is missing)' "$WORK/r4.log" ||
     fail "unclear message for a missing task file: $(cat "$WORK/r4.log")"
 mv "$WORK/shard.h5" "$shard"
 cp "$run/tasks/T1-soft.h5" "$WORK/soft.h5"
 printf 'x' >>"$run/tasks/T1-soft.h5"
 "$BIN" --reduce "$run" >"$WORK/r5.log" 2>&1 && fail "--reduce succeeded with a changed task file"
-grep -q 'T1/soft (tasks/T1-soft.h5: file changed since it was recorded)' "$WORK/r5.log" ||
+grep -q 'T1/soft (tasks/T1-soft.h5 has the wrong size (truncated or rewritten))' "$WORK/r5.log" ||
     fail "unclear message for a changed task file: $(cat "$WORK/r5.log")"
 cp "$WORK/soft.h5" "$run/tasks/T1-soft.h5"
 snapshot | cmp -s - "$WORK/before.md5" || fail "a failed reduction changed the outputs"

@@ -2,7 +2,8 @@
 #include "ds_error.h"
 #include "ds_job.h"
 #include "ds_plan.h"
-#include "ds_sweep.h"
+#include "ds_filecrc.h"
+#include "ds_run.h"
 #include "testutil.h"
 
 #include <sys/stat.h>
@@ -431,13 +432,25 @@ START_TEST(journal_rules) {
     uint8_t *done = calloc((size_t)p.ntasks, 1);
     ck_assert_int_eq(ds_journal_scan(&p, dir, done, NULL), DS_OK);
     for (int i = 0; i < p.ntasks; i++) ck_assert_int_eq(done[i], i < 3);
-    ck_assert_int_eq(ds_plan_task_done(&p, 1, dir), 1);
-    ck_assert_int_eq(ds_plan_task_done(&p, 5, dir), 0);
+    // The read-only rule agrees, and says why for every task that is not done.
+    uint8_t *ro = calloc((size_t)p.ntasks, 1);
+    const char **why = calloc((size_t)p.ntasks, sizeof *why);
+    ck_assert_int_eq(ds_run_tasks_done(&p, dir, ro, why), DS_OK);
+    ck_assert_int_eq(memcmp(ro, done, (size_t)p.ntasks), 0);
+    ck_assert_ptr_null(why[1]);
+    ck_assert_str_eq(why[5], "is not in tasks/done.log");
     // Same size, other content: corrupted. Truncated: wrong size. Both run again.
     snprintf(path, sizeof path, "%s/%s", dir, p.tasks[0].file);
     write_text(path, "warmstarX");
     snprintf(path, sizeof path, "%s/%s", dir, p.tasks[1].file);
     write_text(path, "base");
+    ck_assert_int_eq(ds_run_tasks_done(&p, dir, ro, why), DS_OK);
+    ck_assert_str_eq(why[0], "does not match its checksum (corrupted)");
+    ck_assert_str_eq(why[1], "has the wrong size (truncated or rewritten)");
+    ck_assert_int_eq(ro[2], 1);
+    ck_assert_int_eq(access(path, F_OK), 0); // read-only: nothing quarantined
+    free(ro);
+    free(why);
     ck_assert_int_eq(ds_journal_scan(&p, dir, done, NULL), DS_OK);
     ck_assert_int_eq(done[0], 0);
     ck_assert_int_eq(done[1], 0);

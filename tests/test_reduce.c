@@ -13,7 +13,8 @@
 #include "ds_plan.h"
 #include "ds_reduce.h"
 #include "ds_store.h"
-#include "ds_sweep.h"
+#include "ds_filecrc.h"
+#include "ds_run.h"
 #include "testutil.h"
 
 #include <dirent.h>
@@ -208,11 +209,15 @@ static void build_run(const char *job_text) {
     path_in_run("tasks", path, sizeof path);
     ck_assert_int_eq(mkdir(path, 0755), 0);
     write_text("job.ini", job_text);
-    char state[128];
-    snprintf(state, sizeof state, "dataset mnist\ntrain_n %d\ntest_n %d\n", TRAIN_N, TEST_N);
-    write_text("run.txt", state);
     path_in_run("job.ini", path, sizeof path);
     ck_assert_int_eq(ds_job_parse(&job, path), DS_OK);
+    // run.txt as a sweep writes it (src/run/run.c): the facts, then the canonical job.
+    char *canon = ds_job_canonical(&job), state[1 << 15];
+    snprintf(state, sizeof state, "# distill_sweep run state: do not edit. A resume must match "
+             "it.\ndataset mnist\ntrain_n %d\ntest_n %d\ndata_crc32 00000000\n--- canonical job "
+             "---\n%s", TRAIN_N, TEST_N, canon);
+    free(canon);
+    write_text("run.txt", state);
     ck_assert_int_eq(ds_plan_build(&plan, &job, TRAIN_N, TEST_N), DS_OK);
     for (int i = 0; i < plan.ntasks; i++) {
         switch (plan.tasks[i].kind) {
@@ -539,7 +544,7 @@ START_TEST(test_missing_task_file) {
     ds_plan_task_path(&plan, t, run, path, sizeof path);
     ck_assert_int_eq(unlink(path), 0);
     assert_refused(DS_EIO, "1 of 25 tasks are not done: attack/T100/student/jsma/1-2 "
-                           "(tasks/atk-T100-student-jsma-000001.h5: file missing)");
+                           "(tasks/atk-T100-student-jsma-000001.h5 is missing)");
     ck_assert(strstr(ds_errmsg(), run) && strstr(ds_errmsg(), "run the sweep again"));
     assert_untouched(&s);
     teardown();
@@ -551,7 +556,7 @@ START_TEST(test_many_missing_listed_briefly) {
     char path[1024];
     path_in_run("tasks/done.log", path, sizeof path);
     ck_assert_int_eq(unlink(path), 0);
-    assert_refused(DS_EIO, "25 of 25 tasks are not done: warmstart (tasks/warmstart.h5: not in "
+    assert_refused(DS_EIO, "25 of 25 tasks are not done: warmstart (tasks/warmstart.h5 is not in "
                            "tasks/done.log), baseline (");
     ck_assert(strstr(ds_errmsg(), ", ...;"));
     ck_assert(!exists("summary.csv") && !exists("weights.h5"));
@@ -570,7 +575,7 @@ START_TEST(test_changed_task_file) {
     FILE *f = fopen(path, "ab");
     fputc('x', f);
     fclose(f);
-    assert_refused(DS_EIO, "T100/soft (tasks/T100-soft.h5: file changed since it was recorded)");
+    assert_refused(DS_EIO, "T100/soft (tasks/T100-soft.h5 has the wrong size (truncated or rewritten))");
     assert_untouched(&s);
     teardown();
 }

@@ -32,13 +32,13 @@ static void usage(FILE *f) {
 // Reduces a run folder on its own; refuses while a sweep holds the folder's lock (that sweep
 // reduces when it ends).
 static int reduce_only(const char *run_dir) {
-    char lock[1100];
-    snprintf(lock, sizeof lock, "%s/lock", run_dir);
-    int fd = open(lock, O_RDWR);
-    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) && errno == EWOULDBLOCK) {
-        fprintf(stderr, "distill_sweep: %s is in use by a running sweep, which reduces it when it "
-                "ends\n", run_dir);
-        close(fd);
+    int fd, busy;
+    if (ds_run_lock(run_dir, 0, &fd, &busy)) {
+        if (busy)
+            fprintf(stderr, "distill_sweep: %s is in use by a running sweep, which reduces it when "
+                    "it ends\n", run_dir);
+        else
+            fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
         return 1;
     }
     int rc = ds_reduce_run(run_dir);

@@ -6,7 +6,7 @@
 #include "ds_atomic.h"
 #include "ds_error.h"
 #include "ds_fault.h"
-#include "ds_sweep.h"
+#include "ds_run.h"
 #include "reduce_internal.h"
 
 #include <math.h>
@@ -129,68 +129,39 @@ static int commit_staged(reducer *r) {
     return DS_OK;
 }
 
-// ---- Are all tasks done? ----
-
-// Whether task t has a journal line whose file has the recorded size and CRC (ds_plan.h's rule);
-// *why says what is wrong otherwise.
-static int task_done(const reducer *r, const ds_task *t, const ds_journal_entry *e, int n,
-                     const char **why) {
-    int have_crc = 0, found = 0;
-    uint64_t bytes = 0;
-    uint32_t crc = 0;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(e[i].id, t->id) || strcmp(e[i].file, t->file)) continue;
-        found = 1;
-        if (!have_crc) {
-            char path[1200];
-            ds_plan_task_path(&r->plan, t->index, r->run_dir, path, sizeof path);
-            if (ds_file_crc32(path, &bytes, &crc)) {
-                *why = access(path, F_OK) ? "file missing" : "file unreadable";
-                return 0;
-            }
-            have_crc = 1;
-        }
-        if (bytes == e[i].bytes && crc == e[i].crc) return 1;
-    }
-    *why = found ? "file changed since it was recorded" : "not in tasks/done.log";
-    return 0;
-}
+// ---- Are all tasks done? (ds_run_tasks_done: the one rule) ----
 
 static int check_done(reducer *r) {
-    ds_journal_entry *e = NULL;
-    int n = 0;
-    int rc = ds_journal_read(r->run_dir, &e, &n, NULL);
-    if (rc) return rc;
+    uint8_t *done = malloc((size_t)r->plan.ntasks);
+    const char **why = malloc(sizeof *why * (size_t)r->plan.ntasks);
+    int rc = done && why ? ds_run_tasks_done(&r->plan, r->run_dir, done, why)
+                         : ds_fail(DS_ENOMEM, "%s: out of memory", r->run_dir);
     int missing = 0, total = 0;
     char list[768] = "";
     size_t len = 0;
-    for (int i = 0; i < r->plan.ntasks; i++) {
+    for (int i = 0; !rc && i < r->plan.ntasks; i++) {
         const ds_task *t = &r->plan.tasks[i];
         if (t->kind == DS_TASK_REDUCE) continue;
         total++;
-        const char *why = "";
-        if (task_done(r, t, e, n, &why)) continue;
+        if (done[i]) continue;
         if (++missing <= 4 && len < sizeof list)
-            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s (%s: %s)",
-                                    missing > 1 ? ", " : "", t->id, t->file, why);
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s (%s %s)",
+                                    missing > 1 ? ", " : "", t->id, t->file, why[i]);
     }
-    free(e);
-    if (missing)
+    free(done);
+    free(why);
+    if (!rc && missing)
         return ds_fail(DS_EIO, "%s: %d of %d tasks are not done: %s%s; run the sweep again to "
                        "finish them, then reduce", r->run_dir, missing, total, list,
                        missing > 4 ? ", ..." : "");
-    return DS_OK;
+    return rc;
 }
 
 // The dataset name recorded in run.txt (informative: for summary.md).
 static void read_dataset_name(reducer *r) {
-    char path[1200], line[512];
-    snprintf(path, sizeof path, "%s/run.txt", r->run_dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "dataset %31s", r->dataset) == 1) break;
-    fclose(f);
+    ds_run_state st;
+    if (!ds_run_state_read(r->run_dir, &st)) snprintf(r->dataset, sizeof r->dataset, "%s", st.dataset);
+    ds_run_state_free(&st);
 }
 
 int ds_reduce_run(const char *run_dir) {
@@ -198,7 +169,7 @@ int ds_reduce_run(const char *run_dir) {
     reducer *r = calloc(1, sizeof *r);
     if (!r) return ds_fail(DS_ENOMEM, "%s: out of memory", run_dir);
     r->run_dir = run_dir;
-    int rc = ds_plan_load_run(run_dir, &r->job, &r->plan);
+    int rc = ds_run_load_plan(run_dir, &r->job, &r->plan);
     if (rc) {
         free(r);
         return rc;

@@ -797,34 +797,22 @@ int ds_sweep_dry_run(const char *job_path, FILE *out) {
     fprintf(out, "job %s: run folder %s%s\n", job.path, dir, note);
     ds_plan_print(&plan, out);
     // Progress of an existing run (read-only: the journal is not repaired here).
-    char state[700];
-    snprintf(state, sizeof state, "%s/run.txt", dir);
-    FILE *f = fopen(state, "r");
-    if (f) {
-        // Same job? Compare the canonical text recorded in run.txt with this job's.
-        char *canon = ds_job_canonical(&job), line[1024];
-        size_t cap = 1 << 16, n = 0;
-        char *old = calloc(cap, 1);
-        int in = 0;
-        while (old && fgets(line, sizeof line, f)) {
-            if (in && n + strlen(line) + 1 < cap) {
-                memcpy(old + n, line, strlen(line) + 1);
-                n += strlen(line);
-            }
-            if (!strcmp(line, "--- canonical job ---\n")) in = 1;
-        }
-        fclose(f);
-        if (canon && old && strcmp(canon, old)) {
+    ds_run_state st;
+    if (!ds_run_state_read(dir, &st)) {
+        char *canon = ds_job_canonical(&job);
+        uint8_t *done = malloc((size_t)plan.ntasks);
+        if (canon && strcmp(canon, st.canonical)) {
             fprintf(out, "%s exists but was made by a different job: a sweep of this job would "
                     "refuse it (give the job another [run] name, or use --new-run)\n", dir);
-        } else {
+        } else if (done && !ds_run_tasks_done(&plan, dir, done, NULL)) {
             int ndone = 0;
-            for (int i = 0; i < plan.ntasks; i++) ndone += ds_plan_task_done(&plan, i, dir);
+            for (int i = 0; i < plan.ntasks; i++) ndone += done[i];
             fprintf(out, "%s exists: %d of %d tasks done\n", dir, ndone, plan.ntasks - 1);
         }
+        free(done);
         free(canon);
-        free(old);
     }
+    ds_run_state_free(&st);
     ds_plan_free(&plan);
     ds_job_free(&job);
     return 0;

@@ -7,6 +7,7 @@
 
 #include "ds_attack.h"
 #include "ds_error.h"
+#include "ds_filecrc.h"
 #include "ds_nn.h"
 #include "ds_store.h"
 #include "ds_train.h"

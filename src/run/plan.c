@@ -335,35 +335,3 @@ void ds_plan_print(const ds_plan *plan, FILE *f) {
         fputc('\n', f);
     }
 }
-
-// ---- The run folder's record of what it was made from ----
-
-int ds_plan_load_run(const char *run_dir, ds_job *job, ds_plan *plan) {
-    char path[1024];
-    memset(plan, 0, sizeof *plan);
-    snprintf(path, sizeof path, "%s/job.ini", run_dir);
-    int rc = ds_job_parse(job, path);
-    if (rc) return rc;
-    snprintf(path, sizeof path, "%s/run.txt", run_dir);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        rc = ds_fail(DS_EIO, "%s: cannot open (%s); is %s a run folder?", path, strerror(errno),
-                     run_dir);
-        ds_job_free(job);
-        return rc;
-    }
-    char line[1024];
-    int train_n = -1, test_n = -1;
-    while (fgets(line, sizeof line, f)) {
-        sscanf(line, "train_n %d", &train_n);
-        sscanf(line, "test_n %d", &test_n);
-    }
-    fclose(f);
-    if (train_n < 1 || test_n < 1) {
-        ds_job_free(job);
-        return ds_fail(DS_EFORMAT, "%s: no 'train_n' and 'test_n' lines", path);
-    }
-    rc = ds_plan_build(plan, job, train_n, test_n);
-    if (rc) ds_job_free(job);
-    return rc;
-}

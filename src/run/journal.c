@@ -1,13 +1,15 @@
-// The journal of completed tasks, tasks/done.log (ds_sweep.h, ds_plan.h).
+// The journal of completed tasks, tasks/done.log, and the one rule that says a task is done
+// (ds_run.h).
 //
 // One line per completed task: "<id> <file> <bytes> <crc32 of the file> <crc32 of the line so
 // far>\n". Lines are appended with one write() and fsync'ed; a line torn by a crash fails its
 // own checksum and is ignored. Only the coordinator writes it.
-#include "ds_sweep.h"
+#include "ds_run.h"
 
 #include "ds_atomic.h"
 #include "ds_error.h"
 #include "ds_fault.h"
+#include "ds_filecrc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -150,64 +152,107 @@ int ds_journal_rewrite(const char *run_dir, const ds_journal_entry *entries, int
     return rc;
 }
 
-int ds_journal_scan(const ds_plan *plan, const char *run_dir, uint8_t *done, FILE *log) {
+// ---- The done rule ----
+
+// What is wrong with the file of journal line e, or NULL if it has the recorded size and CRC.
+static const char *file_problem(const char *run_dir, const ds_journal_entry *e) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", run_dir, e->file);
+    struct stat st;
+    uint64_t bytes;
+    uint32_t crc;
+    if (stat(path, &st)) return "is missing";
+    if ((uint64_t)st.st_size != e->bytes) return "has the wrong size (truncated or rewritten)";
+    if (ds_file_crc32(path, &bytes, &crc)) return "cannot be read";
+    if (crc != e->crc) return "does not match its checksum (corrupted)";
+    return NULL;
+}
+
+// The rule over journal lines e[0..n): done[] and why[] per task, and per line whether it
+// proves its task done (ok[i]) and what is wrong with its file (problem[i], NULL if nothing or
+// if the line is not one of this plan's or repeats a done task).
+static void apply_rule(const ds_plan *plan, const char *run_dir, const ds_journal_entry *e, int n,
+                       uint8_t *done, const char **why, uint8_t *ok, const char **problem) {
     memset(done, 0, (size_t)plan->ntasks);
+    for (int i = 0; i < n; i++) {
+        int t = ds_plan_find(plan, e[i].id);
+        ok[i] = 0;
+        problem[i] = NULL;
+        if (t < 0 || strcmp(plan->tasks[t].file, e[i].file) || done[t]) continue;
+        if (plan->tasks[t].kind == DS_TASK_REDUCE) continue;
+        problem[i] = file_problem(run_dir, &e[i]);
+        if (problem[i]) {
+            if (why) why[t] = problem[i];
+            continue;
+        }
+        done[t] = ok[i] = 1;
+    }
+    for (int t = 0; why && t < plan->ntasks; t++) {
+        if (done[t]) why[t] = NULL;
+        else if (!why[t] || plan->tasks[t].kind == DS_TASK_REDUCE) why[t] = "is not in tasks/done.log";
+    }
+}
+
+// Reads the journal and applies the rule; *e, *ok, *problem malloc'ed (free all three).
+static int status(const ds_plan *plan, const char *run_dir, uint8_t *done, const char **why,
+                  ds_journal_entry **e, int *n, int *bad, uint8_t **ok, const char ***problem) {
+    if (why)
+        for (int t = 0; t < plan->ntasks; t++) why[t] = NULL;
+    int rc = ds_journal_read(run_dir, e, n, bad);
+    if (rc) return rc;
+    *ok = malloc((size_t)*n + 1);
+    *problem = malloc(sizeof **problem * ((size_t)*n + 1));
+    if (!*ok || !*problem) {
+        free(*e);
+        free(*ok);
+        free(*problem);
+        return ds_fail(DS_ENOMEM, "%s/tasks/done.log: out of memory", run_dir);
+    }
+    apply_rule(plan, run_dir, *e, *n, done, why, *ok, *problem);
+    return DS_OK;
+}
+
+int ds_run_tasks_done(const ds_plan *plan, const char *run_dir, uint8_t *done, const char **why) {
     ds_journal_entry *e;
-    int n, bad, rc = ds_journal_read(run_dir, &e, &n, &bad);
+    uint8_t *ok;
+    const char **problem;
+    int n, rc = status(plan, run_dir, done, why, &e, &n, NULL, &ok, &problem);
+    if (rc) return rc;
+    free(e);
+    free(ok);
+    free(problem);
+    return DS_OK;
+}
+
+int ds_journal_scan(const ds_plan *plan, const char *run_dir, uint8_t *done, FILE *log) {
+    ds_journal_entry *e;
+    uint8_t *ok;
+    const char **problem;
+    int n, bad;
+    int rc = status(plan, run_dir, done, NULL, &e, &n, &bad, &ok, &problem);
     if (rc) return rc;
     if (bad && log)
         fprintf(log, "journal: ignoring %d torn or corrupted line(s) of %s/tasks/done.log\n", bad,
                 run_dir);
     int keep = 0, changed = bad > 0;
     for (int i = 0; i < n; i++) {
-        int t = ds_plan_find(plan, e[i].id);
-        char path[1024];
+        if (ok[i]) {
+            e[keep++] = e[i];
+            continue;
+        }
+        changed = 1; // not a task of this plan, listed twice, or its file is damaged
+        // A damaged file is quarantined unless another line of its task proved it intact.
+        if (!problem[i] || done[ds_plan_find(plan, e[i].id)]) continue;
+        if (log) fprintf(log, "journal: %s %s; task %s will run again\n", e[i].file, problem[i], e[i].id);
+        char path[1024], bad_path[1100];
         snprintf(path, sizeof path, "%s/%s", run_dir, e[i].file);
-        if (t < 0 || strcmp(plan->tasks[t].file, e[i].file) || done[t]) {
-            // Not a task of this plan (or listed twice): drop the line, keep the file.
-            changed = 1;
-            continue;
-        }
-        uint64_t bytes;
-        uint32_t crc;
+        snprintf(bad_path, sizeof bad_path, "%s.corrupt", path);
         struct stat st;
-        const char *problem = NULL;
-        if (stat(path, &st)) problem = "is missing";
-        else if ((uint64_t)st.st_size != e[i].bytes) problem = "has the wrong size (truncated or rewritten)";
-        else if (ds_file_crc32(path, &bytes, &crc)) problem = "cannot be read";
-        else if (crc != e[i].crc) problem = "does not match its checksum (corrupted)";
-        if (problem) {
-            if (log) fprintf(log, "journal: %s %s; task %s will run again\n", e[i].file, problem, e[i].id);
-            if (!stat(path, &st)) {
-                char bad_path[1100];
-                snprintf(bad_path, sizeof bad_path, "%s.corrupt", path);
-                rename(path, bad_path);
-            }
-            changed = 1;
-            continue;
-        }
-        done[t] = 1;
-        e[keep++] = e[i];
+        if (!stat(path, &st)) rename(path, bad_path); // quarantined, never trusted again
     }
     if (changed) rc = ds_journal_rewrite(run_dir, e, keep);
     free(e);
+    free(ok);
+    free(problem);
     return rc;
-}
-
-int ds_plan_task_done(const ds_plan *plan, int task, const char *run_dir) {
-    ds_journal_entry *e;
-    int n;
-    if (task < 0 || task >= plan->ntasks || ds_journal_read(run_dir, &e, &n, NULL)) return 0;
-    int done = 0;
-    for (int i = 0; i < n && !done; i++) {
-        if (strcmp(e[i].id, plan->tasks[task].id) || strcmp(e[i].file, plan->tasks[task].file))
-            continue;
-        char path[1024];
-        uint64_t bytes;
-        uint32_t crc;
-        snprintf(path, sizeof path, "%s/%s", run_dir, e[i].file);
-        done = !ds_file_crc32(path, &bytes, &crc) && bytes == e[i].bytes && crc == e[i].crc;
-    }
-    free(e);
-    return done;
 }

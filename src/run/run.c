@@ -1,5 +1,6 @@
-// The run folder (ds_sweep.h, layout in ds_plan.h): data, lock, what the run was made from.
-#include "ds_sweep.h"
+// The run folder (ds_run.h, layout in ds_plan.h): data, the lock, run.txt (what the run was
+// made from: written and read only here), opening a folder for a sweep or a reduction.
+#include "ds_run.h"
 
 #include "ds_atomic.h"
 #include "ds_error.h"
@@ -158,6 +159,88 @@ static void remove_stale_tmp(const char *dir, FILE *log) {
     closedir(d);
 }
 
+// ---- The lock ----
+
+int ds_run_lock(const char *run_dir, int create, int *fd, int *busy) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/lock", run_dir);
+    *busy = 0;
+    *fd = open(path, create ? O_RDWR | O_CREAT : O_RDWR, 0644);
+    if (*fd < 0) {
+        if (!create && errno == ENOENT) return DS_OK; // never swept: nobody holds it
+        return ds_fail(ds_errno_code(errno), "%s: cannot %s: %s (is the results folder "
+                       "writable?)", path, create ? "create" : "open", strerror(errno));
+    }
+    if (flock(*fd, LOCK_EX | LOCK_NB)) {
+        int err = errno;
+        if (err == EWOULDBLOCK) {
+            close(*fd);
+            *fd = -1;
+            *busy = 1;
+            return ds_fail(DS_EIO, "%s is in use by another distill_sweep (its lock %s is held)",
+                           run_dir, path);
+        }
+        // NFS without lock support: go on, the user must not start two sweeps at once.
+        fprintf(stderr, "distill_sweep: warning: cannot lock %s (%s); do not run two sweeps of "
+                "this job at once\n", path, strerror(err));
+    }
+    return DS_OK;
+}
+
+// ---- run.txt ----
+
+// One "key value" line of run.txt's header; 0 if absent.
+static int state_field(const char *text, const char *key, const char *fmt, void *out) {
+    size_t k = strlen(key);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (!strncmp(l, "--- canonical job ---", 21)) return 0;
+        if (!strncmp(l, key, k) && l[k] == ' ') return sscanf(l + k + 1, fmt, out) == 1;
+    }
+    return 0;
+}
+
+int ds_run_state_read(const char *run_dir, ds_run_state *st) {
+    memset(st, 0, sizeof *st);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/run.txt", run_dir);
+    char *text = read_text(path);
+    if (!text)
+        return ds_fail(DS_EIO, "%s: cannot open (%s); is %s a run folder?", path, strerror(errno),
+                       run_dir);
+    const char *canon = strstr(text, "--- canonical job ---\n");
+    unsigned crc = 0;
+    int ok = canon && state_field(text, "dataset", "%31s", st->dataset) &&
+             state_field(text, "train_n", "%d", &st->train_n) &&
+             state_field(text, "test_n", "%d", &st->test_n) &&
+             state_field(text, "data_crc32", "%x", &crc);
+    st->data_crc = crc;
+    if (ok) st->canonical = strdup(canon + strlen("--- canonical job ---\n"));
+    free(text);
+    if (!ok || st->train_n < 1 || st->test_n < 1)
+        return ds_fail(DS_EFORMAT, "%s: not a run state of distill_sweep (a field is missing or "
+                       "malformed)", path);
+    if (!st->canonical) return ds_fail(DS_ENOMEM, "%s: out of memory", path);
+    return DS_OK;
+}
+
+void ds_run_state_free(ds_run_state *st) {
+    free(st->canonical);
+    st->canonical = NULL;
+}
+
+int ds_run_load_plan(const char *run_dir, ds_job *job, ds_plan *plan) {
+    char path[1200];
+    memset(plan, 0, sizeof *plan);
+    snprintf(path, sizeof path, "%s/job.ini", run_dir);
+    int rc = ds_job_parse(job, path);
+    if (rc) return rc;
+    ds_run_state st;
+    if (!(rc = ds_run_state_read(run_dir, &st))) rc = ds_plan_build(plan, job, st.train_n, st.test_n);
+    ds_run_state_free(&st);
+    if (rc) ds_job_free(job);
+    return rc;
+}
+
 // Opens dir as the run: lock, compare state, write job.ini/run.txt on first use.
 // Returns DS_OK, DS_EINVAL (different job: *diff says what) or another error.
 static int try_open(const ds_job *job, ds_run *run, const char *dir, char *diff, size_t cap) {
@@ -165,21 +248,9 @@ static int try_open(const ds_job *job, ds_run *run, const char *dir, char *diff,
     char path[1200], tasks[700];
     snprintf(tasks, sizeof tasks, "%s/tasks", dir);
     if ((rc = make_dirs(tasks))) return rc;
-    snprintf(path, sizeof path, "%s/lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT, 0644);
-    if (fd < 0) return ds_fail(ds_errno_code(errno), "%s: cannot create: %s (is the results "
-                               "folder writable?)", path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB)) {
-        int err = errno;
-        if (err == EWOULDBLOCK) {
-            close(fd);
-            return ds_fail(DS_EIO, "%s is in use by another distill_sweep (its lock %s is held); "
-                           "wait for it to finish", dir, path);
-        }
-        // NFS without lock support: go on, the user must not start two sweeps at once.
-        fprintf(stderr, "distill_sweep: warning: cannot lock %s (%s); do not run two sweeps of "
-                "this job at once\n", path, strerror(err));
-    }
+    int fd, busy;
+    if ((rc = ds_run_lock(dir, 1, &fd, &busy)))
+        return busy ? ds_fail_context(rc, "wait for it to finish") : rc;
     run->lock_fd = fd;
     // Probe: can we write here?
     snprintf(path, sizeof path, "%s/.write_probe.tmp", tasks);
