@@ -44,8 +44,8 @@ static const reduce_row *baseline_row(const reducer *r, int ai) {
     return NULL;
 }
 
-static void write_dat(reduce_buf *b, const reducer *r, const int *cfg, int n) {
-    rb_printf(b, "# figure1.dat (distill_sweep): adversarial success of the distilled (student) "
+static void write_dat(ds_strbuf *b, const reducer *r, const int *cfg, int n) {
+    ds_sb_printf(b, "# figure1.dat (distill_sweep): adversarial success of the distilled (student) "
               "networks against the temperature.\n"
               "# One block per attack configuration (gnuplot index 0, 1, ...), separated by two "
               "blank lines.\n"
@@ -54,31 +54,31 @@ static void write_dat(reduce_buf *b, const reducer *r, const int *cfg, int n) {
     for (int k = 0; k < n; k++) {
         const ds_job_attack *a = &r->job.attacks[cfg[k]];
         const reduce_row *base = baseline_row(r, cfg[k]);
-        rb_printf(b, "%s# index %d: [attack %s] %s %s\n", k ? "\n\n" : "", k, a->name,
+        ds_sb_printf(b, "%s# index %d: [attack %s] %s %s\n", k ? "\n\n" : "", k, a->name,
                   ds_attack_kind_name(a->kind), a->params);
         for (int i = 0; i < r->plan.ngroups; i++) {
             const reduce_row *row = &r->rows[i];
             if (row->g->attack != cfg[k] || row->g->role != DS_ROLE_STUDENT) continue;
-            rb_printf(b, "%g %.10g ", row->g->temperature, 100 * row->rates.success_rate);
-            if (base) rb_printf(b, "%.10g", 100 * base->rates.success_rate);
-            else rb_printf(b, "NaN");
-            rb_printf(b, " %d %d %.10g\n", row->rates.attempts, row->rates.successes,
+            ds_sb_printf(b, "%g %.10g ", row->g->temperature, 100 * row->rates.success_rate);
+            if (base) ds_sb_printf(b, "%.10g", 100 * base->rates.success_rate);
+            else ds_sb_printf(b, "NaN");
+            ds_sb_printf(b, " %d %d %.10g\n", row->rates.attempts, row->rates.successes,
                       100 * row->rates.zero_grad_share);
         }
     }
 }
 
 // A gnuplot single-quoted string ('' stands for a quote inside).
-static void gp_str(reduce_buf *b, const char *s) {
-    rb_printf(b, "'");
-    for (; *s; s++) rb_printf(b, *s == '\'' ? "''" : "%c", *s);
-    rb_printf(b, "'");
+static void gp_str(ds_strbuf *b, const char *s) {
+    ds_sb_printf(b, "'");
+    for (; *s; s++) ds_sb_printf(b, *s == '\'' ? "''" : "%c", *s);
+    ds_sb_printf(b, "'");
 }
 
-static void write_gp(reduce_buf *b, const reducer *r, const int *cfg, int n, const char *dat,
+static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, const char *dat,
                      const char *png, const char *svg) {
     double tmin = r->job.temps[0], tmax = r->job.temps[r->job.ntemps - 1];
-    rb_printf(b, "# figure1.gp (distill_sweep): the papers' Figure 1 from figure1.dat.\n"
+    ds_sb_printf(b, "# figure1.gp (distill_sweep): the papers' Figure 1 from figure1.dat.\n"
               "# Re-plot with: cd <run folder> && gnuplot figure1.gp  (writes figure1.png and "
               "figure1.svg)\n"
               "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
@@ -91,16 +91,16 @@ static void write_gp(reduce_buf *b, const reducer *r, const int *cfg, int n, con
     char sub[128];
     snprintf(sub, sizeof sub, "%s, %d training and %d test samples",
              r->dataset[0] ? r->dataset : "this run", r->plan.train_n, r->plan.test_n);
-    rb_printf(b, "\nset title 'Adversarial success against the distillation temperature "
+    ds_sb_printf(b, "\nset title 'Adversarial success against the distillation temperature "
               "(Papernot et al. 2016, Figure 1)' . \"\\n\" . ");
     gp_str(b, sub);
-    rb_printf(b, " noenhanced\n"
+    ds_sb_printf(b, " noenhanced\n"
               "set logscale x\n"
               "set xrange [%g:%g]\n"
               "set yrange [-2:102]\n"
               "set xtics (", tmin / 1.4, tmax * 1.4);
-    for (int i = 0; i < r->job.ntemps; i++) rb_printf(b, "%s%g", i ? ", " : "", r->job.temps[i]);
-    rb_printf(b, ")\nset ytics 0, 10, 100\n"
+    for (int i = 0; i < r->job.ntemps; i++) ds_sb_printf(b, "%s%g", i ? ", " : "", r->job.temps[i]);
+    ds_sb_printf(b, ")\nset ytics 0, 10, 100\n"
               "set xlabel 'distillation temperature T (log scale)'\n"
               "set ylabel 'adversarial success rate (%%)'\n"
               "set grid\n"
@@ -117,22 +117,22 @@ static void write_gp(reduce_buf *b, const reducer *r, const int *cfg, int n, con
         // The section name, and the kind when the name does not start with it.
         if (!strncmp(a->name, kind, strlen(kind))) snprintf(t, sizeof t, "%s", a->name);
         else snprintf(t, sizeof t, "%s (%s)", a->name, kind);
-        if (k) rb_printf(b, ", \\\n     ");
+        if (k) ds_sb_printf(b, ", \\\n     ");
         gp_str(b, k ? "" : dat);
-        rb_printf(b, " index %d using 1:2 with linespoints lw 2 pt %d ps 1.3 lc rgb '%s' title ", k,
+        ds_sb_printf(b, " index %d using 1:2 with linespoints lw 2 pt %d ps 1.3 lc rgb '%s' title ", k,
                   points[k % 10], colour);
         gp_str(b, t);
         if (baseline_row(r, cfg[k])) {
             size_t len = strlen(t);
             snprintf(t + len, sizeof t - len, ", baseline");
-            rb_printf(b, ", \\\n     '' index %d using 1:3 with lines dt 2 lw 1.5 lc rgb '%s' "
+            ds_sb_printf(b, ", \\\n     '' index %d using 1:3 with lines dt 2 lw 1.5 lc rgb '%s' "
                       "title ", k, colour);
             gp_str(b, t);
         }
     }
-    rb_printf(b, "\nset terminal svg size 1000,700 dynamic font 'sans,11'\nset output ");
+    ds_sb_printf(b, "\nset terminal svg size 1000,700 dynamic font 'sans,11'\nset output ");
     gp_str(b, svg);
-    rb_printf(b, "\nreplot\nunset output\n");
+    ds_sb_printf(b, "\nreplot\nunset output\n");
 }
 
 // The first line of a (staged, relative) file in the run folder, for a warning.
@@ -231,7 +231,7 @@ int reduce_figure(reducer *r) {
         return DS_OK;
     }
     char path[1200];
-    reduce_buf dat = {0}, gp = {0}, run = {0};
+    ds_strbuf dat = {0}, gp = {0}, run = {0};
     write_dat(&dat, r, cfg, n);
     write_gp(&gp, r, cfg, n, "figure1.dat", "figure1.png", "figure1.svg");
     // Staged names for gnuplot's own run (the kept script names the final files).
@@ -252,9 +252,9 @@ int reduce_figure(reducer *r) {
     rc = plot(r, reduce_staged_name(r, "figure1-run.gp"));
     reduce_staged_discard(r, "figure1-run.gp");
 out:
-    rb_free(&dat);
-    rb_free(&gp);
-    rb_free(&run);
+    ds_sb_free(&dat);
+    ds_sb_free(&gp);
+    ds_sb_free(&run);
     free(cfg);
     return rc;
 }

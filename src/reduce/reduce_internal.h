@@ -13,6 +13,7 @@
 #include "ds_job.h"
 #include "ds_plan.h"
 #include "ds_store.h"
+#include "ds_strbuf.h"
 
 #include <stddef.h>
 
@@ -59,14 +60,6 @@ const char *reduce_staged_name(const reducer *r, const char *name);
 // Writes text to the staged file of `name` (write, fsync, close; removed again on failure).
 int reduce_write_text(reducer *r, const char *name, const char *text, size_t len);
 
-// A growing string (text outputs). On allocation failure `failed` is set and appends stop.
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int failed;
-} reduce_buf;
-void rb_printf(reduce_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void rb_free(reduce_buf *b);
 
 // ---- merge.c: the merged HDF5 files ----
 int reduce_weights(reducer *r);     // weights.h5; fills r->test_accuracy

@@ -139,41 +139,41 @@ int reduce_summary_h5(reducer *r) {
 // ---- summary.csv ----
 
 // A field per RFC 4180: quoted (with inner quotes doubled) if it holds a comma, quote or newline.
-static void csv_field(reduce_buf *b, const char *s) {
+static void csv_field(ds_strbuf *b, const char *s) {
     if (!strpbrk(s, ",\"\r\n")) {
-        rb_printf(b, "%s", s);
+        ds_sb_printf(b, "%s", s);
         return;
     }
-    rb_printf(b, "\"");
-    for (; *s; s++) rb_printf(b, *s == '"' ? "\"\"" : "%c", *s);
-    rb_printf(b, "\"");
+    ds_sb_printf(b, "\"");
+    for (; *s; s++) ds_sb_printf(b, *s == '"' ? "\"\"" : "%c", *s);
+    ds_sb_printf(b, "\"");
 }
 
 int reduce_summary_csv(reducer *r) {
-    reduce_buf b = {0};
-    rb_printf(&b, "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,"
+    ds_strbuf b = {0};
+    ds_sb_printf(&b, "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,"
               "zero_grad_share\n");
     for (int i = 0; i < r->plan.ngroups; i++) {
         const reduce_row *row = &r->rows[i];
         csv_field(&b, row->g->model);
-        rb_printf(&b, ",%g,", row->g->temperature);
+        ds_sb_printf(&b, ",%g,", row->g->temperature);
         csv_field(&b, ds_attack_kind_name(row->a->kind));
-        rb_printf(&b, ",");
+        ds_sb_printf(&b, ",");
         csv_field(&b, reduce_row_params(row));
-        rb_printf(&b, ",%d,%d,%.17g,%.17g,%.17g\n", row->rates.attempts, row->rates.successes,
+        ds_sb_printf(&b, ",%d,%d,%.17g,%.17g,%.17g\n", row->rates.attempts, row->rates.successes,
                   row->rates.success_rate, row->clean_accuracy, row->rates.zero_grad_share);
     }
     int rc = b.failed ? ds_fail(DS_ENOMEM, "summary.csv: out of memory")
                       : reduce_write_text(r, "summary.csv", b.s, b.len);
-    rb_free(&b);
+    ds_sb_free(&b);
     return rc;
 }
 
 // ---- summary.md ----
 
-static void pct(reduce_buf *b, double x) {
-    if (isnan(x)) rb_printf(b, "—");
-    else rb_printf(b, "%.2f", 100.0 * x);
+static void pct(ds_strbuf *b, double x) {
+    if (isnan(x)) ds_sb_printf(b, "—");
+    else ds_sb_printf(b, "%.2f", 100.0 * x);
 }
 
 // The row of attack configuration ai against model, or NULL.
@@ -207,8 +207,8 @@ static int paper_attack(const ds_job *job, ds_attack_kind kind) {
 
 static const char *T100_STUDENT = "T100/student";
 
-static void md_models(reduce_buf *b, const reducer *r) {
-    rb_printf(b, "## Models\n\n"
+static void md_models(ds_strbuf *b, const reducer *r) {
+    ds_sb_printf(b, "## Models\n\n"
               "Test accuracy on the %d test samples of the run (the `test_accuracy` attribute of "
               "each model in weights.h5).\n\n"
               "| model | role | T | epochs | test accuracy (%%) |\n|---|---|---:|---:|---:|\n",
@@ -217,35 +217,35 @@ static void md_models(reduce_buf *b, const reducer *r) {
     for (int i = 0; i < r->plan.ntasks; i++) {
         const ds_task *t = &r->plan.tasks[i];
         if (t->kind != DS_TASK_TRAIN) continue;
-        rb_printf(b, "| %s | %s | %g | %d", t->model, ds_role_name(t->role), t->temperature,
+        ds_sb_printf(b, "| %s | %s | %g | %d", t->model, ds_role_name(t->role), t->temperature,
                   t->epochs);
         if (t->source_task >= 0)
-            rb_printf(b, " (+%d warm start)", r->plan.tasks[t->source_task].epochs);
-        rb_printf(b, " | ");
+            ds_sb_printf(b, " (+%d warm start)", r->plan.tasks[t->source_task].epochs);
+        ds_sb_printf(b, " | ");
         pct(b, r->test_accuracy[i]);
-        rb_printf(b, " |\n");
+        ds_sb_printf(b, " |\n");
         bad += t->role != DS_ROLE_WARMSTART && r->test_accuracy[i] < 0.5;
     }
     if (bad) {
-        rb_printf(b, "\n**Warning:** ");
+        ds_sb_printf(b, "\n**Warning:** ");
         int k = 0;
         for (int i = 0; i < r->plan.ntasks; i++) {
             const ds_task *t = &r->plan.tasks[i];
             if (t->kind == DS_TASK_TRAIN && t->role != DS_ROLE_WARMSTART &&
                 r->test_accuracy[i] < 0.5)
-                rb_printf(b, "%s%s (%.2f%%)", k++ ? ", " : "", t->model, 100 * r->test_accuracy[i]);
+                ds_sb_printf(b, "%s%s (%.2f%%)", k++ ? ", " : "", t->model, 100 * r->test_accuracy[i]);
         }
-        rb_printf(b, " did not learn (test accuracy below 50%%): attack success rates against "
+        ds_sb_printf(b, " did not learn (test accuracy below 50%%): attack success rates against "
                   "%s are meaningless. Train longer (more epochs or samples)%s.\n",
                   bad > 1 ? "them" : "it",
                   r->job.warm_start > 0 ? "" : ", or start teachers and students from a shared "
                                                "warm start ([train] warm_start = 1)");
     }
-    rb_printf(b, "\n");
+    ds_sb_printf(b, "\n");
 }
 
-static void md_attacks(reduce_buf *b, const reducer *r) {
-    rb_printf(b, "## Attacks\n\n"
+static void md_attacks(ds_strbuf *b, const reducer *r) {
+    ds_sb_printf(b, "## Attacks\n\n"
               "One row per attack configuration and model, in plan order (summary.csv has the "
               "same rows as fractions at full precision). *success* is over all attempts, "
               "*on correct* over the attempts whose clean input the model classified correctly; "
@@ -256,63 +256,63 @@ static void md_attacks(reduce_buf *b, const reducer *r) {
               "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < r->plan.ngroups; i++) {
         const reduce_row *row = &r->rows[i];
-        rb_printf(b, "| %s | %g | %s | %s | %s | %d | %d | ", row->g->model, row->g->temperature,
+        ds_sb_printf(b, "| %s | %g | %s | %s | %s | %d | %d | ", row->g->model, row->g->temperature,
                   ds_attack_kind_name(row->a->kind), row->a->name, reduce_row_params(row),
                   row->rates.attempts, row->rates.successes);
         pct(b, row->rates.success_rate);
-        rb_printf(b, " | ");
+        ds_sb_printf(b, " | ");
         if (row->rates.correct) pct(b, row->rates.success_rate_correct);
-        else rb_printf(b, "—");
-        rb_printf(b, " | ");
+        else ds_sb_printf(b, "—");
+        ds_sb_printf(b, " | ");
         pct(b, row->clean_accuracy);
-        rb_printf(b, " | ");
+        ds_sb_printf(b, " | ");
         pct(b, row->rates.zero_grad_share);
-        rb_printf(b, " |\n");
+        ds_sb_printf(b, " |\n");
     }
-    if (!r->plan.ngroups) rb_printf(b, "| (no attacks in this job) | | | | | | | | | | |\n");
-    rb_printf(b, "\n");
+    if (!r->plan.ngroups) ds_sb_printf(b, "| (no attacks in this job) | | | | | | | | | | |\n");
+    ds_sb_printf(b, "\n");
 }
 
 // One "Beside the papers" line: ours is the row's success rate (or a model's test accuracy).
-static void paper_line(reduce_buf *b, const char *what, const char *paper, const reduce_row *row,
+static void paper_line(ds_strbuf *b, const char *what, const char *paper, const reduce_row *row,
                        const char *missing) {
-    rb_printf(b, "| %s | %s | ", what, paper);
+    ds_sb_printf(b, "| %s | %s | ", what, paper);
     if (!row) {
-        rb_printf(b, "— | %s |\n", missing);
+        ds_sb_printf(b, "— | %s |\n", missing);
         return;
     }
     pct(b, row->rates.success_rate);
-    rb_printf(b, " | [attack %s], %d attempts on %d samples", row->a->name, row->rates.attempts,
+    ds_sb_printf(b, " | [attack %s], %d attempts on %d samples", row->a->name, row->rates.attempts,
               row->g->count);
     if (row->a->kind == DS_KIND_FGSM && row->rates.correct) {
-        rb_printf(b, "; ");
+        ds_sb_printf(b, "; ");
         pct(b, row->rates.success_rate_correct);
-        rb_printf(b, "%% over the %d correctly classified", row->rates.correct);
+        ds_sb_printf(b, "%% over the %d correctly classified", row->rates.correct);
     }
     if (row->rates.zero_grad) {
-        rb_printf(b, "; zero gradient in ");
+        ds_sb_printf(b, "; zero gradient in ");
         pct(b, row->rates.zero_grad_share);
-        rb_printf(b, "%%");
+        ds_sb_printf(b, "%%");
     }
-    rb_printf(b, " |\n");
+    ds_sb_printf(b, " |\n");
 }
 
-static void accuracy_line(reduce_buf *b, const reducer *r, const char *what, const char *paper,
+static void accuracy_line(ds_strbuf *b, const reducer *r, const char *what, const char *paper,
                           const char *model) {
     int t = ds_plan_model_task(&r->plan, model);
-    rb_printf(b, "| %s | %s | ", what, paper);
+    ds_sb_printf(b, "| %s | %s | ", what, paper);
     if (t < 0) {
-        rb_printf(b, "— | no %s in this sweep |\n", model);
+        ds_sb_printf(b, "— | no %s in this sweep |\n", model);
         return;
     }
     pct(b, r->test_accuracy[t]);
-    rb_printf(b, " | %s, %d test samples |\n", model, r->plan.test_n);
+    ds_sb_printf(b, " | %s, %d test samples |\n", model, r->plan.test_n);
 }
 
-static void md_papers(reduce_buf *b, const reducer *r) {
+static void md_papers(ds_strbuf *b, const reducer *r) {
     const ds_job *job = &r->job;
     int has100 = ds_plan_model_task(&r->plan, T100_STUDENT) >= 0;
-    rb_printf(b, "## Beside the papers\n\n"
+    ds_sb_printf(b, "## Beside the papers\n\n"
               "Papernot et al., *Distillation as a Defense to Adversarial Perturbations against "
               "Deep Neural Networks* (S&P 2016), MNIST. The papers crafted FGSM examples for all "
               "10,000 test samples and ran JSMA on a subset (about 100 samples, 9 targets each); "
@@ -337,7 +337,7 @@ static void md_papers(reduce_buf *b, const reducer *r) {
     if (c >= 0) // Carlini & Wagner, "Defensive Distillation is Not Robust to Adversarial Examples"
         paper_line(b, "C&W L2 success at T=100 (Carlini & Wagner 2016)", "~100",
                    find_row(r, T100_STUDENT, c), no100);
-    rb_printf(b, "\n");
+    ds_sb_printf(b, "\n");
 }
 
 // ---- Rounding: the same attack under different rounding settings ----
@@ -361,7 +361,7 @@ static int same_but_numerics(const ds_job_attack *x, const ds_job_attack *y) {
 
 // One table per attack that the job runs under several rounding settings: success and zero
 // gradients per model and setting (README, Definitions: how the attack gradients are computed).
-static void md_rounding(reduce_buf *b, const reducer *r) {
+static void md_rounding(ds_strbuf *b, const reducer *r) {
     const ds_job *job = &r->job;
     int done[DS_JOB_MAX_ATTACKS] = {0}, header = 0;
     for (int i = 0; i < job->nattacks; i++) {
@@ -374,44 +374,44 @@ static void md_rounding(reduce_buf *b, const reducer *r) {
             }
         if (n < 2) continue;
         if (!header++)
-            rb_printf(b, "## Rounding\n\n"
+            ds_sb_printf(b, "## Rounding\n\n"
                       "The same attack with different rounding of its gradients (`denormals`, "
                       "`gradient`, `precision`: README, Definitions). Success (%%) and, in "
                       "brackets, the share of attempts with an exactly zero first gradient.\n\n");
-        rb_printf(b, "%s `%s`:\n\n| model | T |", ds_attack_kind_name(job->attacks[i].kind),
+        ds_sb_printf(b, "%s `%s`:\n\n| model | T |", ds_attack_kind_name(job->attacks[i].kind),
                   job->attacks[i].name);
         for (int k = 0; k < n; k++) {
             const ds_numerics *m = craft_numerics(&job->attacks[fam[k]]);
-            rb_printf(b, " %s<br>%s, %s, %s |", job->attacks[fam[k]].name,
+            ds_sb_printf(b, " %s<br>%s, %s, %s |", job->attacks[fam[k]].name,
                       ds_denormals_name(m->denormals), ds_gradient_name(m->gradient),
                       ds_precision_name(m->precision));
         }
-        rb_printf(b, "\n|---|---:|");
-        for (int k = 0; k < n; k++) rb_printf(b, "---:|");
-        rb_printf(b, "\n");
+        ds_sb_printf(b, "\n|---|---:|");
+        for (int k = 0; k < n; k++) ds_sb_printf(b, "---:|");
+        ds_sb_printf(b, "\n");
         for (int g = 0; g < r->plan.ngroups; g++) {
             if (r->rows[g].g->attack != i) continue;
             const char *model = r->rows[g].g->model;
-            rb_printf(b, "| %s | %g |", model, r->rows[g].g->temperature);
+            ds_sb_printf(b, "| %s | %g |", model, r->rows[g].g->temperature);
             for (int k = 0; k < n; k++) {
                 const reduce_row *row = find_row(r, model, fam[k]);
-                rb_printf(b, " ");
+                ds_sb_printf(b, " ");
                 if (!row) {
-                    rb_printf(b, "— |");
+                    ds_sb_printf(b, "— |");
                     continue;
                 }
                 pct(b, row->rates.success_rate);
-                rb_printf(b, " (");
+                ds_sb_printf(b, " (");
                 pct(b, row->rates.zero_grad_share);
-                rb_printf(b, ") |");
+                ds_sb_printf(b, ") |");
             }
-            rb_printf(b, "\n");
+            ds_sb_printf(b, "\n");
         }
-        rb_printf(b, "\n");
+        ds_sb_printf(b, "\n");
     }
 }
 
-static void md_definitions(reduce_buf *b, const reducer *r) {
+static void md_definitions(ds_strbuf *b, const reducer *r) {
     int kinds[4] = {0}, untargeted_cw = 0, targeted_cw = 0;
     for (int i = 0; i < r->job.nattacks; i++) {
         const ds_job_attack *a = &r->job.attacks[i];
@@ -419,40 +419,40 @@ static void md_definitions(reduce_buf *b, const reducer *r) {
         if (a->kind == DS_KIND_CW_L2 && a->craft.cw.targets == DS_TARGETS_ALL) targeted_cw = 1;
         if (a->kind == DS_KIND_CW_L2 && a->craft.cw.targets == DS_TARGETS_NONE) untargeted_cw = 1;
     }
-    rb_printf(b, "## Success-rate definitions\n\n"
+    ds_sb_printf(b, "## Success-rate definitions\n\n"
               "Every rate is computed by `ds_attack_rates_compute` (src/attack/common.c) over the "
               "per-attempt records in adversarial.h5.\n\n");
     if (kinds[DS_KIND_FGSM])
-        rb_printf(b, "- **fgsm**: one attempt per test sample; success = the adversarial example "
+        ds_sb_printf(b, "- **fgsm**: one attempt per test sample; success = the adversarial example "
                   "is misclassified. *success* is over all samples (the papers' table), *on "
                   "correct* over the samples the model classified correctly.\n");
     if (kinds[DS_KIND_JSMA])
-        rb_printf(b, "- **jsma**: targeted at every class but the true one, 9 attempts per "
+        ds_sb_printf(b, "- **jsma**: targeted at every class but the true one, 9 attempts per "
                   "sample; success = the model outputs the target within the budget. The rate is "
                   "over (sample, target) attempts.\n");
     if (targeted_cw)
-        rb_printf(b, "- **cw-l2** (targeted): like JSMA, over (sample, target) attempts; success "
+        ds_sb_printf(b, "- **cw-l2** (targeted): like JSMA, over (sample, target) attempts; success "
                   "= the model outputs the target.\n");
     if (untargeted_cw)
-        rb_printf(b, "- **cw-l2** (untargeted): one attempt per sample; success = "
+        ds_sb_printf(b, "- **cw-l2** (untargeted): one attempt per sample; success = "
                   "misclassified.\n");
     if (kinds[DS_KIND_TRANSFER])
-        rb_printf(b, "- **transfer**: examples crafted on the source model (params `source=`), "
+        ds_sb_printf(b, "- **transfer**: examples crafted on the source model (params `source=`), "
                   "shown to the attacked model; over the source attack's attempts (per sample "
                   "for FGSM, per (sample, target) for JSMA and targeted C&W); success = the "
                   "attacked model misclassifies (untargeted crafting) or outputs the target.\n");
-    rb_printf(b, "- *clean accuracy*: share of the attempts whose clean input the attacked model "
+    ds_sb_printf(b, "- *clean accuracy*: share of the attempts whose clean input the attacked model "
               "classified correctly.\n\n");
 }
 
 int reduce_summary_md(reducer *r) {
-    reduce_buf b = {0};
-    rb_printf(&b, "# distill_sweep results: %s\n\n", r->job.name);
-    rb_printf(&b, "Dataset %s: %d training and %d test samples; job seed %llu; temperatures",
+    ds_strbuf b = {0};
+    ds_sb_printf(&b, "# distill_sweep results: %s\n\n", r->job.name);
+    ds_sb_printf(&b, "Dataset %s: %d training and %d test samples; job seed %llu; temperatures",
               r->dataset[0] ? r->dataset : "(unknown)", r->plan.train_n, r->plan.test_n,
               (unsigned long long)r->job.seed);
-    for (int i = 0; i < r->job.ntemps; i++) rb_printf(&b, " %g", r->job.temps[i]);
-    rb_printf(&b, "; %s. Files: weights.h5, soft_labels.h5, adversarial.h5, summary.h5, "
+    for (int i = 0; i < r->job.ntemps; i++) ds_sb_printf(&b, " %g", r->job.temps[i]);
+    ds_sb_printf(&b, "; %s. Files: weights.h5, soft_labels.h5, adversarial.h5, summary.h5, "
               "summary.csv, figure1.png (figure1.gp and figure1.dat to re-plot).\n\n",
               r->job.warm_start > 0 ? "teachers and students start from a shared warm start"
                                     : "every network trained from scratch");
@@ -463,6 +463,6 @@ int reduce_summary_md(reducer *r) {
     md_definitions(&b, r);
     int rc = b.failed ? ds_fail(DS_ENOMEM, "summary.md: out of memory")
                       : reduce_write_text(r, "summary.md", b.s, b.len);
-    rb_free(&b);
+    ds_sb_free(&b);
     return rc;
 }

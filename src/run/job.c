@@ -7,6 +7,7 @@
 
 #include "ds_attack.h"
 #include "ds_error.h"
+#include "ds_strbuf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -682,81 +683,48 @@ void ds_job_run_dir(const ds_job *job, char *out, size_t cap) {
 
 // ---- Canonical text ----
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->s && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)k;
-        char *t = realloc(b->s, cap);
-        if (!t) {
-            b->oom = 1;
-            return;
-        }
-        b->s = t;
-        b->cap = cap;
-    }
-}
-
 char *ds_job_canonical(const ds_job *job) {
-    sbuf b = {0};
-    sb_printf(&b, "run.seed = %llu\n", (unsigned long long)job->seed);
-    sb_printf(&b, "data.dataset = %s\n", job->dataset);
-    sb_printf(&b, "data.train_samples = %d\n", job->train_samples);
-    sb_printf(&b, "data.test_samples = %d\n", job->test_samples);
-    sb_printf(&b, "train.baseline_epochs = %d\n", job->baseline_epochs);
-    sb_printf(&b, "train.teacher_epochs = %d\n", job->teacher_epochs);
-    sb_printf(&b, "train.student_epochs = %d\n", job->student_epochs);
-    sb_printf(&b, "train.warm_start = %d\n", job->warm_start);
-    sb_printf(&b, "train.batch = %d\n", job->batch);
-    sb_printf(&b, "train.lr = %.17g\n", job->lr);
-    sb_printf(&b, "train.momentum = %.17g\n", job->momentum);
-    sb_printf(&b, "train.dropout = %.17g\n", job->dropout);
+    ds_strbuf b = {0};
+    ds_sb_printf(&b, "run.seed = %llu\n", (unsigned long long)job->seed);
+    ds_sb_printf(&b, "data.dataset = %s\n", job->dataset);
+    ds_sb_printf(&b, "data.train_samples = %d\n", job->train_samples);
+    ds_sb_printf(&b, "data.test_samples = %d\n", job->test_samples);
+    ds_sb_printf(&b, "train.baseline_epochs = %d\n", job->baseline_epochs);
+    ds_sb_printf(&b, "train.teacher_epochs = %d\n", job->teacher_epochs);
+    ds_sb_printf(&b, "train.student_epochs = %d\n", job->student_epochs);
+    ds_sb_printf(&b, "train.warm_start = %d\n", job->warm_start);
+    ds_sb_printf(&b, "train.batch = %d\n", job->batch);
+    ds_sb_printf(&b, "train.lr = %.17g\n", job->lr);
+    ds_sb_printf(&b, "train.momentum = %.17g\n", job->momentum);
+    ds_sb_printf(&b, "train.dropout = %.17g\n", job->dropout);
     if (job->lr_decay != 1) // only when set: runs made before the key existed stay the same job
-        sb_printf(&b, "train.lr_decay = %.17g last %.17g\n", job->lr_decay, job->lr_decay_last);
-    sb_printf(&b, "distill.temperatures =");
-    for (int i = 0; i < job->ntemps; i++) sb_printf(&b, " %.17g", job->temps[i]);
-    sb_printf(&b, "\n");
+        ds_sb_printf(&b, "train.lr_decay = %.17g last %.17g\n", job->lr_decay, job->lr_decay_last);
+    ds_sb_printf(&b, "distill.temperatures =");
+    for (int i = 0; i < job->ntemps; i++) ds_sb_printf(&b, " %.17g", job->temps[i]);
+    ds_sb_printf(&b, "\n");
     for (int i = 0; i < job->nattacks; i++) {
         const ds_job_attack *a = &job->attacks[i];
-        sb_printf(&b, "attack.%s.kind = %s\n", a->name, ds_attack_kind_name(a->kind));
-        sb_printf(&b, "attack.%s.params = %s\n", a->name, a->params);
-        sb_printf(&b, "attack.%s.models = %u", a->name, a->targets);
-        for (int j = 0; j < a->nmodels; j++) sb_printf(&b, " %s", a->models[j]);
-        sb_printf(&b, "\n");
-        sb_printf(&b, "attack.%s.samples = %d %d shard %d\n", a->name, a->first, a->samples,
+        ds_sb_printf(&b, "attack.%s.kind = %s\n", a->name, ds_attack_kind_name(a->kind));
+        ds_sb_printf(&b, "attack.%s.params = %s\n", a->name, a->params);
+        ds_sb_printf(&b, "attack.%s.models = %u", a->name, a->targets);
+        for (int j = 0; j < a->nmodels; j++) ds_sb_printf(&b, " %s", a->models[j]);
+        ds_sb_printf(&b, "\n");
+        ds_sb_printf(&b, "attack.%s.samples = %d %d shard %d\n", a->name, a->first, a->samples,
                   a->shard);
         // Every float in full (%.9g round-trips a float), in case %g in params rounds two values
         // together.
         const ds_craft *c = &a->craft;
         if (c->kind == DS_KIND_FGSM)
-            sb_printf(&b, "attack.%s.exact = eps %.9g\n", a->name, (double)c->fgsm.eps[0]);
+            ds_sb_printf(&b, "attack.%s.exact = eps %.9g\n", a->name, (double)c->fgsm.eps[0]);
         else if (c->kind == DS_KIND_JSMA)
-            sb_printf(&b, "attack.%s.exact = theta %.9g gamma %.9g\n", a->name,
+            ds_sb_printf(&b, "attack.%s.exact = theta %.9g gamma %.9g\n", a->name,
                       (double)c->jsma.theta, (double)c->jsma.gamma);
         else
-            sb_printf(&b, "attack.%s.exact = c %.9g lr %.9g kappa %.9g\n", a->name,
+            ds_sb_printf(&b, "attack.%s.exact = c %.9g lr %.9g kappa %.9g\n", a->name,
                       (double)c->cw.c0, (double)c->cw.lr, (double)c->cw.kappa);
     }
-    if (b.oom) {
-        free(b.s);
+    if (b.failed) {
+        ds_sb_free(&b);
         return NULL;
     }
     return b.s;
