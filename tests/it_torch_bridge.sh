@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The PyTorch bridge (scripts/ds_torch.py) both ways, on models trained by the smoke sweep
-# (jobs/smoke.job's trainings; MNIST from $MNIST_DIR or data/mnist, else a synthetic MNIST-format
-# set of 2,000 training and 1,000 test images from tests/tools/gen_idx.c):
+# (jobs/smoke.job's trainings of the baseline and at T=100; MNIST from $MNIST_DIR or data/mnist,
+# else a synthetic MNIST-format set of 2,000 training and 1,000 test images, tests/tools/gen_idx.c):
 #   a  the module's logits equal `distill_sweep eval --logits`'s on the first N test samples
 #      within 1e-4, relative to the sample's largest logit when that exceeds 1 (the T=100
 #      student's logits reach ~1000, where float32's spacing is 6e-5..1.2e-4), and both print
@@ -36,9 +36,10 @@ else
     data_note="synthetic MNIST (no \$MNIST_DIR, no data/mnist)"
 fi
 
-# The smoke sweep's trainings (its [attack] sections dropped), results in $WORK.
+# The smoke sweep's trainings for the baseline and T=100 (its [attack] sections and T=1 dropped:
+# on the synthetic set, T=1's teacher diverges at lr 0.1), results in $WORK.
 awk '/^\[/ { skip = ($0 ~ /^\[attack/) } !skip' "$ROOT/jobs/smoke.job" |
-    sed "s|^\[run\]|[run]\nresults = $WORK/results|" >"$WORK/smoke.job"
+    sed -e "s|^\[run\]|[run]\nresults = $WORK/results|" -e 's/^temperatures = .*/temperatures = 100/' >"$WORK/smoke.job"
 run_sweep 2 "$WORK/smoke.job" "$WORK/sweep.log" || fail "the smoke sweep failed: $(tail -5 "$WORK/sweep.log")"
 W=$WORK/results/smoke/weights.h5
 [ -s "$W" ] || fail "no $W"
