@@ -6,7 +6,8 @@
 #   make check-valgrind the unit tests and a one-rank sweep under valgrind
 #   make fuzz       libFuzzer targets (clang, ASan + UBSan) in build-fuzz/ (tests/fuzz/README.md)
 #   make bench      benchmarks, one "bench <name> <value> <unit>" line each
-#   make demo       a small sweep on 2 ranks (jobs/demo.job): the README's main command
+#   make demo       MNIST (as make data; else Fashion-MNIST), then a small sweep on 2 ranks
+#                   (jobs/demo.job): the README's main command
 #   make data       download MNIST to data/mnist (MD5-checked)
 #   make deps       install the Debian packages (as root) or print the command to run
 #   make install PREFIX=/usr/local
@@ -152,7 +153,16 @@ deps:
 data:
 	@bash scripts/get_mnist.sh data/mnist
 
-demo: bin/distill_sweep
+# The demo's data: MNIST as 'make data' gets it (MD5-checked; files already there are kept), unless
+# $$MNIST_DIR names a folder. When the download cannot succeed (offline), one line says so and the
+# sweep (jobs/demo.job: dataset = auto) falls back to Fashion-MNIST, saying so in its log.
+.PHONY: demo-data
+demo-data:
+	@if [ -z "$${MNIST_DIR:-}" ]; then mkdir -p data; \
+	    if bash scripts/get_mnist.sh data/mnist 2>data/get_mnist.log; then echo "make demo: MNIST in data/mnist (MD5-checked)"; \
+	    else echo "make demo: MNIST could not be downloaded into data/mnist (see data/get_mnist.log)"; fi; fi
+
+demo: bin/distill_sweep demo-data
 	bash scripts/mpirun.sh -np 2 bin/distill_sweep jobs/demo.job
 
 install: bin/distill_sweep

@@ -19,5 +19,8 @@ void ds_cli_split_spec(const char *spec, char *file, size_t fcap, char *group, s
 // resolved receives "FILE:GROUP".
 typedef struct ds_model ds_model;
 int ds_cli_load_model(const char *spec, ds_model *m, char *resolved, size_t cap);
+// A model without our attributes (role "external", T=1) takes the temperature of --temperature T
+// when T > 0; other models keep theirs.
+void ds_cli_external_temperature(ds_model *m, double T);
 
 #endif

@@ -67,7 +67,8 @@ typedef struct ds_model {
     ds_params p;     // pointers into mem
     // What the model is (stored as HDF5 attributes with the weights).
     float temperature;  // temperature it was trained at
-    char role[16];      // "baseline", "teacher", "student" or "warmstart"
+    char role[16];      // "baseline", "teacher", "student", "warmstart"; "external": from a
+                        // group without our attributes (exported by another tool)
     int epochs;         // epochs trained
     uint64_t seed;      // seed of its initialisation and training streams
     double test_accuracy; // at T=1 on the test set, or -1 if not measured

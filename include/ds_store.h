@@ -3,7 +3,9 @@
 // A model is an HDF5 group holding sub-groups conv1 conv2 conv3 conv4 fc1 fc2 fc3, each with
 // float32 datasets "weight" (conv [out,in,3,3], fc [out,in]) and "bias" [out], and attributes on
 // the model group: temperature (double), role (string), epochs (int), seed (uint64),
-// test_accuracy (double). Readable with h5dump and h5py.
+// test_accuracy (double). Readable with h5dump and h5py. A group with none of these attributes
+// (a network exported by another tool, e.g. scripts/ds_torch.py) loads with temperature 1,
+// role "external", epochs 0, seed 0, test_accuracy -1; one with some but not all is refused.
 //
 // Files are written atomically: <path>.tmp is written, flushed, closed, fsync'ed and renamed to
 // <path>, then the folder is fsync'ed. A file at <path> is therefore always complete.
@@ -38,7 +40,8 @@ int ds_store_save_model(const char *path, const char *group, const ds_model *m,
 int ds_store_save_models(const char *path, int n, const char *const *groups,
                          const ds_model *const *models, const ds_provenance *prov);
 // Reads group `group` of path into m (allocated here). Rejects missing layers, wrong shapes,
-// wrong types and non-finite weights with DS_EFORMAT and a message naming file, group and layer.
+// wrong types, non-finite weights and an incomplete set of attributes with DS_EFORMAT and a
+// message naming file, group, layer and dataset or attribute.
 int ds_store_load_model(const char *path, const char *group, ds_model *m);
 
 // A training checkpoint: the model plus the momentum buffer (dataset "velocity", float32

@@ -4,14 +4,18 @@
 #   scripts/deps.sh            as root: install the missing packages; otherwise print the
 #                              'sudo apt-get install ...' command to run and exit 1
 #   scripts/deps.sh --print    print only that command line (used by the Makefile's error message)
-#   --bench                    also python3-torch (large) and python3-h5py, for 'make bench'
+#   --torch                    also python3-torch and python3-h5py: scripts/ds_torch.py, its test
+#                              tests/it_torch_bridge.sh (skipped without them) and the PyTorch
+#                              twins of 'make bench'. Not by default: on Debian 12 they add 263
+#                              packages, 208 MB to download and 865 MB installed (OpenCV, FFmpeg)
+#   --bench                    the same as --torch
 #   --slurm                    also munge slurmctld slurmd slurm-client (single-node SLURM tests)
 #
 # Only packages that dpkg does not report as installed are installed, so a second run is fast.
 set -euo pipefail
 
 usage() {
-    sed -n '2,10s/^# \{0,1\}//p' "$0"
+    sed -n '2,14s/^# \{0,1\}//p' "$0"
 }
 
 PACKAGES=(
@@ -22,14 +26,14 @@ PACKAGES=(
     gnuplot-nox time curl ca-certificates
     dataset-fashion-mnist
 )
-BENCH_PACKAGES=(python3-torch python3-h5py)
+TORCH_PACKAGES=(python3-torch python3-h5py)
 SLURM_PACKAGES=(munge slurmctld slurmd slurm-client)
 
 print_only=0
 for arg in "$@"; do
     case $arg in
         --print) print_only=1 ;;
-        --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+        --torch|--bench) PACKAGES+=("${TORCH_PACKAGES[@]}") ;;
         --slurm) PACKAGES+=("${SLURM_PACKAGES[@]}") ;;
         -h|--help) usage; exit 0 ;;
         *) echo "deps.sh: unknown option '$arg'" >&2; usage >&2; exit 2 ;;

@@ -416,6 +416,38 @@ START_TEST(test_reject_attributes) {
 }
 END_TEST
 
+// A group holding only the weights (what another tool exports): the defaults of an external
+// model; its shapes and datasets are checked as strictly as ours.
+START_TEST(test_external_model) {
+    ds_model m, e;
+    save_baseline(&m);
+    hid_t f = raw_open();
+    static const char *const attrs[] = {"temperature", "role", "epochs", "seed", "test_accuracy"};
+    for (int i = 0; i < 5; i++) ck_assert(H5Adelete_by_name(f, "baseline", attrs[i], H5P_DEFAULT) >= 0);
+    raw_close(f);
+    ck_assert_int_eq(ds_store_load_model(path, "baseline", &e), DS_OK);
+    ck_assert(memcmp(e.mem, m.mem, ds_params_count() * sizeof(float)) == 0);
+    ck_assert(e.temperature == 1.0f);
+    ck_assert_str_eq(e.role, "external");
+    ck_assert_int_eq(e.epochs, 0);
+    ck_assert(e.seed == 0);
+    ck_assert(e.test_accuracy == -1.0);
+    ds_model_free(&e);
+    assert_no_open_hdf5();
+    f = raw_open();
+    hsize_t d[2] = {200, 1000};
+    raw_replace(f, "baseline/fc1/weight", H5T_NATIVE_FLOAT, 2, d, m.p.w[DS_FC1]);
+    raw_close(f);
+    expect_load_error(DS_EFORMAT, "baseline/fc1/weight: expected [200,1024], found [200,1000]");
+    f = raw_open();
+    raw_replace(f, "baseline/fc1/weight", H5T_NATIVE_FLOAT, 2, (hsize_t[]){200, 1024}, m.p.w[DS_FC1]);
+    ck_assert(H5Ldelete(f, "baseline/fc3/bias", H5P_DEFAULT) >= 0);
+    raw_close(f);
+    expect_load_error(DS_EFORMAT, "baseline/fc3/bias: missing dataset");
+    ds_model_free(&m);
+}
+END_TEST
+
 START_TEST(test_reject_unreadable_files) {
     ds_model m;
     save_baseline(&m);
@@ -805,6 +837,7 @@ static Suite *store_suite(void) {
     tcase_add_test(tc, test_reject_float64);
     tcase_add_test(tc, test_reject_nan);
     tcase_add_test(tc, test_reject_attributes);
+    tcase_add_test(tc, test_external_model);
     tcase_add_test(tc, test_reject_unreadable_files);
     tcase_add_test(tc, test_whole_file_checksum);
     tcase_add_test(tc, test_atomic_bad_folder);

@@ -2,6 +2,7 @@
 #include "ds_cli.h"
 #include "ds_error.h"
 #include "ds_h5.h"
+#include "ds_nn.h"
 #include "ds_store.h"
 
 #include <errno.h>
@@ -76,4 +77,8 @@ int ds_cli_load_model(const char *spec, ds_model *m, char *resolved, size_t cap)
     if (!rc) rc = ds_store_load_model(file, group, m);
     snprintf(resolved, cap, "%s:%s", file, group);
     return rc;
+}
+
+void ds_cli_external_temperature(ds_model *m, double T) {
+    if (!strcmp(m->role, "external") && T > 0) m->temperature = (float)T;
 }

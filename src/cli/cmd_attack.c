@@ -35,7 +35,8 @@ static void usage(FILE *f) {
         "transfer: --source FILE.h5[:GROUP] (attack results with images, crafted on another model)\n"
         "        --untargeted (success = misclassified, also for targeted sources)\n"
         "space logits_T divides the logits by the model's training temperature (--temperature T\n"
-        "overrides it).\n"
+        "overrides it; for a model without our attributes, role external, it is its temperature,\n"
+        "default 1).\n"
         "rounding of the attack's gradients (README, Definitions):\n"
         "  --denormals keep|flush   float32 denormals kept (default) or flushed to zero (FTZ/DAZ)\n"
         "  --gradient stable|framework  dL/dz_y as -sum of the other p_j (default) or p_y - 1\n"
@@ -365,6 +366,7 @@ static int run(run_state *s, int argc, char **argv) {
                            o->first + o->count, s->test.n);
     }
     if ((rc = ds_cli_load_model(o->model, &s->model, s->model_spec, sizeof s->model_spec))) return rc;
+    ds_cli_external_temperature(&s->model, o->temperature);
     if ((rc = ds_classifier_from_model(&s->cls, &s->model, o->batch, o->threads))) return rc;
     printf("model %s: trained at T=%g, role %s\n", s->model_spec, (double)s->model.temperature,
            s->model.role);

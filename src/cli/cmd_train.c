@@ -7,6 +7,7 @@
 #include "ds_store.h"
 #include "ds_train.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,11 +84,12 @@ static int parse_train(int argc, char **argv, train_opts *o) {
     return ds_train_config_check(&o->cfg);
 }
 
-// Loads train and test sets of the named dataset from dir (or where ds_data_locate finds it).
+// Loads train (unless tr is NULL) and test sets of the named dataset from dir (or where
+// ds_data_locate finds it).
 static int load_data(const char *name, const char *dir, int train_count, ds_dataset *tr, ds_dataset *te) {
     char found[1024];
     int rc = ds_data_locate(name, dir, found, sizeof found);
-    if (!rc) rc = ds_dataset_load(tr, found, "train");
+    if (!rc && tr) rc = ds_dataset_load(tr, found, "train");
     if (!rc) rc = ds_dataset_load(te, found, "t10k");
     if (!rc && train_count) rc = ds_dataset_slice(tr, 0, train_count);
     return rc;
@@ -171,37 +173,89 @@ int ds_cmd_train(int argc, char **argv) {
 }
 
 static const char eval_usage[] =
-    "usage: distill_sweep eval --model FILE[:GROUP] [--data DIR] [--dataset NAME] [--threads N]\n"
-    "prints the model's accuracy on the test set\n";
+    "usage: distill_sweep eval --model FILE[:GROUP] [options]\n"
+    "prints the model's accuracy on the test set\n"
+    "  --data DIR --dataset NAME   as for train (default: MNIST via $MNIST_DIR or data/mnist)\n"
+    "  --first N --count N   test samples [N, N+count) (default: all)\n"
+    "  --logits FILE.csv     also write their logits: index,label,z0,...,z9 (%.9g, exact floats)\n"
+    "  --temperature T       the temperature of a model without our attributes (role external,\n"
+    "                        e.g. exported from PyTorch; default 1)\n"
+    "  --threads N           engine threads (default 2)\n";
+
+typedef struct {
+    const char *model, *data, *dataset, *logits;
+    int threads, first, count;
+    double temperature;
+} eval_opts;
+
+static int parse_eval(int argc, char **argv, eval_opts *o, int *help) {
+    *o = (eval_opts){.dataset = "mnist", .threads = 2, .count = -1};
+    *help = 0;
+    int rc = DS_OK;
+    for (int i = 1; !rc && i < argc; i++) {
+        const char *a = argv[i], *v = argv[i + 1];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            *help = 1;
+            return DS_OK;
+        }
+        if (i + 1 >= argc) return ds_fail(DS_EINVAL, "%s: missing value (see --help)", a);
+        i++;
+        if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--data")) o->data = v;
+        else if (!strcmp(a, "--dataset")) o->dataset = v;
+        else if (!strcmp(a, "--logits")) o->logits = v;
+        else if (!strcmp(a, "--threads")) rc = ds_cli_int(a, v, 1, &o->threads);
+        else if (!strcmp(a, "--first")) rc = ds_cli_int(a, v, 0, &o->first);
+        else if (!strcmp(a, "--count")) rc = ds_cli_int(a, v, 1, &o->count);
+        else if (!strcmp(a, "--temperature")) rc = ds_cli_double(a, v, &o->temperature);
+        else rc = ds_fail(DS_EINVAL, "%s: unknown option (see --help)", a);
+    }
+    if (!rc && !o->model) rc = ds_fail(DS_EINVAL, "--model FILE[:GROUP] is required (see --help)");
+    if (!rc && o->temperature < 0) rc = ds_fail(DS_EINVAL, "--temperature %g must be > 0", o->temperature);
+    return rc;
+}
+
+// The logits of every sample of te as CSV rows "index,label,z0,...,z9", index = first + row.
+static int write_logits(const char *path, const ds_model *m, const ds_dataset *te, int first,
+                        int threads) {
+    float *z = malloc(sizeof(float) * (size_t)te->n * DS_CLASSES);
+    if (!z) return ds_fail(DS_ENOMEM, "logits: out of memory for %d samples", te->n);
+    int rc = ds_logits(m, te, 0, te->n, threads, z);
+    FILE *f = rc ? NULL : fopen(path, "w");
+    if (!rc && !f) rc = ds_fail(DS_EIO, "%s: cannot write: %s", path, strerror(errno));
+    for (int i = 0; f && i < te->n; i++) {
+        fprintf(f, "%d,%d", first + i, te->labels[i]);
+        for (int k = 0; k < DS_CLASSES; k++) fprintf(f, ",%.9g", (double)z[(size_t)i * DS_CLASSES + k]);
+        fputc('\n', f);
+    }
+    if (f && (ferror(f) | fclose(f))) rc = ds_fail(DS_EIO, "%s: write failed", path);
+    free(z);
+    return rc;
+}
 
 int ds_cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *dataset = "mnist";
-    int threads = 2, rc = DS_OK;
-    for (int i = 1; !rc && i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(eval_usage, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) rc = ds_fail(DS_EINVAL, "%s: missing value (see --help)", argv[i]);
-        else if (!strcmp(argv[i], "--model")) model = argv[++i];
-        else if (!strcmp(argv[i], "--data")) data = argv[++i];
-        else if (!strcmp(argv[i], "--dataset")) dataset = argv[++i];
-        else if (!strcmp(argv[i], "--threads")) rc = ds_cli_int(argv[i], argv[i + 1], 1, &threads), i++;
-        else rc = ds_fail(DS_EINVAL, "%s: unknown option (see --help)", argv[i]);
+    eval_opts o;
+    int help, rc = parse_eval(argc, argv, &o, &help);
+    if (help) {
+        fputs(eval_usage, stdout);
+        return 0;
     }
-    if (!rc && !model) rc = ds_fail(DS_EINVAL, "--model FILE[:GROUP] is required (see --help)");
     ds_model m = {0};
-    ds_dataset tr = {0}, te = {0};
+    ds_dataset te = {0};
     char resolved[1024];
     double acc;
-    if (!rc) rc = ds_cli_load_model(model, &m, resolved, sizeof resolved);
-    if (!rc) rc = load_data(dataset, data, 0, &tr, &te);
-    if (!rc) rc = ds_evaluate(&m, &te, threads, &acc);
+    if (!rc) rc = ds_cli_load_model(o.model, &m, resolved, sizeof resolved);
+    if (!rc) ds_cli_external_temperature(&m, o.temperature);
+    if (!rc) rc = load_data(o.dataset, o.data, 0, NULL, &te);
+    if (!rc && (o.first || o.count > 0))
+        rc = ds_dataset_slice(&te, o.first, o.count > 0 ? o.count : te.n - o.first);
+    if (!rc) rc = ds_evaluate(&m, &te, o.threads, &acc);
     if (!rc)
         printf("%s: %s at T=%g, %d epochs: test accuracy %.2f%% (%d samples)\n", resolved, m.role,
                m.temperature, m.epochs, 100.0 * acc, te.n);
+    if (!rc && o.logits) rc = write_logits(o.logits, &m, &te, o.first, o.threads);
+    if (!rc && o.logits) printf("wrote the logits of %d samples to %s\n", te.n, o.logits);
     ds_model_free(&m);
-    ds_dataset_free(&tr);
     ds_dataset_free(&te);
     if (rc) fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
     return rc ? 1 : 0;

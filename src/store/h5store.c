@@ -1,7 +1,8 @@
 // Models, checkpoints and soft-label matrices in HDF5 (include/ds_store.h, include/ds_h5.h).
 //
 // A model group holds conv1..fc3, each with float32 "weight" (conv [out,in,3,3], fc [out,in])
-// and "bias" [out], and the attributes temperature, role, epochs, seed, test_accuracy.
+// and "bias" [out], and the attributes temperature, role, epochs, seed, test_accuracy (a group
+// with none of them, e.g. exported from PyTorch, loads with the defaults of an external model).
 #include "ds_error.h"
 #include "ds_h5.h"
 #include "ds_store.h"
@@ -73,11 +74,23 @@ static int read_layer(hid_t g, int l, ds_model *m) {
     return rc;
 }
 
+// No attribute of ours: a model from another tool. Some but not all: one of ours, damaged.
+static int is_external(hid_t g) {
+    static const char *const names[] = {"temperature", "role", "epochs", "seed", "test_accuracy"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (H5Aexists(g, names[i]) != 0) return 0;
+    return 1;
+}
+
 static int read_attributes(hid_t g, ds_model *m) {
     double t;
     int64_t epochs;
     char *role = NULL;
     int rc;
+    if (is_external(g)) { // ds_model_alloc's defaults (T=1, epochs 0, accuracy -1), role external
+        strcpy(m->role, "external");
+        return DS_OK;
+    }
     if ((rc = ds_h5_attr_get_double(g, "temperature", &t)) ||
         (rc = ds_h5_attr_get_string(g, "role", &role)) ||
         (rc = ds_h5_attr_get_int64(g, "epochs", &epochs)) ||

@@ -20,42 +20,24 @@ mode, float32. Prints:
         16 takes about a minute)
 """
 
-import gzip
-import os
-import struct
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
-from twin_model import env_float, make_model
+from twin_model import env_float, load_mnist, make_model
 
 POOL = 1000
 
 
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    magic, = struct.unpack(">I", data[:4])
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    t = torch.frombuffer(bytearray(data[4 + 4 * ndim:]), dtype=torch.uint8)
-    return t.reshape(dims)
-
-
 def load_inputs():
     """The first POOL MNIST test samples if found, else random pixels and labels."""
-    for d in (os.environ.get("MNIST_DIR", ""), "data/mnist"):
-        if not d:
-            continue
-        for ext in ("", ".gz"):
-            img, lab = f"{d}/t10k-images-idx3-ubyte{ext}", f"{d}/t10k-labels-idx1-ubyte{ext}"
-            if os.path.exists(img) and os.path.exists(lab):
-                x = read_idx(img)[:POOL].float().div_(255).reshape(POOL, 1, 28, 28)
-                y = read_idx(lab)[:POOL].long()
-                return x, y, "MNIST test"
+    try:
+        x, y = load_mnist()
+        return x[:POOL], y[:POOL], "MNIST test"
+    except FileNotFoundError:
+        pass
     gen = torch.Generator().manual_seed(2)
     x = torch.rand(POOL, 1, 28, 28, generator=gen)
     y = torch.randint(0, 10, (POOL,), generator=gen)
