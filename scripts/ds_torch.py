@@ -200,17 +200,24 @@ def stable_dz(z, y):
     return others.scatter(1, y[:, None], -others.sum(1, keepdim=True))
 
 
-def fgsm(model, x, y, eps, batch=256):
+def framework_dz(z, y):
+    """dL/dz as autograd computes it (gradient framework): softmax(z) - onehot(y) in float32."""
+    return F.softmax(z.float(), dim=1) - F.one_hot(y, z.shape[1]).float()
+
+
+def fgsm(model, x, y, eps, batch=256, dz=stable_dz):
     """FGSM as distill_sweep attack --attack fgsm --eps EPS (space softmax, true labels):
-    x' = clip(x + eps sign(dL/dx), 0, 1), sign(0) = 0, dL/dz from stable_dz. Returns
-    (adversarial predictions [n], zero_grad [n]: the input gradient was exactly 0 everywhere)."""
+    x' = clip(x + eps sign(dL/dx), 0, 1), sign(0) = 0, dL/dz from dz (stable_dz or
+    framework_dz). Denormals are kept, as PyTorch does on CPUs (torch.set_flush_denormal(True)
+    flushes them). Returns (adversarial predictions [n], zero_grad [n]: the input gradient was
+    exactly 0 everywhere)."""
     eps = torch.tensor(eps, dtype=torch.float32)
     preds, zero = [], []
     for i in range(0, len(x), batch):
         xb, yb = x[i:i + batch], y[i:i + batch]
         xa = xb.detach().clone().requires_grad_(True)
         z = model(xa)
-        (g,) = torch.autograd.grad(z, xa, grad_outputs=stable_dz(z.detach(), yb))
+        (g,) = torch.autograd.grad(z, xa, grad_outputs=dz(z.detach(), yb))
         adv = torch.clamp(xb + eps * torch.sign(g), 0.0, 1.0)
         preds.append(logits(model, adv).argmax(1))
         zero.append((g.reshape(len(xb), -1) == 0).all(1))
@@ -239,9 +246,10 @@ def cmd_eval(a):
         write_logits(a.logits, z, y, a.first)
         print(f"wrote the logits of {n} samples to {a.logits}")
     if a.fgsm is not None:
-        pred, zero = fgsm(model, x, y, a.fgsm)
+        torch.set_flush_denormal(a.denormals == "flush")
+        pred, zero = fgsm(model, x, y, a.fgsm, dz=stable_dz if a.gradient == "stable" else framework_dz)
         s = int((pred != y).sum())
-        print(f"fgsm eps={a.fgsm:g} (gradient stable): success {100 * s / n:.2f}% of {n} attempts ({s}); "
+        print(f"fgsm eps={a.fgsm:g} (gradient {a.gradient}, denormals {a.denormals}): success {100 * s / n:.2f}% of {n} attempts ({s}); "
               f"zero gradient {100 * float(zero.double().mean()):.2f}%")
 
 
@@ -265,6 +273,10 @@ def main(argv=None):
     e.add_argument("--temperature", type=float, help="temperature of an external model (default 1)")
     e.add_argument("--logits", help="write index,label,z0..z9 to this CSV file")
     e.add_argument("--fgsm", type=float, metavar="EPS", help="also FGSM at this eps")
+    e.add_argument("--gradient", choices=("stable", "framework"), default="stable",
+                   help="FGSM's dL/dz_y: -(sum of the other p_j) (default) or p_y - 1")
+    e.add_argument("--denormals", choices=("keep", "flush"), default="keep",
+                   help="FGSM with float32 denormals kept (default, PyTorch's CPU default) or flushed")
     e.add_argument("--threads", type=int, default=2)
     x = sub.add_parser("export", help="a torch.save'd state_dict as a model group")
     x.add_argument("state", help="STATE.pt")
