@@ -471,6 +471,61 @@ START_TEST(journal_rules) {
 }
 END_TEST
 
+// The run folder's state and lock (src/run/run.c): a run opened by ds_run_open is read back by
+// ds_run_state_read with the same facts and canonical text, and rebuilds the same plan; a
+// malformed run.txt is refused by name; a second ds_run_lock on a held folder reports busy.
+START_TEST(run_state_and_lock) {
+    char dir[256], path[700];
+    tu_tempdir(dir, sizeof dir);
+    char text[1024];
+    snprintf(text, sizeof text, "[run]\nname = r\nresults = %s\n%s", dir,
+             strstr(small_job, "[run]\n") + strlen("[run]\n"));
+    ds_job j;
+    ck_assert_int_eq(ds_job_parse_text(&j, text, "r.job"), DS_OK);
+    ds_run run = {.train_n = 256, .test_n = 64, .data_crc = 0x1234abcdu};
+    snprintf(run.dataset, sizeof run.dataset, "mnist");
+    ck_assert_int_eq(ds_run_open(&j, &run, 0, NULL), DS_OK);
+    ds_run_state st;
+    ck_assert_int_eq(ds_run_state_read(run.dir, &st), DS_OK);
+    ck_assert_str_eq(st.dataset, "mnist");
+    ck_assert_int_eq(st.train_n, 256);
+    ck_assert_int_eq(st.test_n, 64);
+    ck_assert_uint_eq(st.data_crc, 0x1234abcdu);
+    char *canon = ds_job_canonical(&j);
+    ck_assert_str_eq(st.canonical, canon);
+    free(canon);
+    ds_run_state_free(&st);
+    ds_job rj;
+    ds_plan rp, p;
+    ck_assert_int_eq(ds_run_load_plan(run.dir, &rj, &rp), DS_OK);
+    ck_assert_int_eq(ds_plan_build(&p, &j, 256, 64), DS_OK);
+    ck_assert_int_eq(rp.ntasks, p.ntasks);
+    for (int i = 0; i < p.ntasks; i++) ck_assert_str_eq(rp.tasks[i].id, p.tasks[i].id);
+    ds_plan_free(&rp);
+    ds_plan_free(&p);
+    ds_job_free(&rj);
+    // Held by this ds_run: a second taker is told it is busy.
+    int fd, busy;
+    ck_assert_int_eq(ds_run_lock(run.dir, 0, &fd, &busy), DS_EIO);
+    ck_assert_int_eq(busy, 1);
+    ck_assert_ptr_nonnull(strstr(ds_errmsg(), "is in use by another distill_sweep"));
+    ds_run_close(&run);
+    ck_assert_int_eq(ds_run_lock(run.dir, 0, &fd, &busy), DS_OK);
+    ck_assert_int_eq(busy, 0);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    // A run.txt without its sizes is not a run state.
+    snprintf(path, sizeof path, "%s/run.txt", run.dir);
+    write_text(path, "dataset mnist\n--- canonical job ---\nx\n");
+    ck_assert_int_eq(ds_run_state_read(run.dir, &st), DS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ds_errmsg(), "run.txt: not a run state"));
+    ds_run_state_free(&st);
+    ck_assert_int_eq(ds_run_state_read(dir, &st), DS_EIO); // not a run folder
+    ck_assert_ptr_nonnull(strstr(ds_errmsg(), "a run folder?"));
+    ds_job_free(&j);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("job");
     TCase *tc = tcase_create("job");
@@ -486,6 +541,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, known_plan);
     tcase_add_test(tc, seeds_do_not_depend_on_position);
     tcase_add_test(tc, journal_rules);
+    tcase_add_test(tc, run_state_and_lock);
     suite_add_tcase(s, tc);
     return s;
 }
