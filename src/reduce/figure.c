@@ -77,16 +77,18 @@ static void gp_str(ds_strbuf *b, const char *s) {
 
 static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, const char *dat,
                      const char *png, const char *svg) {
+    // Tall enough for the key: two entries (students, baseline) per configuration.
+    int height = 120 + 36 * n > 700 ? 120 + 36 * n : 700;
     double tmin = r->job.temps[0], tmax = r->job.temps[r->job.ntemps - 1];
     ds_sb_printf(b, "# figure1.gp (distill_sweep): the papers' Figure 1 from figure1.dat.\n"
               "# Re-plot with: cd <run folder> && gnuplot figure1.gp  (writes figure1.png and "
               "figure1.svg)\n"
               "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-              "    set terminal pngcairo size 1000,700 font 'sans,11'\n"
+              "    set terminal pngcairo size 1000,%d font 'sans,11'\n"
               "} else {\n"
-              "    set terminal png size 1000,700\n"
+              "    set terminal png size 1000,%d\n"
               "}\n"
-              "set output ");
+              "set output ", height, height);
     gp_str(b, png);
     char sub[128];
     snprintf(sub, sizeof sub, "%s, %d training and %d test samples",
@@ -107,12 +109,17 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
               "set key outside right top vertical Left reverse noenhanced title \"solid: students\\ndashed: baseline\"\n"
               "# solid: the students (distilled at T); dashed: the baseline, same configuration\n"
               "plot ");
+    // 16 colours (tab10, then six of tab20's light ones) and 15 point types, so that up to 15
+    // configurations (a job with every rounding variant of its attacks) stay apart.
     static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
-                                          "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
-    static const int points[] = {7, 5, 9, 11, 13, 15, 4, 6, 8, 10};
+                                          "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22",
+                                          "#000000", "#aec7e8", "#ff9896", "#98df8a", "#c5b0d5",
+                                          "#ffbb78"};
+    static const int points[] = {7, 5, 9, 11, 13, 15, 4, 6, 8, 10, 12, 14, 1, 2, 3};
+    enum { NCOL = sizeof colours / sizeof colours[0], NPT = sizeof points / sizeof points[0] };
     for (int k = 0; k < n; k++) {
         const ds_job_attack *a = &r->job.attacks[cfg[k]];
-        const char *kind = ds_attack_kind_name(a->kind), *colour = colours[k % 10];
+        const char *kind = ds_attack_kind_name(a->kind), *colour = colours[k % NCOL];
         char t[200];
         // The section name, and the kind when the name does not start with it.
         if (!strncmp(a->name, kind, strlen(kind))) snprintf(t, sizeof t, "%s", a->name);
@@ -120,7 +127,7 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
         if (k) ds_sb_printf(b, ", \\\n     ");
         gp_str(b, k ? "" : dat);
         ds_sb_printf(b, " index %d using 1:2 with linespoints lw 2 pt %d ps 1.3 lc rgb '%s' title ", k,
-                  points[k % 10], colour);
+                  points[k % NPT], colour);
         gp_str(b, t);
         if (baseline_row(r, cfg[k])) {
             size_t len = strlen(t);
@@ -130,7 +137,7 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
             gp_str(b, t);
         }
     }
-    ds_sb_printf(b, "\nset terminal svg size 1000,700 dynamic font 'sans,11'\nset output ");
+    ds_sb_printf(b, "\nset terminal svg size 1000,%d dynamic font 'sans,11'\nset output ", height);
     gp_str(b, svg);
     ds_sb_printf(b, "\nreplot\nunset output\n");
 }
