@@ -65,6 +65,15 @@ static expected_row rows[] = {
 };
 #define NROWS ((int)(sizeof rows / sizeof *rows))
 
+// The rows that ROUNDING_JOB adds: the same FGSM with denormals flushed.
+#define FLUSH_PARAMS "eps=0.3 space=softmax labels=true denormals=flush gradient=stable precision=float32"
+static expected_row flush_rows[] = {
+    {.model = "baseline", .config = "fgsm-flush", .kind = "fgsm", .params = FLUSH_PARAMS, .T = 1},
+    {.model = "T1/student", .config = "fgsm-flush", .kind = "fgsm", .params = FLUSH_PARAMS, .T = 1},
+    {.model = "T100/student", .config = "fgsm-flush", .kind = "fgsm", .params = FLUSH_PARAMS, .T = 100},
+};
+#define NFLUSH ((int)(sizeof flush_rows / sizeof *flush_rows))
+
 static char run[512];
 static ds_job job;
 static ds_plan plan;
@@ -83,6 +92,9 @@ static float unit(uint64_t h) { return (float)(h >> 40) / (float)(1 << 24); } //
 static expected_row *row_of(const char *model, const char *config) {
     for (int i = 0; i < NROWS; i++)
         if (!strcmp(rows[i].model, model) && !strcmp(rows[i].config, config)) return &rows[i];
+    for (int i = 0; i < NFLUSH; i++)
+        if (!strcmp(flush_rows[i].model, model) && !strcmp(flush_rows[i].config, config))
+            return &flush_rows[i];
     ck_abort_msg("no expected row for %s %s", model, config);
     return NULL;
 }
@@ -183,14 +195,17 @@ static void write_text(const char *rel, const char *text) {
 }
 
 // Forgets the previous run's generated data (a test may build several runs).
+static void reset_row(expected_row *r) {
+    free(r->rec);
+    free(r->images);
+    r->rec = NULL;
+    r->images = NULL;
+    r->n = r->successes = r->correct = r->zero_grad = r->nrec = 0;
+}
+
 static void reset(void) {
-    for (int i = 0; i < NROWS; i++) {
-        free(rows[i].rec);
-        free(rows[i].images);
-        rows[i].rec = NULL;
-        rows[i].images = NULL;
-        rows[i].n = rows[i].successes = rows[i].correct = rows[i].zero_grad = rows[i].nrec = 0;
-    }
+    for (int i = 0; i < NROWS; i++) reset_row(&rows[i]);
+    for (int i = 0; i < NFLUSH; i++) reset_row(&flush_rows[i]);
     for (int i = 0; i <= NTASKS; i++) {
         if (models[i].mem) ds_model_free(&models[i]);
         memset(&models[i], 0, sizeof models[i]);
@@ -481,6 +496,39 @@ START_TEST(test_markdown_beside_the_papers) {
 }
 END_TEST
 
+// summary.md's Rounding section: the job's FGSM and the same FGSM with denormals flushed side
+// by side, per model, with the success and zero-gradient shares of the records.
+START_TEST(test_markdown_rounding) {
+    char text[4096];
+    snprintf(text, sizeof text, "%s[attack fgsm-flush]\nkind = fgsm\ndenormals = flush\n"
+             "models = baseline students\nsamples = 10\nshard = 4\n", JOB_TEXT);
+    build_run(text);
+    reduce_ok();
+    char *md = slurp("summary.md", NULL);
+    ck_assert_ptr_nonnull(strstr(md, "## Rounding"));
+    ck_assert_ptr_nonnull(strstr(md, "| model | T | fgsm<br>keep, stable, float32 | "
+                                     "fgsm-flush<br>flush, stable, float32 |"));
+    for (int i = 0; i < NFLUSH; i++) {
+        const expected_row *k = row_of(flush_rows[i].model, "fgsm"), *f = &flush_rows[i];
+        char line[256];
+        snprintf(line, sizeof line, "| %s | %g | %.2f (%.2f) | %.2f (%.2f) |", f->model, f->T,
+                 100.0 * k->successes / k->n, 100.0 * k->zero_grad / k->n,
+                 100.0 * f->successes / f->n, 100.0 * f->zero_grad / f->n);
+        ck_assert_msg(strstr(md, line), "no line '%s' in summary.md", line);
+    }
+    ck_assert_ptr_null(strstr(md, "jsma<br>")); // JSMA runs under one setting only: no table
+    free(md);
+    // The job of the other tests has no rounding variants, and no Rounding section.
+    teardown();
+    build_run(JOB_TEXT);
+    reduce_ok();
+    md = slurp("summary.md", NULL);
+    ck_assert_ptr_null(strstr(md, "## Rounding"));
+    free(md);
+    teardown();
+}
+END_TEST
+
 START_TEST(test_deterministic) {
     build_run(JOB_TEXT);
     reduce_ok();
@@ -716,6 +764,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_adversarial_records_in_sample_order);
     tcase_add_test(tc, test_weights_and_soft_labels_bit_identical);
     tcase_add_test(tc, test_markdown_beside_the_papers);
+    tcase_add_test(tc, test_markdown_rounding);
     tcase_add_test(tc, test_deterministic);
     tcase_add_test(tc, test_missing_task_file);
     tcase_add_test(tc, test_many_missing_listed_briefly);
