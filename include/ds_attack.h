@@ -258,6 +258,8 @@ int ds_craft_check(const ds_craft *c);
 // The settings string (the summary's `params` column): ds_*_params_string of the kind.
 void ds_craft_string(const ds_craft *c, int n_in, char *out, size_t cap);
 ds_denormals ds_craft_denormals(const ds_craft *c);
+// The rounding settings of an FGSM or JSMA configuration; NULL for C&W (denormals only).
+const ds_numerics *ds_craft_numerics(const ds_craft *c);
 // Records ds_craft_run writes for n samples on classifier cl.
 int ds_craft_count(const ds_classifier *cl, const ds_craft *c, int n);
 // ds_fgsm, ds_jsma or ds_cw_l2 with c's settings.

@@ -162,6 +162,18 @@ static void loss_dz64(ds_gradient g, const float *z, int C, int y, float T, floa
     for (int j = 0; j < C; j++) dz[j] = scaled(lm[j], j == y ? -1.0 : 1.0, shift);
 }
 
+// 1 - p_i in float32: stable, as the sum of the other p_j (zero only when every p_j underflows:
+// 1.0f - p_i is 0 as soon as p_i rounds to 1.0f while the others are still ~1e-10, which would
+// silently drop the -dz_i/dx term of a confident, not saturated, model), or framework, as the
+// difference that autograd computes.
+static float one_minus(const float *p, int C, int i, ds_gradient g) {
+    if (g == DS_GRADIENT_FRAMEWORK) return 1.0f - p[i];
+    float rest = 0.0f;
+    for (int j = 0; j < C; j++)
+        if (j != i) rest += p[j];
+    return rest;
+}
+
 // FGSM's dL/dz. The softmax cases go through p - onehot in float32: when p saturates to the
 // one-hot vector of y, dz is exactly zero, and so is every input gradient after it.
 void ds_space_loss_dz(ds_space s, const ds_numerics *num, const float *z, int C, int y, float T,
@@ -178,17 +190,7 @@ void ds_space_loss_dz(ds_space s, const ds_numerics *num, const float *z, int C,
         return;
     }
     dsa_softmax(dz, z, C, T);
-    if (num->gradient == DS_GRADIENT_FRAMEWORK) {
-        dz[y] -= 1.0f; // p_y - 1: exactly 0 once p_y rounds to 1.0f
-    } else {
-        // p_y - 1 = -sum_{j!=y} p_j, summed rather than subtracted: once p_y rounds to 1.0f the
-        // difference is 0 while the other p_j are still ~1e-10, which would silently drop the
-        // -dz_y/dx term of a confident (not saturated) model. Zero only when every p_j underflows.
-        float rest = 0.0f;
-        for (int j = 0; j < C; j++)
-            if (j != y) rest += dz[j];
-        dz[y] = -rest;
-    }
+    dz[y] = -one_minus(dz, C, y, num->gradient); // p_y - 1 (a - b = -(b - a) exactly)
     if (T != 1.0f)
         for (int j = 0; j < C; j++) dz[j] /= T;
 }
@@ -201,14 +203,7 @@ void ds_space_output_dz(ds_space s, ds_gradient g, const float *p, int C, int i,
         return;
     }
     T = space_T(s, T);
-    // 1 - p_i as the sum of the other p_j, for the reason given in ds_space_loss_dz.
-    float rest = 0.0f;
-    if (g == DS_GRADIENT_FRAMEWORK) {
-        rest = 1.0f - p[i];
-    } else {
-        for (int j = 0; j < C; j++)
-            if (j != i) rest += p[j];
-    }
+    float rest = one_minus(p, C, i, g);
     for (int j = 0; j < C; j++) {
         dFi_dz[j] = j == i ? p[i] * rest : -p[i] * p[j];
         if (T != 1.0f) dFi_dz[j] /= T;

@@ -38,12 +38,17 @@ void ds_craft_string(const ds_craft *c, int n_in, char *out, size_t cap) {
     }
 }
 
-ds_denormals ds_craft_denormals(const ds_craft *c) {
+const ds_numerics *ds_craft_numerics(const ds_craft *c) {
     switch (c->kind) {
-    case DS_KIND_FGSM: return c->fgsm.num.denormals;
-    case DS_KIND_JSMA: return c->jsma.num.denormals;
-    default: return c->cw.denormals;
+    case DS_KIND_FGSM: return &c->fgsm.num;
+    case DS_KIND_JSMA: return &c->jsma.num;
+    default: return NULL;
     }
+}
+
+ds_denormals ds_craft_denormals(const ds_craft *c) {
+    const ds_numerics *n = ds_craft_numerics(c);
+    return n ? n->denormals : c->cw.denormals;
 }
 
 int ds_craft_count(const ds_classifier *cl, const ds_craft *c, int n) {

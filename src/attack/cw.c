@@ -262,11 +262,9 @@ int ds_cw_l2(const ds_classifier *c, const ds_cw_params *p, const float *x, cons
     for (int k = 0; k < 7; k++, a += (size_t)B * D) *bufs[k] = a;
     r.z = a;
     r.dlog = a + B * C;
-    if (!rc) {
-        ds_fpmode fp = dsa_enter(p->denormals);
-        if (!(rc = clean_predictions(c, x, n, r.z, clean))) rc = run(&r);
-        ds_fpmode_restore(fp);
-    }
+    ds_fpmode fp = dsa_enter(p->denormals);
+    if (!(rc = clean_predictions(c, x, n, r.z, clean))) rc = run(&r);
+    ds_fpmode_restore(fp);
 done:
     free(clean);
     free(r.s);

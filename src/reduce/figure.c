@@ -46,16 +46,16 @@ static const reduce_row *baseline_row(const reducer *r, int ai) {
 
 static void write_dat(ds_strbuf *b, const reducer *r, const int *cfg, int n) {
     ds_sb_printf(b, "# figure1.dat (distill_sweep): adversarial success of the distilled (student) "
-              "networks against the temperature.\n"
-              "# One block per attack configuration (gnuplot index 0, 1, ...), separated by two "
-              "blank lines.\n"
-              "# columns: T  success_%%  baseline_success_%% (NaN: baseline not attacked)  "
-              "attempts  successes  zero_grad_%%\n");
+                 "networks against the temperature.\n"
+                 "# One block per attack configuration (gnuplot index 0, 1, ...), separated by two "
+                 "blank lines.\n"
+                 "# columns: T  success_%%  baseline_success_%% (NaN: baseline not attacked)  "
+                 "attempts  successes  zero_grad_%%\n");
     for (int k = 0; k < n; k++) {
         const ds_job_attack *a = &r->job.attacks[cfg[k]];
         const reduce_row *base = baseline_row(r, cfg[k]);
         ds_sb_printf(b, "%s# index %d: [attack %s] %s %s\n", k ? "\n\n" : "", k, a->name,
-                  ds_attack_kind_name(a->kind), a->params);
+                     ds_attack_kind_name(a->kind), a->params);
         for (int i = 0; i < r->plan.ngroups; i++) {
             const reduce_row *row = &r->rows[i];
             if (row->g->attack != cfg[k] || row->g->role != DS_ROLE_STUDENT) continue;
@@ -63,7 +63,7 @@ static void write_dat(ds_strbuf *b, const reducer *r, const int *cfg, int n) {
             if (base) ds_sb_printf(b, "%.10g", 100 * base->rates.success_rate);
             else ds_sb_printf(b, "NaN");
             ds_sb_printf(b, " %d %d %.10g\n", row->rates.attempts, row->rates.successes,
-                      100 * row->rates.zero_grad_share);
+                         100 * row->rates.zero_grad_share);
         }
     }
 }
@@ -81,34 +81,34 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
     int height = 120 + 36 * n > 700 ? 120 + 36 * n : 700;
     double tmin = r->job.temps[0], tmax = r->job.temps[r->job.ntemps - 1];
     ds_sb_printf(b, "# figure1.gp (distill_sweep): the papers' Figure 1 from figure1.dat.\n"
-              "# Re-plot with: cd <run folder> && gnuplot figure1.gp  (writes figure1.png and "
-              "figure1.svg)\n"
-              "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-              "    set terminal pngcairo size 1000,%d font 'sans,11'\n"
-              "} else {\n"
-              "    set terminal png size 1000,%d\n"
-              "}\n"
-              "set output ", height, height);
+                 "# Re-plot with: cd <run folder> && gnuplot figure1.gp  (writes figure1.png and "
+                 "figure1.svg)\n"
+                 "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+                 "    set terminal pngcairo size 1000,%d font 'sans,11'\n"
+                 "} else {\n"
+                 "    set terminal png size 1000,%d\n"
+                 "}\n"
+                 "set output ", height, height);
     gp_str(b, png);
     char sub[128];
     snprintf(sub, sizeof sub, "%s, %d training and %d test samples",
              r->dataset[0] ? r->dataset : "this run", r->plan.train_n, r->plan.test_n);
     ds_sb_printf(b, "\nset title 'Adversarial success against the distillation temperature "
-              "(Papernot et al. 2016, Figure 1)' . \"\\n\" . ");
+                 "(Papernot et al. 2016, Figure 1)' . \"\\n\" . ");
     gp_str(b, sub);
     ds_sb_printf(b, " noenhanced\n"
-              "set logscale x\n"
-              "set xrange [%g:%g]\n"
-              "set yrange [-2:102]\n"
-              "set xtics (", tmin / 1.4, tmax * 1.4);
+                 "set logscale x\n"
+                 "set xrange [%g:%g]\n"
+                 "set yrange [-2:102]\n"
+                 "set xtics (", tmin / 1.4, tmax * 1.4);
     for (int i = 0; i < r->job.ntemps; i++) ds_sb_printf(b, "%s%g", i ? ", " : "", r->job.temps[i]);
     ds_sb_printf(b, ")\nset ytics 0, 10, 100\n"
-              "set xlabel 'distillation temperature T (log scale)'\n"
-              "set ylabel 'adversarial success rate (%%)'\n"
-              "set grid\n"
-              "set key outside right top vertical Left reverse noenhanced title \"solid: students\\ndashed: baseline\"\n"
-              "# solid: the students (distilled at T); dashed: the baseline, same configuration\n"
-              "plot ");
+                 "set xlabel 'distillation temperature T (log scale)'\n"
+                 "set ylabel 'adversarial success rate (%%)'\n"
+                 "set grid\n"
+                 "set key outside right top vertical Left reverse noenhanced title \"solid: students\\ndashed: baseline\"\n"
+                 "# solid: the students (distilled at T); dashed: the baseline, same configuration\n"
+                 "plot ");
     // 16 colours (tab10, then six of tab20's light ones) and 15 point types, so that up to 15
     // configurations (a job with every rounding variant of its attacks) stay apart.
     static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
@@ -127,13 +127,13 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
         if (k) ds_sb_printf(b, ", \\\n     ");
         gp_str(b, k ? "" : dat);
         ds_sb_printf(b, " index %d using 1:2 with linespoints lw 2 pt %d ps 1.3 lc rgb '%s' title ", k,
-                  points[k % NPT], colour);
+                     points[k % NPT], colour);
         gp_str(b, t);
         if (baseline_row(r, cfg[k])) {
             size_t len = strlen(t);
             snprintf(t + len, sizeof t - len, ", baseline");
             ds_sb_printf(b, ", \\\n     '' index %d using 1:3 with lines dt 2 lw 1.5 lc rgb '%s' "
-                      "title ", k, colour);
+                         "title ", k, colour);
             gp_str(b, t);
         }
     }

@@ -152,7 +152,7 @@ static void csv_field(ds_strbuf *b, const char *s) {
 int reduce_summary_csv(reducer *r) {
     ds_strbuf b = {0};
     ds_sb_printf(&b, "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,"
-              "zero_grad_share\n");
+                 "zero_grad_share\n");
     for (int i = 0; i < r->plan.ngroups; i++) {
         const reduce_row *row = &r->rows[i];
         csv_field(&b, row->g->model);
@@ -161,7 +161,7 @@ int reduce_summary_csv(reducer *r) {
         ds_sb_printf(&b, ",");
         csv_field(&b, reduce_row_params(row));
         ds_sb_printf(&b, ",%d,%d,%.17g,%.17g,%.17g\n", row->rates.attempts, row->rates.successes,
-                  row->rates.success_rate, row->clean_accuracy, row->rates.zero_grad_share);
+                     row->rates.success_rate, row->clean_accuracy, row->rates.zero_grad_share);
     }
     int rc = b.failed ? ds_fail(DS_ENOMEM, "summary.csv: out of memory")
                       : reduce_write_text(r, "summary.csv", b.s, b.len);
@@ -192,8 +192,8 @@ static int paper_attack(const ds_job *job, ds_attack_kind kind) {
         if (a->kind != kind) continue;
         // The default numerics only: the papers' numbers beside our evaluation as the README
         // defines it (a float setting: 0.3f = 0.30000001192...).
-        const ds_numerics dflt = {0}, *n = kind == DS_KIND_FGSM ? &c->fgsm.num : &c->jsma.num;
-        if (kind != DS_KIND_CW_L2 && memcmp(n, &dflt, sizeof dflt)) continue;
+        const ds_numerics dflt = {0}, *n = ds_craft_numerics(c);
+        if (n && memcmp(n, &dflt, sizeof dflt)) continue;
         if (kind == DS_KIND_FGSM && c->fgsm.space == DS_SPACE_SOFTMAX &&
             fabs(c->fgsm.eps[0] - 0.3) < 1e-6 && c->fgsm.labels == DS_LABELS_TRUE)
             return i;
@@ -209,16 +209,16 @@ static const char *T100_STUDENT = "T100/student";
 
 static void md_models(ds_strbuf *b, const reducer *r) {
     ds_sb_printf(b, "## Models\n\n"
-              "Test accuracy on the %d test samples of the run (the `test_accuracy` attribute of "
-              "each model in weights.h5).\n\n"
-              "| model | role | T | epochs | test accuracy (%%) |\n|---|---|---:|---:|---:|\n",
-              r->plan.test_n);
+                 "Test accuracy on the %d test samples of the run (the `test_accuracy` attribute of "
+                 "each model in weights.h5).\n\n"
+                 "| model | role | T | epochs | test accuracy (%%) |\n|---|---|---:|---:|---:|\n",
+                 r->plan.test_n);
     int bad = 0;
     for (int i = 0; i < r->plan.ntasks; i++) {
         const ds_task *t = &r->plan.tasks[i];
         if (t->kind != DS_TASK_TRAIN) continue;
         ds_sb_printf(b, "| %s | %s | %g | %d", t->model, ds_role_name(t->role), t->temperature,
-                  t->epochs);
+                     t->epochs);
         if (t->source_task >= 0)
             ds_sb_printf(b, " (+%d warm start)", r->plan.tasks[t->source_task].epochs);
         ds_sb_printf(b, " | ");
@@ -236,9 +236,9 @@ static void md_models(ds_strbuf *b, const reducer *r) {
                 ds_sb_printf(b, "%s%s (%.2f%%)", k++ ? ", " : "", t->model, 100 * r->test_accuracy[i]);
         }
         ds_sb_printf(b, " did not learn (test accuracy below 50%%): attack success rates against "
-                  "%s are meaningless. Train longer (more epochs or samples)%s.\n",
-                  bad > 1 ? "them" : "it",
-                  r->job.warm_start > 0 ? "" : ", or start teachers and students from a shared "
+                     "%s are meaningless. Train longer (more epochs or samples)%s.\n",
+                     bad > 1 ? "them" : "it",
+                     r->job.warm_start > 0 ? "" : ", or start teachers and students from a shared "
                                                "warm start ([train] warm_start = 1)");
     }
     ds_sb_printf(b, "\n");
@@ -246,19 +246,19 @@ static void md_models(ds_strbuf *b, const reducer *r) {
 
 static void md_attacks(ds_strbuf *b, const reducer *r) {
     ds_sb_printf(b, "## Attacks\n\n"
-              "One row per attack configuration and model, in plan order (summary.csv has the "
-              "same rows as fractions at full precision). *success* is over all attempts, "
-              "*on correct* over the attempts whose clean input the model classified correctly; "
-              "*zero grad.* is the share of attempts whose first input gradient was exactly zero "
-              "(gradient masking).\n\n"
-              "| model | T | attack | configuration | params | attempts | successes | success (%%) "
-              "| on correct (%%) | clean accuracy (%%) | zero grad. (%%) |\n"
-              "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+                 "One row per attack configuration and model, in plan order (summary.csv has the "
+                 "same rows as fractions at full precision). *success* is over all attempts, "
+                 "*on correct* over the attempts whose clean input the model classified correctly; "
+                 "*zero grad.* is the share of attempts whose first input gradient was exactly zero "
+                 "(gradient masking).\n\n"
+                 "| model | T | attack | configuration | params | attempts | successes | success (%%) "
+                 "| on correct (%%) | clean accuracy (%%) | zero grad. (%%) |\n"
+                 "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < r->plan.ngroups; i++) {
         const reduce_row *row = &r->rows[i];
         ds_sb_printf(b, "| %s | %g | %s | %s | %s | %d | %d | ", row->g->model, row->g->temperature,
-                  ds_attack_kind_name(row->a->kind), row->a->name, reduce_row_params(row),
-                  row->rates.attempts, row->rates.successes);
+                     ds_attack_kind_name(row->a->kind), row->a->name, reduce_row_params(row),
+                     row->rates.attempts, row->rates.successes);
         pct(b, row->rates.success_rate);
         ds_sb_printf(b, " | ");
         if (row->rates.correct) pct(b, row->rates.success_rate_correct);
@@ -283,7 +283,7 @@ static void paper_line(ds_strbuf *b, const char *what, const char *paper, const 
     }
     pct(b, row->rates.success_rate);
     ds_sb_printf(b, " | [attack %s], %d attempts on %d samples", row->a->name, row->rates.attempts,
-              row->g->count);
+                 row->g->count);
     if (row->a->kind == DS_KIND_FGSM && row->rates.correct) {
         ds_sb_printf(b, "; ");
         pct(b, row->rates.success_rate_correct);
@@ -313,11 +313,11 @@ static void md_papers(ds_strbuf *b, const reducer *r) {
     const ds_job *job = &r->job;
     int has100 = ds_plan_model_task(&r->plan, T100_STUDENT) >= 0;
     ds_sb_printf(b, "## Beside the papers\n\n"
-              "Papernot et al., *Distillation as a Defense to Adversarial Perturbations against "
-              "Deep Neural Networks* (S&P 2016), MNIST. The papers crafted FGSM examples for all "
-              "10,000 test samples and ran JSMA on a subset (about 100 samples, 9 targets each); "
-              "compare with care when this run used fewer samples or shorter training.\n\n"
-              "| quantity | paper (%%) | this run (%%) | notes |\n|---|---:|---:|---|\n");
+                 "Papernot et al., *Distillation as a Defense to Adversarial Perturbations against "
+                 "Deep Neural Networks* (S&P 2016), MNIST. The papers crafted FGSM examples for all "
+                 "10,000 test samples and ran JSMA on a subset (about 100 samples, 9 targets each); "
+                 "compare with care when this run used fewer samples or shorter training.\n\n"
+                 "| quantity | paper (%%) | this run (%%) | notes |\n|---|---:|---:|---|\n");
     accuracy_line(b, r, "baseline test accuracy", "99.51", "baseline");
     accuracy_line(b, r, "distilled (T=100 student) test accuracy", "99.05", T100_STUDENT);
     const char *no100 = has100 ? "T100/student not attacked by this configuration"
@@ -342,20 +342,13 @@ static void md_papers(ds_strbuf *b, const reducer *r) {
 
 // ---- Rounding: the same attack under different rounding settings ----
 
-// The numerics of an FGSM or JSMA configuration, or NULL.
-static const ds_numerics *craft_numerics(const ds_job_attack *a) {
-    if (a->kind == DS_KIND_FGSM) return &a->craft.fgsm.num;
-    if (a->kind == DS_KIND_JSMA) return &a->craft.jsma.num;
-    return NULL;
-}
-
 // Whether configurations x and y are the same attack but for their rounding settings.
+// (FGSM and JSMA themselves: a transfer's rates are those of another model's examples.)
 static int same_but_numerics(const ds_job_attack *x, const ds_job_attack *y) {
-    if (x->kind != y->kind || !craft_numerics(x)) return 0;
+    if (x->kind != y->kind || (x->kind != DS_KIND_FGSM && x->kind != DS_KIND_JSMA)) return 0;
     ds_craft cx = x->craft, cy = y->craft;
-    ds_numerics zero = {0};
-    if (x->kind == DS_KIND_FGSM) cx.fgsm.num = cy.fgsm.num = zero;
-    else cx.jsma.num = cy.jsma.num = zero;
+    if (x->kind == DS_KIND_FGSM) cx.fgsm.num = cy.fgsm.num = (ds_numerics){0};
+    else cx.jsma.num = cy.jsma.num = (ds_numerics){0};
     return !memcmp(&cx, &cy, sizeof cx);
 }
 
@@ -375,16 +368,16 @@ static void md_rounding(ds_strbuf *b, const reducer *r) {
         if (n < 2) continue;
         if (!header++)
             ds_sb_printf(b, "## Rounding\n\n"
-                      "The same attack with different rounding of its gradients (`denormals`, "
-                      "`gradient`, `precision`: README, Definitions). Success (%%) and, in "
-                      "brackets, the share of attempts with an exactly zero first gradient.\n\n");
+                         "The same attack with different rounding of its gradients (`denormals`, "
+                         "`gradient`, `precision`: README, Definitions). Success (%%) and, in "
+                         "brackets, the share of attempts with an exactly zero first gradient.\n\n");
         ds_sb_printf(b, "%s `%s`:\n\n| model | T |", ds_attack_kind_name(job->attacks[i].kind),
-                  job->attacks[i].name);
+                     job->attacks[i].name);
         for (int k = 0; k < n; k++) {
-            const ds_numerics *m = craft_numerics(&job->attacks[fam[k]]);
+            const ds_numerics *m = ds_craft_numerics(&job->attacks[fam[k]].craft);
             ds_sb_printf(b, " %s<br>%s, %s, %s |", job->attacks[fam[k]].name,
-                      ds_denormals_name(m->denormals), ds_gradient_name(m->gradient),
-                      ds_precision_name(m->precision));
+                         ds_denormals_name(m->denormals), ds_gradient_name(m->gradient),
+                         ds_precision_name(m->precision));
         }
         ds_sb_printf(b, "\n|---|---:|");
         for (int k = 0; k < n; k++) ds_sb_printf(b, "---:|");
@@ -420,41 +413,41 @@ static void md_definitions(ds_strbuf *b, const reducer *r) {
         if (a->kind == DS_KIND_CW_L2 && a->craft.cw.targets == DS_TARGETS_NONE) untargeted_cw = 1;
     }
     ds_sb_printf(b, "## Success-rate definitions\n\n"
-              "Every rate is computed by `ds_attack_rates_compute` (src/attack/common.c) over the "
-              "per-attempt records in adversarial.h5.\n\n");
+                 "Every rate is computed by `ds_attack_rates_compute` (src/attack/common.c) over the "
+                 "per-attempt records in adversarial.h5.\n\n");
     if (kinds[DS_KIND_FGSM])
         ds_sb_printf(b, "- **fgsm**: one attempt per test sample; success = the adversarial example "
-                  "is misclassified. *success* is over all samples (the papers' table), *on "
-                  "correct* over the samples the model classified correctly.\n");
+                     "is misclassified. *success* is over all samples (the papers' table), *on "
+                     "correct* over the samples the model classified correctly.\n");
     if (kinds[DS_KIND_JSMA])
         ds_sb_printf(b, "- **jsma**: targeted at every class but the true one, 9 attempts per "
-                  "sample; success = the model outputs the target within the budget. The rate is "
-                  "over (sample, target) attempts.\n");
+                     "sample; success = the model outputs the target within the budget. The rate is "
+                     "over (sample, target) attempts.\n");
     if (targeted_cw)
         ds_sb_printf(b, "- **cw-l2** (targeted): like JSMA, over (sample, target) attempts; success "
-                  "= the model outputs the target.\n");
+                     "= the model outputs the target.\n");
     if (untargeted_cw)
         ds_sb_printf(b, "- **cw-l2** (untargeted): one attempt per sample; success = "
-                  "misclassified.\n");
+                     "misclassified.\n");
     if (kinds[DS_KIND_TRANSFER])
         ds_sb_printf(b, "- **transfer**: examples crafted on the source model (params `source=`), "
-                  "shown to the attacked model; over the source attack's attempts (per sample "
-                  "for FGSM, per (sample, target) for JSMA and targeted C&W); success = the "
-                  "attacked model misclassifies (untargeted crafting) or outputs the target.\n");
+                     "shown to the attacked model; over the source attack's attempts (per sample "
+                     "for FGSM, per (sample, target) for JSMA and targeted C&W); success = the "
+                     "attacked model misclassifies (untargeted crafting) or outputs the target.\n");
     ds_sb_printf(b, "- *clean accuracy*: share of the attempts whose clean input the attacked model "
-              "classified correctly.\n\n");
+                 "classified correctly.\n\n");
 }
 
 int reduce_summary_md(reducer *r) {
     ds_strbuf b = {0};
     ds_sb_printf(&b, "# distill_sweep results: %s\n\n", r->job.name);
     ds_sb_printf(&b, "Dataset %s: %d training and %d test samples; job seed %llu; temperatures",
-              r->dataset[0] ? r->dataset : "(unknown)", r->plan.train_n, r->plan.test_n,
-              (unsigned long long)r->job.seed);
+                 r->dataset[0] ? r->dataset : "(unknown)", r->plan.train_n, r->plan.test_n,
+                 (unsigned long long)r->job.seed);
     for (int i = 0; i < r->job.ntemps; i++) ds_sb_printf(&b, " %g", r->job.temps[i]);
     ds_sb_printf(&b, "; %s. Files: weights.h5, soft_labels.h5, adversarial.h5, summary.h5, "
-              "summary.csv, figure1.png (figure1.gp and figure1.dat to re-plot).\n\n",
-              r->job.warm_start > 0 ? "teachers and students start from a shared warm start"
+                 "summary.csv, figure1.png (figure1.gp and figure1.dat to re-plot).\n\n",
+                 r->job.warm_start > 0 ? "teachers and students start from a shared warm start"
                                     : "every network trained from scratch");
     md_models(&b, r);
     md_attacks(&b, r);

@@ -710,7 +710,7 @@ char *ds_job_canonical(const ds_job *job) {
         for (int j = 0; j < a->nmodels; j++) ds_sb_printf(&b, " %s", a->models[j]);
         ds_sb_printf(&b, "\n");
         ds_sb_printf(&b, "attack.%s.samples = %d %d shard %d\n", a->name, a->first, a->samples,
-                  a->shard);
+                     a->shard);
         // Every float in full (%.9g round-trips a float), in case %g in params rounds two values
         // together.
         const ds_craft *c = &a->craft;
@@ -718,10 +718,10 @@ char *ds_job_canonical(const ds_job *job) {
             ds_sb_printf(&b, "attack.%s.exact = eps %.9g\n", a->name, (double)c->fgsm.eps[0]);
         else if (c->kind == DS_KIND_JSMA)
             ds_sb_printf(&b, "attack.%s.exact = theta %.9g gamma %.9g\n", a->name,
-                      (double)c->jsma.theta, (double)c->jsma.gamma);
+                         (double)c->jsma.theta, (double)c->jsma.gamma);
         else
             ds_sb_printf(&b, "attack.%s.exact = c %.9g lr %.9g kappa %.9g\n", a->name,
-                      (double)c->cw.c0, (double)c->cw.lr, (double)c->cw.kappa);
+                         (double)c->cw.c0, (double)c->cw.lr, (double)c->cw.kappa);
     }
     if (b.failed) {
         ds_sb_free(&b);

@@ -192,9 +192,12 @@ int ds_run_lock(const char *run_dir, int create, int *fd, int *busy) {
 // One "key value" line of run.txt's header; 0 if absent.
 static int state_field(const char *text, const char *key, const char *fmt, void *out) {
     size_t k = strlen(key);
-    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    for (const char *l = text; *l;) {
         if (!strncmp(l, "--- canonical job ---", 21)) return 0;
         if (!strncmp(l, key, k) && l[k] == ' ') return sscanf(l + k + 1, fmt, out) == 1;
+        const char *nl = strchr(l, '\n');
+        if (!nl) break;
+        l = nl + 1;
     }
     return 0;
 }
