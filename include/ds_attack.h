@@ -149,6 +149,49 @@ typedef struct {
     ds_denormals denormals; // default keep (C&W works on the logits: no softmax to round)
 } ds_cw_params;
 
+// Threat models of the iterative attacks: ||x' - x||_inf <= eps or ||x' - x||_2 <= eps.
+typedef enum { DS_NORM_LINF, DS_NORM_L2 } ds_norm;
+int ds_norm_parse(const char *s, ds_norm *out); // "linf", "l2"
+const char *ds_norm_name(ds_norm n);
+typedef enum { DS_LOSS_CE, DS_LOSS_MARGIN } ds_loss;
+int ds_loss_parse(const char *s, ds_loss *out); // "ce", "margin"
+const char *ds_loss_name(ds_loss l);
+
+// PGD (Madry et al. 2018). Defaults as MadryLab/mnist_challenge: eps 0.3, 100 steps of 0.01,
+// random start, one start. Records: one per (eps, sample), eps-major, like FGSM; with restarts
+// the best start per sample (src/attack/pgd.c says which is best).
+typedef struct {
+    float eps[DS_FGSM_MAX_EPS]; // radius for each entry; n_eps >= 1
+    int n_eps;
+    ds_norm norm;               // default DS_NORM_LINF
+    float step;                 // step size (absolute, in the norm's units); default 0.01
+    int steps;                  // >= 1; default 100
+    int random_start;           // default 1: uniform in the eps ball (clipped to [0,1])
+    int restarts;               // starts per sample, >= 1; default 1
+    ds_loss loss;               // default DS_LOSS_CE
+    ds_space space;             // default DS_SPACE_SOFTMAX
+    ds_label_mode labels;       // default DS_LABELS_TRUE
+    float temperature;          // T of DS_SPACE_LOGITS_T; <= 0: the classifier's
+    ds_numerics num;            // default keep, stable, float32
+    uint64_t seed;              // random starts: stream (seed, DS_STREAM_ATTACK, sample index);
+                                //   set by the caller (the sweep: from the job seed and the
+                                //   attack's name), not part of the settings string
+} ds_pgd_params;
+
+// Square Attack (Andriushchenko et al. 2020), L-inf, score-based: sees only the outputs of the
+// attacked space, never a gradient. Records: one per (eps, sample), eps-major.
+typedef struct {
+    float eps[DS_FGSM_MAX_EPS];
+    int n_eps;
+    int queries;                // forward passes per sample, >= 1
+    float p_init;               // initial share of pixels in a square, (0, 1]
+    ds_space space;             // which outputs the attacker sees
+    ds_label_mode labels;       // default DS_LABELS_TRUE
+    float temperature;          // T of DS_SPACE_LOGITS_T; <= 0: the classifier's
+    ds_denormals denormals;     // default keep
+    uint64_t seed;              // as in ds_pgd_params
+} ds_square_params;
+
 void ds_fgsm_params_default(ds_fgsm_params *p);
 void ds_jsma_params_default(ds_jsma_params *p);
 void ds_cw_params_default(ds_cw_params *p);
@@ -156,6 +199,12 @@ void ds_cw_params_default(ds_cw_params *p);
 int ds_fgsm_params_check(const ds_fgsm_params *p);
 int ds_jsma_params_check(const ds_jsma_params *p);
 int ds_cw_params_check(const ds_cw_params *p);
+void ds_pgd_params_default(ds_pgd_params *p);
+int ds_pgd_params_check(const ds_pgd_params *p);
+void ds_pgd_params_string(const ds_pgd_params *p, char *out, size_t cap);
+void ds_square_params_default(ds_square_params *p);
+int ds_square_params_check(const ds_square_params *p);
+void ds_square_params_string(const ds_square_params *p, char *out, size_t cap);
 // JSMA's iteration budget for n_in inputs: max_iterations, or floor(n_in * gamma / 2).
 int ds_jsma_budget(const ds_jsma_params *p, int n_in);
 // One-line description of the settings, e.g. "eps=0.3 space=softmax labels=true".
@@ -240,15 +289,19 @@ int ds_attack_transfer(const ds_classifier *c, const float *x, const float *x_ad
 // What a job's [attack NAME] section holds (parsed with the parsers above), what
 // `distill_sweep attack` builds from its options, and the one place that names them.
 
-typedef enum { DS_KIND_FGSM, DS_KIND_JSMA, DS_KIND_CW_L2, DS_KIND_TRANSFER } ds_attack_kind;
-const char *ds_attack_kind_name(ds_attack_kind k); // "fgsm", "jsma", "cw-l2", "transfer"
+typedef enum { DS_KIND_FGSM, DS_KIND_JSMA, DS_KIND_CW_L2, DS_KIND_TRANSFER, DS_KIND_PGD, DS_KIND_SQUARE } ds_attack_kind;
+#define DS_NKINDS 6
+// "fgsm", "jsma", "cw-l2", "transfer", "pgd", "square"
+const char *ds_attack_kind_name(ds_attack_kind k);
 
 typedef struct {
-    ds_attack_kind kind; // DS_KIND_FGSM, DS_KIND_JSMA or DS_KIND_CW_L2 (never TRANSFER)
+    ds_attack_kind kind; // any kind but DS_KIND_TRANSFER
     union {
         ds_fgsm_params fgsm;
         ds_jsma_params jsma;
         ds_cw_params cw;
+        ds_pgd_params pgd;
+        ds_square_params square;
     };
 } ds_craft;
 

@@ -52,6 +52,7 @@
 #define DS_JOB_MAX_ATTACKS 32
 #define DS_JOB_MAX_MODELS 16 // explicit model names in one attack's `models`
 #define DS_JOB_NAME 64
+#define DS_JOB_MAX_SEEDS 64
 
 // Which models an attack configuration targets (bits), plus explicit names.
 enum { DS_TARGET_BASELINE = 1, DS_TARGET_TEACHERS = 2, DS_TARGET_STUDENTS = 4 };
@@ -82,7 +83,9 @@ typedef struct {
     // [run]
     char name[DS_JOB_NAME];
     char results[512];
-    uint64_t seed;
+    uint64_t seed;         // seeds[0]
+    int nseeds;            // [run] seeds = 1 2 3 (a list; `seed = N` is the list {N}); >= 1
+    uint64_t seeds[DS_JOB_MAX_SEEDS]; // distinct, as written
     int threads;           // >= 1, or 0 = auto
     // [data]
     char dataset[32];      // "mnist", "fashion-mnist" or "auto"
@@ -95,6 +98,7 @@ typedef struct {
     int batch;
     double lr, momentum, dropout;
     double lr_decay, lr_decay_last; // step decay: the last share of epochs at lr * lr_decay
+    ds_init init;          // [train] init = pytorch (default) | glorot (ds_nn.h)
     // [distill]
     int ntemps;
     double temps[DS_JOB_MAX_TEMPS]; // as written, distinct, in increasing order

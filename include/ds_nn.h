@@ -78,6 +78,12 @@ typedef struct ds_model {
 int ds_model_alloc(ds_model *m);
 // Allocates and initialises like PyTorch's default: w, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 int ds_model_init(ds_model *m, uint64_t seed);
+// Initialisations ([train] init): DS_INIT_PYTORCH as ds_model_init; DS_INIT_GLOROT: Glorot-uniform
+// weights U(-sqrt(6/(fan_in+fan_out)), +sqrt(6/(fan_in+fan_out))), zero biases (Keras' default).
+typedef enum { DS_INIT_PYTORCH, DS_INIT_GLOROT } ds_init;
+int ds_init_parse(const char *s, ds_init *out); // "pytorch", "glorot"
+const char *ds_init_name(ds_init i);
+int ds_model_init_as(ds_model *m, uint64_t seed, ds_init init);
 int ds_model_copy(ds_model *dst, const ds_model *src); // dst allocated here
 void ds_model_free(ds_model *m);
 

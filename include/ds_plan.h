@@ -83,7 +83,10 @@ typedef struct {
     const int *deps;     // indices of the tasks that must be done before this one
     double cost;         // estimated work (MFLOP), for scheduling and the ETA
     double priority;     // cost plus the costliest chain of tasks that wait for it
-    uint64_t seed;       // the task's seed: derived from (job seed, id), not from its index
+    uint64_t seed;       // the task's seed: derived from (replicate seed, base id), not from its
+                         //   index, so a replicate's tasks equal a one-seed sweep's with that seed
+    int rep;             // replicate: index into job->seeds (0 when the job has one seed)
+    char base_model[DS_JOB_NAME]; // `model` without the replicate prefix ("T100/student")
 } ds_task;
 
 // One row of the summary: one attack configuration against one model, over all its shards.
@@ -96,6 +99,8 @@ typedef struct {
     int first_task, ntasks;  // its shards: plan->tasks[first_task .. first_task+ntasks), in
                              //   increasing sample order
     int first, count;        // all its test samples
+    int rep;                 // replicate: index into job->seeds
+    char base_model[DS_JOB_NAME]; // `model` without the replicate prefix
 } ds_attack_group;
 
 typedef struct {

@@ -6,8 +6,8 @@
 #include <stdio.h>
 
 const char *ds_attack_kind_name(ds_attack_kind k) {
-    static const char *const names[] = {"fgsm", "jsma", "cw-l2", "transfer"};
-    return (unsigned)k < 4 ? names[k] : "?";
+    static const char *const names[DS_NKINDS] = {"fgsm", "jsma", "cw-l2", "transfer", "pgd", "square"};
+    return (unsigned)k < DS_NKINDS ? names[k] : "?";
 }
 
 int ds_craft_default(ds_craft *c, ds_attack_kind kind) {

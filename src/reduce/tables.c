@@ -405,7 +405,7 @@ static void md_rounding(ds_strbuf *b, const reducer *r) {
 }
 
 static void md_definitions(ds_strbuf *b, const reducer *r) {
-    int kinds[4] = {0}, untargeted_cw = 0, targeted_cw = 0;
+    int kinds[DS_NKINDS] = {0}, untargeted_cw = 0, targeted_cw = 0;
     for (int i = 0; i < r->job.nattacks; i++) {
         const ds_job_attack *a = &r->job.attacks[i];
         kinds[a->kind] = 1;
