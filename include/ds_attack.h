@@ -1,4 +1,5 @@
-// Adversarial attacks on an abstract differentiable classifier: FGSM, JSMA, C&W L2, transfer.
+// Adversarial attacks on an abstract differentiable classifier: FGSM, JSMA, C&W L2, transfer,
+// and the gradient-free Square Attack (forward passes only).
 //
 // The attacks see a classifier only through ds_classifier (forward to logits, then input
 // gradients J^T v for the samples of that forward), so they are tested on hand-built toy models
@@ -19,9 +20,9 @@
 // The JSMA Jacobian of a softmax space is dF_i/dx = sum_j p_i (delta_ij - p_j) / T dz_j/dx.
 // C&W always works on the logits Z.
 //
-// Records are written one per attempt: FGSM one per (eps, sample), eps-major; JSMA and targeted
-// C&W one per (sample, target), sample-major with targets in increasing order, skipping the
-// true label; untargeted C&W one per sample.
+// Records are written one per attempt: FGSM and Square one per (eps, sample), eps-major; JSMA
+// and targeted C&W one per (sample, target), sample-major with targets in increasing order,
+// skipping the true label; untargeted C&W one per sample.
 //
 // All functions return DS_OK or a negative DS_E* code with a one-line message (ds_error.h).
 #ifndef DS_ATTACK_H
@@ -180,17 +181,27 @@ typedef struct {
 
 // Square Attack (Andriushchenko et al. 2020), L-inf, score-based: sees only the outputs of the
 // attacked space, never a gradient. Records: one per (eps, sample), eps-major.
+// Defaults: eps 0.3, 1000 queries (the paper used 10,000 on MNIST), p_init 0.8 (the paper's
+// MNIST value), space logits, labels true, denormals keep. src/attack/square.c has the algorithm.
 typedef struct {
     float eps[DS_FGSM_MAX_EPS];
     int n_eps;
-    int queries;                // forward passes per sample, >= 1
+    int queries;                // forward passes per sample, >= 1, the initial one included
     float p_init;               // initial share of pixels in a square, (0, 1]
-    ds_space space;             // which outputs the attacker sees
+    ds_space space;             // which outputs the attacker sees: the margin F_y - max_{j!=y} F_j
     ds_label_mode labels;       // default DS_LABELS_TRUE
     float temperature;          // T of DS_SPACE_LOGITS_T; <= 0: the classifier's
     ds_denormals denormals;     // default keep
-    uint64_t seed;              // as in ds_pgd_params
+    uint64_t seed;              // as in ds_pgd_params (stream DS_STREAM_ATTACK ^ "SQUARE", sample
+                                //   index; the same draws for every eps)
 } ds_square_params;
+// The share of pixels p of the square tried at iteration it (0-based, after the initial query)
+// of a budget of `queries`: the reference's p_selection, p_init halved after 10, 50, 200, 500,
+// 1000, 2000, 4000, 6000 and 8000 iterations of a 10,000 budget, rescaled to `queries`.
+double ds_square_p(double p_init, int it, int queries);
+// The side of that square on an h x h one-channel image: round(sqrt(p h^2)) (half to even, as
+// Python's round) clamped to [1, h - 1].
+int ds_square_side(double p, int h);
 
 void ds_fgsm_params_default(ds_fgsm_params *p);
 void ds_jsma_params_default(ds_jsma_params *p);
@@ -220,8 +231,9 @@ typedef struct {
     int32_t target;      // target class, -1 if untargeted
     int32_t clean_pred, adv_pred;
     uint8_t success;     // untargeted: adv_pred != label; targeted: adv_pred == target
-    uint8_t zero_grad;   // the first input gradient was exactly zero everywhere (gradient masking)
-    int32_t iterations;  // JSMA iterations, C&W iterations; 1 for FGSM
+    uint8_t zero_grad;   // the first input gradient was exactly zero everywhere (gradient masking);
+                         //   0 for Square, which computes none
+    int32_t iterations;  // JSMA iterations, C&W iterations; 1 for FGSM; Square: queries used
     float l0, l2, linf;  // distortion of x' - x (l0 counts changed pixels)
 } ds_attack_record;
 
@@ -275,6 +287,13 @@ int ds_cw_count(const ds_classifier *c, const ds_cw_params *p, int n);
 int ds_cw_l2(const ds_classifier *c, const ds_cw_params *p, const float *x, const uint8_t *labels,
              int n, int32_t first_index, ds_attack_record *rec, float *x_adv);
 
+// Square Attack on an image of n_in = h * h pixels (one channel; DS_EINVAL otherwise). Up to
+// c->max_batch live (eps, sample) attempts share each forward; uses c->forward only.
+int ds_square_count(const ds_square_params *p, int n);
+int ds_square(const ds_classifier *c, const ds_square_params *p, const float *x,
+              const uint8_t *labels, int n, int32_t first_index, ds_attack_record *rec,
+              float *x_adv);
+
 // Transfer: adversarial images x_adv [n, n_in] with their source records src [n] (crafted on
 // another model) and the clean images x [n, n_in], evaluated on c. out[i] keeps index, label,
 // target, iterations and distortion of src[i]; clean_pred and adv_pred are c's; success is
@@ -311,11 +330,12 @@ int ds_craft_check(const ds_craft *c);
 // The settings string (the summary's `params` column): ds_*_params_string of the kind.
 void ds_craft_string(const ds_craft *c, int n_in, char *out, size_t cap);
 ds_denormals ds_craft_denormals(const ds_craft *c);
-// The rounding settings of an FGSM or JSMA configuration; NULL for C&W (denormals only).
+// The rounding settings of an FGSM or JSMA configuration; NULL for C&W and Square (denormals
+// only).
 const ds_numerics *ds_craft_numerics(const ds_craft *c);
 // Records ds_craft_run writes for n samples on classifier cl.
 int ds_craft_count(const ds_classifier *cl, const ds_craft *c, int n);
-// ds_fgsm, ds_jsma or ds_cw_l2 with c's settings.
+// ds_fgsm, ds_jsma, ds_cw_l2 or ds_square with c's settings.
 int ds_craft_run(const ds_classifier *cl, const ds_craft *c, const float *x, const uint8_t *labels,
                  int n, int32_t first_index, ds_attack_record *rec, float *x_adv);
 

@@ -1211,6 +1211,369 @@ START_TEST(cnn_denormal_gradients) {
 }
 END_TEST
 
+// ---- Square Attack ----
+
+// The p schedule and the square side at known points (the reference's p_selection and
+// round(sqrt(p * 784)) clamped to [1, 27]).
+START_TEST(square_schedule) {
+    // A budget of 10,000: halvings after 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000.
+    const int it[] = {0, 10, 11, 50, 51, 200, 201, 500, 501, 1000, 1001, 2000, 2001, 4000, 4001,
+                      6000, 6001, 8000, 8001, 9998};
+    const int halvings[] = {0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9};
+    for (int i = 0; i < 20; i++)
+        ck_assert_double_eq(ds_square_p(0.8, it[i], 10000), 0.8 / (1 << halvings[i]));
+    // Rescaled to 1,000 queries: int(it / 1000 * 10000) = 10 it.
+    ck_assert_double_eq(ds_square_p(0.8, 1, 1000), 0.8);   // 10: not past 10
+    ck_assert_double_eq(ds_square_p(0.8, 2, 1000), 0.4);   // 20
+    ck_assert_double_eq(ds_square_p(0.8, 5, 1000), 0.4);   // 50
+    ck_assert_double_eq(ds_square_p(0.8, 6, 1000), 0.2);   // 60
+    ck_assert_double_eq(ds_square_p(0.8, 801, 1000), 0.8 / 512);
+    ck_assert_double_eq(ds_square_p(0.8, 998, 1000), 0.8 / 512);
+    // 7 queries: int(3 / 7 * 10000) = 4285 (four halvings... and 4000 too: 7).
+    ck_assert_double_eq(ds_square_p(0.5, 3, 7), 0.5 / 128);
+    ck_assert_double_eq(ds_square_p(0.5, 20000, 10000), 0.5); // the reference's fall-through
+    // Sides on 28 x 28: sqrt(0.8 * 784) = 25.04, sqrt(0.4 * 784) = 17.7, 12.5 -> 13 (12.52),
+    // 8.85, 6.26, 4.43, 3.13, 2.21, 1.57, 1.11, and 1 * 784 -> 28 clamped to 27.
+    const int sides[] = {25, 18, 13, 9, 6, 4, 3, 2, 2, 1};
+    for (int k = 0; k < 10; k++) ck_assert_int_eq(ds_square_side(0.8 / (1 << k), 28), sides[k]);
+    ck_assert_int_eq(ds_square_side(1.0, 28), 27);
+    ck_assert_int_eq(ds_square_side(1e-6, 28), 1);
+    ck_assert_int_eq(ds_square_side(0.25, 2), 1); // h = 2: always 1
+    // Half to even, as Python's round: p = 6.25/64 gives sqrt = 2.5 exactly -> 2; 12.25/64 -> 3.5 -> 4.
+    ck_assert_int_eq(ds_square_side(6.25 / 64, 8), 2);
+    ck_assert_int_eq(ds_square_side(12.25 / 64, 8), 4);
+}
+END_TEST
+
+// A classifier that forwards through a linear model, counts the samples it was shown and
+// refuses to give gradients (Square must never ask).
+typedef struct {
+    linear *m;
+    long samples;
+} counting;
+
+static int cnt_forward(void *ctx, const float *x, int n, float *z) {
+    counting *c = ctx;
+    c->samples += n;
+    return lin_forward(c->m, x, n, z);
+}
+
+static int no_grad(void *ctx, const float *dz, int n, float *dx) {
+    (void)ctx, (void)dz, (void)n, (void)dx;
+    return ds_fail(DS_EINVAL, "input_grad called by a gradient-free attack");
+}
+
+static ds_classifier counting_classifier(counting *k, linear *m, int max_batch, float T) {
+    k->m = m;
+    k->samples = 0;
+    ds_classifier c = {.n_in = m->D, .n_classes = m->C, .max_batch = max_batch, .temperature = T,
+                       .ctx = k, .forward = cnt_forward, .input_grad = no_grad};
+    return c;
+}
+
+// 8 x 8 images, 2 classes: z1 - z0 = scale * (sum of the 3 x 3 block at rows/columns 2-4 - 7),
+// so with the block at 0.5 the clean class is 0 (-2.5 scale), and at eps 0.3 only x + eps on
+// all nine block pixels (+2.7: 0.2 scale) reaches class 1; eight up and one down give +2.1.
+// The block lies where squares reach (their corners are drawn from [0, h - s)).
+enum { SQ_H = 8, SQ_D = 64 };
+static int in_block(int k) {
+    int r = k / SQ_H, c = k % SQ_H;
+    return r >= 2 && r <= 4 && c >= 2 && c <= 4;
+}
+
+static void block_model(linear *m, double scale) {
+    memset(m, 0, sizeof *m);
+    m->D = SQ_D;
+    m->C = 2;
+    for (int k = 0; k < SQ_D; k++) m->W[1][k] = in_block(k) ? scale : 0.0;
+    m->b[1] = -7.0 * scale;
+}
+
+// n images: random pixels (some exactly 0 and 1, as MNIST's), the block at 0.5.
+static void block_inputs(float *x, uint8_t *y, int n, uint64_t seed) {
+    for (int i = 0; i < n; i++) {
+        y[i] = 0;
+        for (int k = 0; k < SQ_D; k++) {
+            double u = urand(&seed);
+            float v = u < -0.6 ? 0.0f : u > 0.6 ? 1.0f : (float)(0.5 + 0.5 * u);
+            x[i * SQ_D + k] = in_block(k) ? 0.5f : v;
+        }
+    }
+}
+
+// Every record's image stays in [0, 1] and within eps of x (up to float32's rounding of x + eps),
+// and its distortion fields describe it.
+static void check_box(const float *x, const float *xa, const ds_attack_record *r, int n, int D,
+                      float eps) {
+    for (int i = 0; i < n; i++) {
+        float linf = 0.0f;
+        for (int k = 0; k < D; k++) {
+            float v = xa[(size_t)i * D + k], d = fabsf(v - x[(size_t)i * D + k]);
+            ck_assert(v >= 0.0f && v <= 1.0f);
+            ck_assert_msg(d <= eps + 6e-8f, "pixel %d of record %d moved %g > eps %g", k, i, d, eps);
+            linf = fmaxf(linf, d);
+        }
+        ck_assert_float_eq(r[i].linf, linf);
+        ck_assert_float_le(r[i].l0, (float)D);
+    }
+}
+
+START_TEST(square_finds_block) {
+    enum { N = 6 };
+    linear m;
+    block_model(&m, 1.0);
+    float x[N * SQ_D], xa[N * SQ_D];
+    uint8_t y[N];
+    block_inputs(x, y, N, 5);
+    // The adversarial example exists: x + eps on the block.
+    float z[2], xe[SQ_D];
+    for (int k = 0; k < SQ_D; k++) xe[k] = x[k] + (in_block(k) ? 0.3f : 0.0f);
+    lin_forward(&m, xe, 1, z);
+    ck_assert(z[1] > z[0]);
+    counting k;
+    ds_classifier c = counting_classifier(&k, &m, 4, 1.0f);
+    ds_square_params p;
+    ds_square_params_default(&p);
+    p.p_init = 0.05f; // 2 x 2 squares, then 1 x 1: the block is found piece by piece
+    p.seed = 11;
+    ds_attack_record r[N];
+    ck_assert_int_eq(ds_square(&c, &p, x, y, N, 0, r, xa), DS_OK);
+    long queries = 0;
+    int searched = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(r[i].success, 1);
+        ck_assert_int_eq(r[i].adv_pred, 1);
+        ck_assert_int_eq(r[i].clean_pred, 0);
+        ck_assert_int_eq(r[i].target, -1);
+        ck_assert_int_eq(r[i].zero_grad, 0);
+        ck_assert_int_eq(r[i].index, i);
+        ck_assert(r[i].iterations >= 1 && r[i].iterations <= p.queries);
+        for (int q = 0; q < SQ_D; q++)
+            if (in_block(q)) ck_assert_float_eq(xa[i * SQ_D + q], 0.8f); // all nine at +eps
+        queries += r[i].iterations;
+        searched += r[i].iterations > 10;
+    }
+    ck_assert_int_gt(searched, 0); // not only lucky stripes (seed 11: 1 to 279 queries)
+    ck_assert_int_eq(k.samples, N + queries); // the clean forwards, then exactly the queries
+    check_box(x, xa, r, N, SQ_D, 0.3f);
+    // A budget of 1 is the stripes alone; nothing beyond it is asked for.
+    p.queries = 1;
+    k.samples = 0;
+    ck_assert_int_eq(ds_square(&c, &p, x, y, N, 0, r, xa), DS_OK);
+    for (int i = 0; i < N; i++) ck_assert_int_eq(r[i].iterations, 1);
+    ck_assert_int_eq(k.samples, 2 * N);
+    // eps 0: no square can change the image; one query, x' = x.
+    p.queries = 100;
+    p.eps[0] = 0.0f;
+    ck_assert_int_eq(ds_square(&c, &p, x, y, N, 0, r, xa), DS_OK);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(r[i].iterations, 1);
+        ck_assert_int_eq(r[i].success, 0);
+        ck_assert_float_eq(r[i].l0, 0.0f);
+    }
+}
+END_TEST
+
+// Scores that saturate: the same block model with logits 1000x larger. In the softmax space the
+// margin is exactly 1 - 0 = 1 at every query until the model is fooled, so no square is ever
+// accepted: x' stays the stripes (one +-eps per column) and only the initial query can fool it.
+// The logits, and softmax(z / T) at the model's T = 1000, see the way and succeed.
+START_TEST(square_saturated_scores) {
+    enum { N = 8 };
+    linear m;
+    block_model(&m, 1000.0);
+    float x[N * SQ_D], xa[N * SQ_D];
+    uint8_t y[N];
+    block_inputs(x, y, N, 8);
+    counting k;
+    ds_classifier c = counting_classifier(&k, &m, 3, 1000.0f);
+    ds_square_params p;
+    ds_square_params_default(&p);
+    p.p_init = 0.05f;
+    p.queries = 300;
+    p.space = DS_SPACE_SOFTMAX;
+    ds_attack_record r[N];
+    ck_assert_int_eq(ds_square(&c, &p, x, y, N, 0, r, xa), DS_OK);
+    int failed = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(r[i].iterations, r[i].success ? 1 : p.queries);
+        failed += !r[i].success;
+        for (int col = 0; col < SQ_H; col++) {
+            int sign = 0; // the column's stripe: every pixel is clip(x + s eps) with one s
+            for (int row = 0; row < SQ_H; row++) {
+                int q = row * SQ_H + col;
+                float up = fminf(x[i * SQ_D + q] + 0.3f, 1.0f), down = fmaxf(x[i * SQ_D + q] - 0.3f, 0.0f);
+                float v = xa[i * SQ_D + q];
+                ck_assert(v == up || v == down);
+                int s = up == down ? 0 : v == up ? 1 : -1;
+                if (s && sign) ck_assert_int_eq(s, sign);
+                if (s) sign = s;
+            }
+        }
+    }
+    ck_assert_int_ge(failed, N / 2); // 1 in 8 stripe patterns fools it
+    check_box(x, xa, r, N, SQ_D, 0.3f);
+    const ds_space seeing[] = {DS_SPACE_LOGITS, DS_SPACE_LOGITS_T};
+    for (int s = 0; s < 2; s++) {
+        p.space = seeing[s];
+        p.queries = 1000;
+        ck_assert_int_eq(ds_square(&c, &p, x, y, N, 0, r, xa), DS_OK);
+        for (int i = 0; i < N; i++) ck_assert_msg(r[i].success, "space %d sample %d", s, i);
+        check_box(x, xa, r, N, SQ_D, 0.3f);
+    }
+}
+END_TEST
+
+// A sample's run depends on (seed, index) only: one call, two calls with first_index offsets
+// and any max_batch give the same records and images, byte for byte.
+START_TEST(square_batching_invariant) {
+    enum { N = 10, E = 2, D = SQ_D };
+    linear m;
+    lin_random(&m, D, 4, 21, 1.0);
+    float x[N * D];
+    uint8_t y[N];
+    uint64_t s = 3;
+    for (int k = 0; k < N * D; k++) x[k] = (float)(0.5 + 0.5 * urand(&s));
+    float z[4];
+    for (int i = 0; i < N; i++) {
+        lin_forward(&m, x + i * D, 1, z);
+        y[i] = (uint8_t)ds_argmax(z, 4); // correctly classified: the attack has work to do
+    }
+    ds_square_params p;
+    ds_square_params_default(&p);
+    p.eps[0] = 0.02f;
+    p.eps[1] = 0.05f;
+    p.n_eps = E;
+    p.queries = 60;
+    p.seed = 77;
+    static ds_attack_record r1[E * N], r2[E * N], r3[E * N];
+    static float a1[E * N * D], a2[E * N * D], a3[E * N * D];
+    memset(r1, 0, sizeof r1); // records are compared whole: padding too
+    memset(r2, 0, sizeof r2);
+    counting k;
+    ds_classifier c = counting_classifier(&k, &m, 64, 1.0f);
+    ck_assert_int_eq(ds_square_count(&p, N), E * N);
+    ck_assert_int_eq(ds_square(&c, &p, x, y, N, 200, r1, a1), DS_OK);
+    long queries = 0;
+    int fooled_late = 0, spent = 0;
+    for (int a = 0; a < E * N; a++) {
+        ck_assert_int_eq(r1[a].index, 200 + a % N);
+        ck_assert(r1[a].iterations >= 1 && r1[a].iterations <= p.queries);
+        queries += r1[a].iterations;
+        fooled_late += r1[a].success && r1[a].iterations > 1;
+        spent += !r1[a].success && r1[a].iterations == p.queries;
+    }
+    ck_assert_int_eq(k.samples, N + queries);
+    ck_assert_int_gt(fooled_late, 0); // both outcomes occur: the comparison means something
+    ck_assert_int_gt(spent, 0);
+    for (int e = 0; e < E; e++) check_box(x, a1 + e * N * D, r1 + e * N, N, D, p.eps[e]);
+    // Two calls: samples [0, 4) and [4, 10), numbered 200.. and 204.. .
+    const int cut = 4;
+    for (int part = 0; part < 2; part++) {
+        int first = part ? cut : 0, n = part ? N - cut : cut;
+        ds_attack_record rp[E * N];
+        static float ap[E * N * D];
+        memset(rp, 0, sizeof rp);
+        ck_assert_int_eq(ds_square(&c, &p, x + first * D, y + first, n, 200 + first, rp, ap), DS_OK);
+        for (int e = 0; e < E; e++) {
+            memcpy(r2 + e * N + first, rp + e * n, sizeof *rp * n);
+            memcpy(a2 + ((size_t)e * N + first) * D, ap + (size_t)e * n * D, sizeof(float) * n * D);
+        }
+    }
+    ck_assert_int_eq(memcmp(r1, r2, sizeof r1), 0);
+    ck_assert_int_eq(memcmp(a1, a2, sizeof a1), 0);
+    const int batches[] = {1, 3, 7};
+    for (int b = 0; b < 3; b++) {
+        memset(r3, 0, sizeof r3);
+        ds_classifier cb = counting_classifier(&k, &m, batches[b], 1.0f);
+        ck_assert_int_eq(ds_square(&cb, &p, x, y, N, 200, r3, a3), DS_OK);
+        ck_assert_int_eq(memcmp(r1, r3, sizeof r1), 0);
+        ck_assert_int_eq(memcmp(a1, a3, sizeof a1), 0);
+    }
+    // Another seed, other draws.
+    p.seed = 78;
+    ck_assert_int_eq(ds_square(&c, &p, x, y, N, 200, r3, a3), DS_OK);
+    ck_assert_int_ne(memcmp(a1, a3, sizeof a1), 0);
+}
+END_TEST
+
+START_TEST(square_settings) {
+    char b[256];
+    ds_craft c;
+    ck_assert_int_eq(ds_craft_default(&c, DS_KIND_SQUARE), DS_OK);
+    ck_assert_int_eq(ds_craft_check(&c), DS_OK);
+    ds_craft_string(&c, 784, b, sizeof b);
+    ck_assert_str_eq(b, "eps=0.3 queries=1000 p_init=0.8 space=logits labels=true denormals=keep");
+    ck_assert_ptr_null(ds_craft_numerics(&c));
+    c.square.denormals = DS_DENORMALS_FLUSH;
+    ck_assert_int_eq(ds_craft_denormals(&c), DS_DENORMALS_FLUSH);
+    c.square.eps[1] = 0.1f;
+    c.square.n_eps = 2;
+    c.square.queries = 50;
+    c.square.p_init = 0.05f;
+    c.square.space = DS_SPACE_LOGITS_T;
+    c.square.labels = DS_LABELS_PREDICTED;
+    c.square.temperature = 100.0f;
+    ds_craft_string(&c, 784, b, sizeof b);
+    ck_assert_str_eq(b, "eps=0.3,0.1 queries=50 p_init=0.05 space=logits_T labels=predicted T=100 "
+                        "denormals=flush");
+    ds_classifier cl = {.n_classes = 10};
+    ck_assert_int_eq(ds_craft_count(&cl, &c, 7), 14);
+    // ds_craft_run is ds_square.
+    linear m;
+    block_model(&m, 1.0);
+    float x[2 * SQ_D], xa1[2 * SQ_D], xa2[2 * SQ_D];
+    uint8_t y[2];
+    block_inputs(x, y, 2, 4);
+    counting k;
+    ds_classifier lc = counting_classifier(&k, &m, 2, 1.0f);
+    ds_square_params_default(&c.square);
+    c.square.queries = 20;
+    ds_attack_record r1[2], r2[2];
+    memset(r1, 0, sizeof r1);
+    memset(r2, 0, sizeof r2);
+    ck_assert_int_eq(ds_craft_run(&lc, &c, x, y, 2, 0, r1, xa1), DS_OK);
+    ck_assert_int_eq(ds_square(&lc, &c.square, x, y, 2, 0, r2, xa2), DS_OK);
+    ck_assert_int_eq(memcmp(r1, r2, sizeof r1), 0);
+    ck_assert_int_eq(memcmp(xa1, xa2, sizeof xa1), 0);
+    // The caller's floating-point mode comes back.
+    ds_fpmode before = ds_fpmode_set(0);
+    c.square.denormals = DS_DENORMALS_FLUSH;
+    ck_assert_int_eq(ds_craft_run(&lc, &c, x, y, 2, 0, r1, NULL), DS_OK);
+    ck_assert_int_eq(ds_fpmode_flushes(), 0);
+    ds_fpmode_restore(before);
+
+    ds_square_params p;
+    ds_square_params_default(&p);
+    p.queries = 0;
+    expect_einval(ds_square_params_check(&p), "queries 0 < 1");
+    ds_square_params_default(&p);
+    p.p_init = 0.0f;
+    expect_einval(ds_square_params_check(&p), "p_init 0 outside (0, 1]");
+    p.p_init = 1.5f;
+    expect_einval(ds_square_params_check(&p), "p_init 1.5");
+    ds_square_params_default(&p);
+    p.n_eps = 0;
+    expect_einval(ds_square_params_check(&p), "eps values");
+    ds_square_params_default(&p);
+    p.eps[0] = 2.0f;
+    expect_einval(ds_square_params_check(&p), "eps 2 outside [0, 1]");
+    ds_square_params_default(&p);
+    p.space = (ds_space)9;
+    expect_einval(ds_square_params_check(&p), "space");
+    ds_square_params_default(&p);
+    p.denormals = (ds_denormals)4;
+    expect_einval(ds_square_params_check(&p), "denormals");
+    // Only square images: 10 inputs are not one.
+    linear m10;
+    lin_random(&m10, 10, 3, 1, 1.0);
+    ds_classifier c10 = counting_classifier(&k, &m10, 2, 1.0f);
+    ds_square_params_default(&p);
+    ds_attack_record r;
+    expect_einval(ds_square(&c10, &p, x, y, 1, 0, &r, NULL), "10 inputs are not a square image");
+}
+END_TEST
+
 static Suite *attack_suite(void) {
     Suite *s = suite_create("attack");
     TCase *f = tcase_create("fgsm");
@@ -1236,6 +1599,13 @@ static Suite *attack_suite(void) {
     tcase_add_test(c, cw_beats_fgsm_l2);
     tcase_add_test(c, cw_targeted_and_batching);
     suite_add_tcase(s, c);
+    TCase *q = tcase_create("square");
+    tcase_add_test(q, square_schedule);
+    tcase_add_test(q, square_finds_block);
+    tcase_add_test(q, square_saturated_scores);
+    tcase_add_test(q, square_batching_invariant);
+    tcase_add_test(q, square_settings);
+    suite_add_tcase(s, q);
     TCase *o = tcase_create("other");
     tcase_add_test(o, transfer_evaluates_on_target_model);
     tcase_add_test(o, rates_definition);

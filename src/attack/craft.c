@@ -16,6 +16,7 @@ int ds_craft_default(ds_craft *c, ds_attack_kind kind) {
     case DS_KIND_FGSM: ds_fgsm_params_default(&c->fgsm); return DS_OK;
     case DS_KIND_JSMA: ds_jsma_params_default(&c->jsma); return DS_OK;
     case DS_KIND_CW_L2: ds_cw_params_default(&c->cw); return DS_OK;
+    case DS_KIND_SQUARE: ds_square_params_default(&c->square); return DS_OK;
     default: return ds_fail(DS_EINVAL, "attack kind %d is not a crafting attack", (int)kind);
     }
 }
@@ -25,6 +26,7 @@ int ds_craft_check(const ds_craft *c) {
     case DS_KIND_FGSM: return ds_fgsm_params_check(&c->fgsm);
     case DS_KIND_JSMA: return ds_jsma_params_check(&c->jsma);
     case DS_KIND_CW_L2: return ds_cw_params_check(&c->cw);
+    case DS_KIND_SQUARE: return ds_square_params_check(&c->square);
     default: return ds_fail(DS_EINVAL, "attack kind %d is not a crafting attack", (int)c->kind);
     }
 }
@@ -34,6 +36,7 @@ void ds_craft_string(const ds_craft *c, int n_in, char *out, size_t cap) {
     case DS_KIND_FGSM: ds_fgsm_params_string(&c->fgsm, out, cap); break;
     case DS_KIND_JSMA: ds_jsma_params_string(&c->jsma, n_in, out, cap); break;
     case DS_KIND_CW_L2: ds_cw_params_string(&c->cw, out, cap); break;
+    case DS_KIND_SQUARE: ds_square_params_string(&c->square, out, cap); break;
     default: snprintf(out, cap, "?");
     }
 }
@@ -47,6 +50,7 @@ const ds_numerics *ds_craft_numerics(const ds_craft *c) {
 }
 
 ds_denormals ds_craft_denormals(const ds_craft *c) {
+    if (c->kind == DS_KIND_SQUARE) return c->square.denormals; // no gradient: denormals only
     const ds_numerics *n = ds_craft_numerics(c);
     return n ? n->denormals : c->cw.denormals;
 }
@@ -55,6 +59,7 @@ int ds_craft_count(const ds_classifier *cl, const ds_craft *c, int n) {
     switch (c->kind) {
     case DS_KIND_FGSM: return ds_fgsm_count(&c->fgsm, n);
     case DS_KIND_JSMA: return ds_jsma_count(cl, n);
+    case DS_KIND_SQUARE: return ds_square_count(&c->square, n);
     default: return ds_cw_count(cl, &c->cw, n);
     }
 }
@@ -65,6 +70,7 @@ int ds_craft_run(const ds_classifier *cl, const ds_craft *c, const float *x, con
     case DS_KIND_FGSM: return ds_fgsm(cl, &c->fgsm, x, labels, n, first_index, rec, x_adv);
     case DS_KIND_JSMA: return ds_jsma(cl, &c->jsma, x, labels, n, first_index, rec, x_adv);
     case DS_KIND_CW_L2: return ds_cw_l2(cl, &c->cw, x, labels, n, first_index, rec, x_adv);
+    case DS_KIND_SQUARE: return ds_square(cl, &c->square, x, labels, n, first_index, rec, x_adv);
     default: return ds_fail(DS_EINVAL, "attack kind %d is not a crafting attack", (int)c->kind);
     }
 }
