@@ -19,7 +19,7 @@
 //              lr_decay_last = 0.25  ;   runs at lr * lr_decay (1 = constant lr: the paper)
 //   [distill]  temperatures = 1 2 5 10 20 30 40 50 100
 //   [attack NAME]                    ; one section per attack configuration, NAME unique
-//              kind = fgsm | jsma | cw-l2 | transfer
+//              kind = fgsm | jsma | cw-l2 | square | transfer
 //              models = baseline students   ; any of baseline, teachers, students, all, or
 //                                           ;   model names like T100/student
 //              first = 0             ; first test sample (default 0)
@@ -31,10 +31,13 @@
 //                        precision = float32|float64 (how the gradients are rounded: ds_attack.h)
 //              cw-l2:    targeted = true|false, c, search_steps, iterations, lr, kappa,
 //                        abort_early = true|false, denormals = keep|flush
+//              square:   eps = 0.3 (a list: 0.1 0.2 0.3), queries = 1000, p_init = 0.8,
+//                        space = logits|softmax|logits_T, labels = true|predicted,
+//                        denormals = keep|flush; shard default 250
 //              Defaults of the attack keys are the attack library's (ds_attack.h):
 //              eps 0.3, space softmax, labels true, theta 1, gamma 0.145, denormals keep,
 //              gradient stable, precision float32; C&W targeted at every other class, c 0.01,
-//              6 search steps, 200 iterations, lr 0.1, kappa 0.
+//              6 search steps, 200 iterations, lr 0.1, kappa 0; Square on the logits.
 //              transfer: source = baseline, craft = fgsm|jsma|cw-l2 and that kind's keys
 //
 // Comments start with ';' or '#' (at the start of a line or after a blank). Every error —
@@ -61,7 +64,7 @@ typedef struct {
     char name[DS_JOB_NAME]; // section [attack NAME]: [A-Za-z0-9_.-]+, unique; used in file names
     int line;               // line of the section header
     int range_line;         // line of `samples` (or `first`, or the header), for errors
-    ds_attack_kind kind;    // fgsm, jsma, cw-l2 or transfer
+    ds_attack_kind kind;    // fgsm, jsma, cw-l2, square or transfer
     ds_craft craft;         // the attack library's settings of the kind, or for transfer of the
                             //   crafting attack (ds_attack.h)
     char source[DS_JOB_NAME]; // transfer: the model the examples are crafted on ("baseline")

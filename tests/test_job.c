@@ -303,6 +303,83 @@ START_TEST(error_cases) {
 }
 END_TEST
 
+// A square section: its keys into the library's settings, the params string, the shard, the
+// canonical text, the plan's cost, and errors by line and key.
+START_TEST(square_section) {
+    const char *text = "[distill]\ntemperatures = 100\n[attack sq]\nkind = square\n"
+                       "eps = 0.1, 0.2 0.3\nqueries = 500\np_init = 0.05\nspace = softmax\n"
+                       "labels = predicted\ndenormals = flush\nsamples = 600\n";
+    ds_job j;
+    ck_assert_int_eq(ds_job_parse_text(&j, text, "sq.job"), DS_OK);
+    const ds_job_attack *a = &j.attacks[0];
+    ck_assert_int_eq(a->kind, DS_KIND_SQUARE);
+    ck_assert_int_eq(a->craft.kind, DS_KIND_SQUARE);
+    const ds_square_params *q = &a->craft.square;
+    ck_assert_int_eq(q->n_eps, 3);
+    ck_assert_float_eq(q->eps[0], 0.1f);
+    ck_assert_float_eq(q->eps[2], 0.3f);
+    ck_assert_int_eq(q->queries, 500);
+    ck_assert_float_eq(q->p_init, 0.05f);
+    ck_assert_int_eq(q->space, DS_SPACE_SOFTMAX);
+    ck_assert_int_eq(q->labels, DS_LABELS_PREDICTED);
+    ck_assert_int_eq(q->denormals, DS_DENORMALS_FLUSH);
+    ck_assert_int_eq(a->shard, 250);
+    ck_assert_str_eq(a->params, "eps=0.1,0.2,0.3 queries=500 p_init=0.05 space=softmax "
+                                "labels=predicted denormals=flush");
+    char *canon = ds_job_canonical(&j);
+    ck_assert_ptr_nonnull(strstr(canon, "attack.sq.kind = square\n"));
+    ck_assert_ptr_nonnull(strstr(canon, "attack.sq.exact = eps 0.100000001,0.200000003,0.300000012 "
+                                        "p_init 0.0500000007\n"));
+    ds_plan p;
+    ck_assert_int_eq(ds_plan_build(&p, &j, 256, 1000), DS_OK);
+    int g = -1;
+    for (int i = 0; i < p.ngroups && g < 0; i++)
+        if (!strcmp(p.groups[i].model, "baseline")) g = i;
+    ck_assert_int_ge(g, 0);
+    ck_assert_int_eq(p.groups[g].ntasks, 3); // 250 + 250 + 100
+    const ds_task *t = &p.tasks[p.groups[g].first_task];
+    ck_assert_double_eq(t->cost, 20.0 * 250 * 500 * 3); // a forward per query and eps
+    ds_plan_free(&p);
+    // Round trip: the params string, written back as keys, is the same configuration.
+    char back[512] = "[distill]\ntemperatures = 100\n[attack sq]\nkind = square\nsamples = 600\n";
+    char params[256];
+    snprintf(params, sizeof params, "%s", a->params);
+    for (char *tok = strtok(params, " "); tok; tok = strtok(NULL, " ")) {
+        char *eq = strchr(tok, '=');
+        *eq = 0;
+        snprintf(back + strlen(back), sizeof back - strlen(back), "%s = %s\n", tok, eq + 1);
+    }
+    ds_job k;
+    ck_assert_int_eq(ds_job_parse_text(&k, back, "back.job"), DS_OK);
+    char *canon2 = ds_job_canonical(&k);
+    ck_assert_str_eq(canon, canon2);
+    free(canon);
+    free(canon2);
+    ds_job_free(&k);
+    ds_job_free(&j);
+    // Defaults.
+    ck_assert_int_eq(ds_job_parse_text(&j, BASE "[attack a]\nkind = square\n", "d.job"), DS_OK);
+    ck_assert_str_eq(j.attacks[0].params,
+                     "eps=0.3 queries=1000 p_init=0.8 space=logits labels=true denormals=keep");
+    ds_job_free(&j);
+#define SQ "[attack a]\nkind = square\n" // lines 3-4
+    expect_error(BASE SQ "eps = 0.3 x\n", "bad.job:5:", "[attack a] eps: expected numbers in (0, 1], got 'x'");
+    expect_error(BASE SQ "eps = 0\n", "bad.job:5:", "[attack a] eps");
+    expect_error(BASE SQ "eps = 0.1 0.1\n", "bad.job:5:", "0.1 appears twice");
+    expect_error(BASE SQ "eps = ,\n", "bad.job:5:", "[attack a] eps: empty");
+    expect_error(BASE SQ "queries = 0\n", "bad.job:5:", "[attack a] queries");
+    expect_error(BASE SQ "p_init = 1.5\n", "bad.job:5:", "[attack a] p_init");
+    expect_error(BASE SQ "space = probits\n", "bad.job:5:", "expected one of: softmax, logits, logits_T");
+    expect_error(BASE SQ "gradient = stable\n", "bad.job:5:", "unknown key 'gradient'");
+    expect_error(BASE SQ "eps = 0.11 0.12 0.13 0.14 0.15 0.16 0.17 0.18 0.19 0.21 0.22 0.23 0.24 "
+                 "0.25 0.26 0.27 0.28\n", "bad.job:5:", "at most 16 values");
+    expect_error(BASE SQ "eps = 0.100001 0.100002 0.100003 0.100004 0.100005 0.100006 0.100007 "
+                 "0.100008 0.100009 0.10001 0.100011 0.100012 0.100013 0.100014\n", "bad.job:3:",
+                 "settings string longer than 158 characters");
+#undef SQ
+}
+END_TEST
+
 START_TEST(missing_file) {
     ds_job j;
     ck_assert_int_eq(ds_job_parse(&j, "/nonexistent/x.job"), DS_EIO);
@@ -537,6 +614,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, explicit_defaults_change_nothing);
     tcase_add_test(tc, error_cases);
     tcase_add_test(tc, numerics_keys);
+    tcase_add_test(tc, square_section);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, known_plan);
     tcase_add_test(tc, seeds_do_not_depend_on_position);

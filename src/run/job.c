@@ -391,6 +391,50 @@ static void parse_numerics(parser *p, const char *s, ds_numerics *n, int softmax
     GET_WORD(p, s, "precision", ds_precision_parse, &n->precision);
 }
 
+// ---- Square Attack (kind = square) ----
+
+// `key = 0.1 0.2 0.3` (blanks or commas): values in (0, 1], distinct, in the order written.
+static void get_eps_list(parser *p, const char *sec, const char *key, float *eps, int *n_eps) {
+    entry *e = find(p, sec, key);
+    if (!e) return;
+    char buf[MAX_LINE];
+    scopy(buf, sizeof buf, e->value);
+    int n = 0;
+    for (char *tok = strtok(buf, " \t,"); tok; tok = strtok(NULL, " \t,")) {
+        char *end;
+        errno = 0;
+        double v = strtod(tok, &end);
+        if (*end || errno || !isfinite(v) || v <= 0 || v > 1) {
+            perr(p, e->line, "[%s] %s: expected numbers in (0, 1], got '%s'", sec, key, tok);
+            return;
+        }
+        if (n == DS_FGSM_MAX_EPS) {
+            perr(p, e->line, "[%s] %s: at most %d values", sec, key, DS_FGSM_MAX_EPS);
+            return;
+        }
+        for (int i = 0; i < n; i++)
+            if (eps[i] == (float)v) {
+                perr(p, e->line, "[%s] %s: %s appears twice", sec, key, tok);
+                return;
+            }
+        eps[n++] = (float)v;
+    }
+    if (!n) {
+        perr(p, e->line, "[%s] %s: empty", sec, key);
+        return;
+    }
+    *n_eps = n;
+}
+
+static void parse_square(parser *p, const char *s, ds_square_params *q) {
+    get_eps_list(p, s, "eps", q->eps, &q->n_eps);
+    get_int(p, s, "queries", 1, 100000000, 0, &q->queries);
+    get_float(p, s, "p_init", 0, 1, 1, &q->p_init);
+    GET_WORD(p, s, "space", ds_space_parse, &q->space);
+    GET_WORD(p, s, "labels", ds_label_mode_parse, &q->labels);
+    GET_WORD(p, s, "denormals", ds_denormals_parse, &q->denormals);
+}
+
 static void parse_craft(parser *p, const char *s, ds_craft *c) {
     int v;
     switch (c->kind) {
@@ -420,6 +464,9 @@ static void parse_craft(parser *p, const char *s, ds_craft *c) {
         get_bool(p, s, "abort_early", &c->cw.abort_early);
         GET_WORD(p, s, "denormals", ds_denormals_parse, &c->cw.denormals);
         break;
+    case DS_KIND_SQUARE:
+        parse_square(p, s, &c->square);
+        break;
     default:
         break;
     }
@@ -429,6 +476,7 @@ static int default_shard(ds_attack_kind k) {
     switch (k) {
     case DS_KIND_FGSM: return 1000;
     case DS_KIND_JSMA: return 10;
+    case DS_KIND_SQUARE: return 250; // 1000 queries of ~20 MFLOP: ~5 TFLOP a task, as C&W's 10
     default: return 10;
     }
 }
@@ -464,12 +512,19 @@ static void parse_models(parser *p, const char *s, const ds_job *job, ds_job_att
 
 // kind (and for transfer: craft and source) of section s into a; 0 on an error.
 static int parse_kind(parser *p, const ds_job *job, const char *s, int header, ds_job_attack *a) {
-    static const char *const kinds[] = {"fgsm", "jsma", "cw-l2", "transfer"};
+    // In ds_attack_kind's order: the index is the kind.
+    static const char *const kinds[] = {"fgsm", "jsma", "cw-l2", "transfer", "pgd", "square"};
     int k;
-    int r = get_enum(p, s, "kind", kinds, 4, &k);
-    if (r == 0) perr(p, header, "[%s]: missing 'kind = fgsm | jsma | cw-l2 | transfer'", s);
+    int r = get_enum(p, s, "kind", kinds, 6, &k);
+    if (r == 0) perr(p, header, "[%s]: missing 'kind = fgsm | jsma | cw-l2 | transfer | square'", s);
     if (r <= 0) return 0;
     a->kind = (ds_attack_kind)k;
+    ds_craft probe;
+    if (a->kind != DS_KIND_TRANSFER && ds_craft_default(&probe, a->kind)) {
+        perr(p, find(p, s, "kind")->line, "[%s] kind: '%s' is not available in this build", s,
+             kinds[k]);
+        return 0;
+    }
     ds_attack_kind craft = a->kind;
     if (a->kind == DS_KIND_TRANSFER) {
         int c = DS_KIND_FGSM;
@@ -539,6 +594,11 @@ static void parse_attack(parser *p, ds_job *job, const char *s, int header) {
     parse_range(p, job, s, header, a);
     char cp[160], src[DS_JOB_NAME];
     ds_craft_string(&a->craft, DS_PIXELS, cp, sizeof cp);
+    if (strlen(cp) == sizeof cp - 1) { // a long eps list: the params column would be cut
+        perr(p, header, "[%s]: settings string longer than %d characters (fewer eps values?)", s,
+             (int)sizeof cp - 2);
+        return;
+    }
     scopy(src, sizeof src, a->source);
     if (a->kind == DS_KIND_TRANSFER)
         snprintf(a->params, sizeof a->params, "source=%s craft=%s %s", src,
@@ -719,7 +779,12 @@ char *ds_job_canonical(const ds_job *job) {
         else if (c->kind == DS_KIND_JSMA)
             ds_sb_printf(&b, "attack.%s.exact = theta %.9g gamma %.9g\n", a->name,
                          (double)c->jsma.theta, (double)c->jsma.gamma);
-        else
+        else if (c->kind == DS_KIND_SQUARE) {
+            ds_sb_printf(&b, "attack.%s.exact = eps", a->name);
+            for (int e = 0; e < c->square.n_eps; e++)
+                ds_sb_printf(&b, "%s%.9g", e ? "," : " ", (double)c->square.eps[e]);
+            ds_sb_printf(&b, " p_init %.9g\n", (double)c->square.p_init);
+        } else
             ds_sb_printf(&b, "attack.%s.exact = c %.9g lr %.9g kappa %.9g\n", a->name,
                          (double)c->cw.c0, (double)c->cw.lr, (double)c->cw.kappa);
     }

@@ -40,6 +40,8 @@ static double craft_cost(const ds_craft *c, int n) {
         // One Adam iteration = forward + input gradient. Measured on jobs/demo.job: with early
         // abort the attempts still run most of their iterations.
         return (c->cw.targets == DS_TARGETS_ALL ? 9.0 : 1.0) * n * c->cw.steps * c->cw.max_iterations * 40.0;
+    case DS_KIND_SQUARE: // one forward per query, the whole budget (robust samples spend it)
+        return 20.0 * n * c->square.queries * c->square.n_eps;
     default: return 40.0 * n;
     }
 }
