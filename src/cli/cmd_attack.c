@@ -17,12 +17,12 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: distill_sweep attack --model FILE.h5[:GROUP] --attack fgsm|jsma|cw-l2|transfer [options]\n"
+        "usage: distill_sweep attack --model FILE.h5[:GROUP] --attack fgsm|jsma|cw-l2|square|transfer [options]\n"
         "  --model FILE.h5[:GROUP]  the attacked model (transfer: the model evaluated); GROUP defaults\n"
         "                           to the first model group in the file, else \"model\"\n"
         "  --data DIR               MNIST folder (default: $MNIST_DIR, then data/mnist)\n"
         "  --first N --count N      test samples [N, N+count) (default 0 and: fgsm all, jsma and\n"
-        "                           cw-l2 100)\n"
+        "                           cw-l2, square 100)\n"
         "  --out FILE.h5            write per-attempt records, parameters and adversarial images\n"
         "  --no-images              do not store adversarial images in --out\n"
         "  --threads N              engine threads (default 2); --batch N samples per call (64)\n"
@@ -32,6 +32,10 @@ static void usage(FILE *f) {
         "cw-l2:  --targets all|none --steps 6 --iterations 200 --c0 0.01 --lr 0.1 --kappa 0\n"
         "        --no-abort-early   (MNIST's 0 and 1 pixels start deep in tanh's saturation: at\n"
         "        Carlini's lr 0.01 they need ~1000 iterations to move; 0.1 succeeds in 200)\n"
+        "square: --eps 0.3[,0.1,...] --queries 1000 --p-init 0.8 --space logits|softmax|logits_T\n"
+        "        --labels true|predicted --seed 1   (gradient-free: only the outputs of --space;\n"
+        "        queries = forward passes per sample, the initial one included; the paper used\n"
+        "        10,000 on MNIST)\n"
         "transfer: --source FILE.h5[:GROUP] (attack results with images, crafted on another model)\n"
         "        --untargeted (success = misclassified, also for targeted sources)\n"
         "space logits_T divides the logits by the model's training temperature (--temperature T\n"
@@ -49,6 +53,9 @@ typedef struct {
     const char *denormals, *gradient, *precision;
     int first, count, threads, batch, iterations, steps, no_images, no_abort, untargeted;
     double gamma, theta, c0, lr, kappa, temperature;
+    int queries;        // square
+    double p_init;
+    long long seed;
 } options;
 
 static int fail(const char *msg) {
@@ -69,6 +76,11 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
     o->lr = cw.lr;
     o->iterations = -1;
     o->steps = cw.steps;
+    ds_square_params sq;
+    ds_square_params_default(&sq);
+    o->queries = sq.queries;
+    o->p_init = sq.p_init;
+    o->seed = 1; // a job's default seed
     *help = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -107,14 +119,24 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
         else if (!strcmp(a, "--lr")) rc = ds_cli_double(a, v, &o->lr);
         else if (!strcmp(a, "--kappa")) rc = ds_cli_double(a, v, &o->kappa);
         else if (!strcmp(a, "--temperature")) rc = ds_cli_double(a, v, &o->temperature);
+        else if (!strcmp(a, "--queries")) rc = ds_cli_int(a, v, 1, &o->queries);
+        else if (!strcmp(a, "--p-init")) rc = ds_cli_double(a, v, &o->p_init);
+        else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            o->seed = strtoll(v, &end, 10);
+            if (!*v || *end || errno || o->seed < 0)
+                rc = ds_fail(DS_EINVAL, "--seed: expected a non-negative integer, got '%s'", v);
+        }
         else return ds_fail(DS_EINVAL, "%s: unknown option (see --help)", a);
         if (rc) return rc;
     }
     if (!o->model) return ds_fail(DS_EINVAL, "--model FILE.h5[:GROUP] is required");
-    if (!o->attack) return ds_fail(DS_EINVAL, "--attack fgsm|jsma|cw-l2|transfer is required");
+    if (!o->attack) return ds_fail(DS_EINVAL, "--attack fgsm|jsma|cw-l2|square|transfer is required");
     if (strcmp(o->attack, "fgsm") && strcmp(o->attack, "jsma") && strcmp(o->attack, "cw-l2") &&
-        strcmp(o->attack, "transfer"))
-        return ds_fail(DS_EINVAL, "unknown attack '%s' (expected fgsm, jsma, cw-l2 or transfer)", o->attack);
+        strcmp(o->attack, "square") && strcmp(o->attack, "transfer"))
+        return ds_fail(DS_EINVAL, "unknown attack '%s' (expected fgsm, jsma, cw-l2, square or "
+                       "transfer)", o->attack);
     if (!strcmp(o->attack, "transfer") && !o->source)
         return ds_fail(DS_EINVAL, "transfer needs --source FILE.h5[:GROUP] (attack results with images)");
     if (o->temperature < 0) return ds_fail(DS_EINVAL, "--temperature %g must be > 0", o->temperature);
@@ -231,6 +253,66 @@ static int run_fgsm(run_state *s) {
         if (im) memcpy(im, img + (size_t)e * n * DS_PIXELS, sizeof(float) * (size_t)n * DS_PIXELS);
         rc = add_set(s, group, "fgsm", params, o->first, n, r, n, im);
         if (rc) {
+            free(r);
+            free(im);
+        }
+    }
+    free(rec);
+    free(img);
+    return rc;
+}
+
+// Square Attack: one result set per eps, "square/eps=E", each with its own settings string.
+static int run_square(run_state *s) {
+    const options *o = &s->o;
+    ds_square_params p;
+    ds_square_params_default(&p);
+    int rc = DS_OK;
+    if (o->eps) {
+        ds_fgsm_params list; // the --eps list parser, shared with fgsm
+        if ((rc = parse_eps_list(o->eps, &list))) return rc;
+        memcpy(p.eps, list.eps, sizeof p.eps);
+        p.n_eps = list.n_eps;
+    }
+    if (o->space && (rc = ds_space_parse(o->space, &p.space))) return rc;
+    if (o->labels && (rc = ds_label_mode_parse(o->labels, &p.labels))) return rc;
+    ds_numerics num = {0};
+    if ((rc = parse_numerics(o, &num))) return rc;
+    p.denormals = num.denormals;
+    p.queries = o->queries;
+    p.p_init = (float)o->p_init;
+    p.temperature = (float)o->temperature;
+    p.seed = (uint64_t)o->seed;
+    if ((rc = ds_square_params_check(&p))) return rc;
+    int n = o->count, total = ds_square_count(&p, n);
+    ds_attack_record *rec = malloc(sizeof *rec * total);
+    float *img = o->out && !o->no_images ? malloc(sizeof(float) * (size_t)total * DS_PIXELS) : NULL;
+    if (!rec || (o->out && !o->no_images && !img)) {
+        free(rec);
+        free(img);
+        return ds_fail(DS_ENOMEM, "square: out of memory for %d records", total);
+    }
+    rc = ds_square(&s->cls, &p, s->x, s->test.labels + o->first, n, o->first, rec, img);
+    for (int e = 0; e < p.n_eps && !rc; e++) {
+        ds_square_params one = p;
+        one.eps[0] = p.eps[e];
+        one.n_eps = 1;
+        char params[256], group[64], what[300];
+        ds_square_params_string(&one, params, sizeof params);
+        snprintf(group, sizeof group, "square/eps=%g", (double)p.eps[e]);
+        snprintf(what, sizeof what, "square %s", params);
+        print_rates(what, rec + (size_t)e * n, n, DS_PIXELS);
+        ds_attack_record *r = malloc(sizeof *r * n);
+        float *im = img ? malloc(sizeof(float) * (size_t)n * DS_PIXELS) : NULL;
+        if (!r || (img && !im)) {
+            free(r);
+            free(im);
+            rc = ds_fail(DS_ENOMEM, "square: out of memory");
+            break;
+        }
+        memcpy(r, rec + (size_t)e * n, sizeof *r * n);
+        if (im) memcpy(im, img + (size_t)e * n * DS_PIXELS, sizeof(float) * (size_t)n * DS_PIXELS);
+        if ((rc = add_set(s, group, "square", params, o->first, n, r, n, im))) {
             free(r);
             free(im);
         }
@@ -377,13 +459,15 @@ static int run(run_state *s, int argc, char **argv) {
         if (!s->x) return ds_fail(DS_ENOMEM, "out of memory for %d samples", o->count);
         ds_range_pixels(s->x, &s->test, o->first, o->count);
         if (!strcmp(o->attack, "fgsm")) rc = run_fgsm(s);
+        else if (!strcmp(o->attack, "square")) rc = run_square(s);
         else rc = run_targeted(s, !strcmp(o->attack, "jsma"));
     }
     if (rc || !o->out) return rc;
     char cmdline[4096] = "distill_sweep";
     for (int i = 0; i < argc; i++)
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
-    ds_provenance prov = {.job_text = cmdline, .code_version = ds_code_version(), .seed = 0, .task = ""};
+    ds_provenance prov = {.job_text = cmdline, .code_version = ds_code_version(),
+                          .seed = !strcmp(o->attack, "square") ? (uint64_t)o->seed : 0, .task = ""};
     rc = ds_attack_results_save(o->out, s->sets, s->n_sets, &prov);
     if (!rc) printf("wrote %s\n", o->out);
     return rc;

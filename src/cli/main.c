@@ -12,7 +12,7 @@ static const struct {
 } commands[] = {
     {"train", ds_cmd_train, "train one model and save it to HDF5"},
     {"eval", ds_cmd_eval, "test accuracy of a saved model"},
-    {"attack", ds_cmd_attack, "FGSM, JSMA, C&W L2 or transfer attack on a saved model"},
+    {"attack", ds_cmd_attack, "FGSM, JSMA, C&W L2, Square or transfer attack on a saved model"},
     {"run", ds_cmd_sweep, "run or resume a sweep: mpirun -np N distill_sweep [run] JOB"},
 };
 
