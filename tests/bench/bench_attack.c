@@ -5,7 +5,10 @@
 // initialised one (ds_model_init, seed 1). Inputs: the MNIST test set if ds_data_locate finds it,
 // else uniform random pixels. BENCH_SECONDS (default 10) per figure, BENCH_THREADS (default 2)
 // engine threads, batch 64. C&W runs with its defaults (5 binary search steps of up to 200
-// iterations, early abort).
+// iterations, early abort). Square: queries per second (forward passes of single samples, the
+// clean one included), calls of 64 samples with eps 0.3, p_init 0.8 on the logits and a budget
+// of 100 queries (a random model is fooled in a few; a trained one spends the budget).
+// BENCH_ONLY=name[,name]: only these figures (fgsm, jsma, pair_search, cw, square).
 #include "ds_attack.h"
 #include "ds_data.h"
 #include "ds_error.h"
@@ -90,6 +93,40 @@ static double pair_search_rate(double seconds) {
     return n / t;
 }
 
+// Square Attack queries per second: forward passes of one sample each, the clean one included
+// (the figure torch_attacks.py's twin prints).
+static int square_rate(const ds_classifier *c, const float *x, const uint8_t *y, double seconds,
+                       double *rate) {
+    enum { N = 64 };
+    ds_square_params p;
+    ds_square_params_default(&p);
+    p.queries = 100;
+    p.seed = 1;
+    ds_attack_record rec[N];
+    long queries = 0;
+    int first = 0, rc = DS_OK;
+    double t0 = now(), t = 0;
+    do {
+        if (first + N > POOL) first = 0;
+        if ((rc = ds_square(c, &p, x + (size_t)first * c->n_in, y + first, N, first, rec, NULL))) break;
+        queries += N; // the clean forwards
+        for (int i = 0; i < N; i++) queries += rec[i].iterations;
+        first += N;
+    } while ((t = now() - t0) < seconds);
+    *rate = queries / t;
+    return rc;
+}
+
+// Whether figure `name` runs: BENCH_ONLY unset, or naming it in its comma list.
+static int wanted(const char *name) {
+    const char *only = getenv("BENCH_ONLY");
+    if (!only || !*only) return 1;
+    size_t n = strlen(name);
+    for (const char *s = only; (s = strstr(s, name)); s += n)
+        if ((s == only || s[-1] == ',') && (s[n] == 0 || s[n] == ',')) return 1;
+    return 0;
+}
+
 int main(void) {
     double seconds = env_num("BENCH_SECONDS", 10);
     int threads = (int)env_num("BENCH_THREADS", 2), B = 64;
@@ -126,37 +163,52 @@ int main(void) {
     if (ds_classifier_from_model(&c, &m, B, threads)) return die("classifier");
 
     // FGSM: gradient, one eps, evaluation of x'.
-    ds_fgsm_params fp;
-    ds_fgsm_params_default(&fp);
     ds_attack_record *rec = malloc(sizeof *rec * 256);
-    long samples = 0;
-    double t0 = now(), t = 0;
-    do {
-        int first = (int)(samples % (POOL - 256 + 1));
-        if (ds_fgsm(&c, &fp, x + (size_t)first * DS_PIXELS, y + first, 256, first, rec, NULL))
-            return die("fgsm");
-        samples += 256;
-    } while ((t = now() - t0) < seconds);
-    printf("bench fgsm_samples_per_s %.1f samples/s\n", samples / t);
-    fflush(stdout);
-
-    ds_jsma_params jp;
-    ds_jsma_params_default(&jp);
-    jp.threads = threads;
     double rate, iters;
-    if (time_targeted(&c, run_jsma, &jp, x, y, seconds, &rate, &iters)) return die("jsma");
-    printf("bench jsma_pairs_per_s %.2f pairs/s\n", rate);
-    fprintf(stderr, "bench_attack: jsma %.1f iterations per pair\n", iters);
-    fflush(stdout);
+    if (wanted("fgsm")) {
+        ds_fgsm_params fp;
+        ds_fgsm_params_default(&fp);
+        long samples = 0;
+        double t0 = now(), t = 0;
+        do {
+            int first = (int)(samples % (POOL - 256 + 1));
+            if (ds_fgsm(&c, &fp, x + (size_t)first * DS_PIXELS, y + first, 256, first, rec, NULL))
+                return die("fgsm");
+            samples += 256;
+        } while ((t = now() - t0) < seconds);
+        printf("bench fgsm_samples_per_s %.1f samples/s\n", samples / t);
+        fflush(stdout);
+    }
 
-    printf("bench jsma_pair_search_per_s %.1f searches/s\n", pair_search_rate(seconds / 4));
-    fflush(stdout);
+    if (wanted("jsma")) {
+        ds_jsma_params jp;
+        ds_jsma_params_default(&jp);
+        jp.threads = threads;
+        if (time_targeted(&c, run_jsma, &jp, x, y, seconds, &rate, &iters)) return die("jsma");
+        printf("bench jsma_pairs_per_s %.2f pairs/s\n", rate);
+        fprintf(stderr, "bench_attack: jsma %.1f iterations per pair\n", iters);
+        fflush(stdout);
+    }
 
-    ds_cw_params cp;
-    ds_cw_params_default(&cp);
-    if (time_targeted(&c, run_cw, &cp, x, y, seconds, &rate, &iters)) return die("cw-l2");
-    printf("bench cw_pairs_per_s %.2f pairs/s\n", rate);
-    fprintf(stderr, "bench_attack: cw-l2 %.1f iterations per pair\n", iters);
+    if (wanted("pair_search")) {
+        printf("bench jsma_pair_search_per_s %.1f searches/s\n", pair_search_rate(seconds / 4));
+        fflush(stdout);
+    }
+
+    if (wanted("cw")) {
+        ds_cw_params cp;
+        ds_cw_params_default(&cp);
+        if (time_targeted(&c, run_cw, &cp, x, y, seconds, &rate, &iters)) return die("cw-l2");
+        printf("bench cw_pairs_per_s %.2f pairs/s\n", rate);
+        fprintf(stderr, "bench_attack: cw-l2 %.1f iterations per pair\n", iters);
+        fflush(stdout);
+    }
+
+    if (wanted("square")) {
+        if (square_rate(&c, x, y, seconds, &rate)) return die("square");
+        printf("bench square_queries_per_s %.1f queries/s\n", rate);
+        fflush(stdout);
+    }
 
     free(rec);
     ds_classifier_free(&c);

@@ -10,7 +10,8 @@
 #   4. if MNIST is found ($MNIST_DIR or data/mnist) and bin/distill_sweep exists, the peak
 #      resident memory of a one-epoch full-MNIST training process: train_peak_rss_mb;
 #   5. "bench done".
-# Environment: BENCH_SECONDS (passed on to the benchmarks), TORCH_PYTHON (default /usr/bin/python3),
+# Environment: BENCH_SECONDS and BENCH_ONLY (passed on to the benchmarks; BENCH_ONLY=square,cw
+# limits the attack benchmarks to those figures), TORCH_PYTHON (default /usr/bin/python3),
 # BENCH_TRAIN_TIMEOUT (seconds for the training run of step 4, default 1800), DS_BIN (the program
 # step 4 runs, default bin/distill_sweep).
 # Exits 1 if a benchmark program failed (after running everything else), 2 on bad usage.

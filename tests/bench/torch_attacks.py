@@ -18,8 +18,15 @@ mode, float32. Prints:
         cleverhans' jsma_symbolic does; batches of JSMA_BATCH (default 4) (sample, target) pairs
         (the [B, 784, 784] temporaries make larger batches slower per pair here, and one batch of
         16 takes about a minute)
+    bench torch_square_queries_per_s <value> queries/s
+        Square Attack L-inf as max-andr/square-attack's square_attack_linf and bench_attack's
+        square figure: eps 0.3, p_init 0.8, margin on the logits, 100 queries per sample (the
+        initial one included), calls of 64 samples, fooled samples stop; queries counted as
+        bench_attack counts them (the clean forward too)
+BENCH_ONLY=name[,name] runs only these figures (fgsm, jsma, square).
 """
 
+import os
 import sys
 import time
 
@@ -96,6 +103,60 @@ def jsma(model, x, target, max_iters=56, theta=1.0):
     return success, iters
 
 
+def square_p(p_init, it, n_iters):
+    """The reference's p_selection: p_init halved after 10, 50, ..., 8000 of 10,000 iterations."""
+    it = int(it / n_iters * 10000)
+    halvings = sum(it > b for b in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
+    return p_init if it > 10000 else p_init / 2 ** halvings
+
+
+def margin(logits, y):
+    """z_y - max_{j != y} z_j and whether argmax z != y."""
+    other = logits.clone()
+    other[torch.arange(logits.shape[0]), y] = -float("inf")
+    return logits.gather(1, y[:, None])[:, 0] - other.max(1).values, logits.argmax(1) != y
+
+
+def square_linf(model, x, y, eps=0.3, n_queries=100, p_init=0.8, gen=None):
+    """Square Attack L-inf on x [B,1,h,h], labels y [B]; returns (fooled [B], queries [B])."""
+    B, h = x.shape[0], x.shape[-1]
+    with torch.no_grad():
+        signs = torch.randint(0, 2, (B, 1, 1, h), generator=gen) * 2.0 - 1.0
+        best = torch.clamp(x + eps * signs, 0.0, 1.0)           # vertical stripes
+        m_best, fooled = margin(model(best), y)
+        queries = torch.ones(B, dtype=torch.long)
+        for it in range(n_queries - 1):
+            idx = torch.nonzero(~fooled)[:, 0]
+            n = idx.numel()
+            if n == 0:
+                break
+            s = int(round((square_p(p_init, it, n_queries) * h * h) ** 0.5))
+            s = min(max(s, 1), h - 1)
+            r0 = torch.randint(0, h - s, (n,), generator=gen)
+            c0 = torch.randint(0, h - s, (n,), generator=gen)
+            d = (torch.randint(0, 2, (n,), generator=gen) * 2.0 - 1.0) * eps
+            rows = (r0[:, None] + torch.arange(s))[:, :, None].expand(n, s, s)
+            cols = (c0[:, None] + torch.arange(s))[:, None, :].expand(n, s, s)
+            k = torch.arange(n)[:, None, None].expand(n, s, s)
+            xs, bs = x[idx, 0][k, rows, cols], best[idx, 0][k, rows, cols]
+            same = (torch.clamp(xs + d[:, None, None], 0.0, 1.0) == bs).flatten(1).all(1)
+            d = torch.where(same, -d, d)                           # no change: the other sign
+            cand = best[idx].clone()
+            cand[k, 0, rows, cols] = torch.clamp(xs + d[:, None, None], 0.0, 1.0)
+            m, f = margin(model(cand), y[idx])
+            better = (m < m_best[idx]) | f
+            best[idx[better]] = cand[better]
+            m_best[idx[better]] = m[better]
+            fooled[idx] = f
+            queries[idx] += 1
+    return fooled, queries
+
+
+def wanted(name):
+    only = os.environ.get("BENCH_ONLY", "")
+    return not only or name in only.split(",")
+
+
 def main():
     threads = int(env_float("THREADS", 2))
     seconds = env_float("BENCH_SECONDS", 10)
@@ -106,38 +167,61 @@ def main():
         p.requires_grad_(False)
     x, y, source = load_inputs()
 
-    # FGSM.
-    batch, n, i = 256, 0, 0
-    fgsm(model, x[:batch], y[:batch])  # warm-up
-    t0 = time.perf_counter()
-    while True:
-        i = (i + batch) % (POOL - batch + 1)
-        fgsm(model, x[i:i + batch], y[i:i + batch])
-        n += batch
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds:
-            break
-    print(f"bench torch_fgsm_samples_per_s {n / elapsed:.1f} samples/s", flush=True)
+    notes = []
+    if wanted("fgsm"):
+        batch, n, i = 256, 0, 0
+        fgsm(model, x[:batch], y[:batch])  # warm-up
+        t0 = time.perf_counter()
+        while True:
+            i = (i + batch) % (POOL - batch + 1)
+            fgsm(model, x[i:i + batch], y[i:i + batch])
+            n += batch
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds:
+                break
+        print(f"bench torch_fgsm_samples_per_s {n / elapsed:.1f} samples/s", flush=True)
 
-    # JSMA: (sample, target) pairs for every target but the true label, B at a time.
-    pairs = [(s, t) for s in range(POOL) for t in range(10) if t != int(y[s])]
-    B, k, n, it_total = int(env_float("JSMA_BATCH", 4)), 0, 0, 0
-    t0 = time.perf_counter()
-    while True:
-        chunk = pairs[k:k + B]
-        k = (k + B) % (len(pairs) - B)
-        idx = torch.tensor([s for s, _ in chunk])
-        tgt = torch.tensor([t for _, t in chunk])
-        _, iters = jsma(model, x[idx], tgt)
-        n += len(chunk)
-        it_total += int(iters.sum())
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds:
-            break
-    print(f"bench torch_jsma_pairs_per_s {n / elapsed:.2f} pairs/s", flush=True)
+    if wanted("jsma"):
+        # (sample, target) pairs for every target but the true label, B at a time.
+        pairs = [(s, t) for s in range(POOL) for t in range(10) if t != int(y[s])]
+        B, k, n, it_total = int(env_float("JSMA_BATCH", 4)), 0, 0, 0
+        t0 = time.perf_counter()
+        while True:
+            chunk = pairs[k:k + B]
+            k = (k + B) % (len(pairs) - B)
+            idx = torch.tensor([s for s, _ in chunk])
+            tgt = torch.tensor([t for _, t in chunk])
+            _, iters = jsma(model, x[idx], tgt)
+            n += len(chunk)
+            it_total += int(iters.sum())
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds:
+                break
+        print(f"bench torch_jsma_pairs_per_s {n / elapsed:.2f} pairs/s", flush=True)
+        notes.append(f"jsma {it_total / n:.1f} iterations per pair")
+
+    if wanted("square"):
+        # Calls of 64 samples; queries as bench_attack counts them: the clean forward, then the
+        # attack's (the initial one included).
+        batch, i, queries, fooled_n, n = 64, 0, 0, 0, 0
+        gen = torch.Generator().manual_seed(1)
+        t0 = time.perf_counter()
+        while True:
+            xb, yb = x[i:i + batch], y[i:i + batch]
+            with torch.no_grad():
+                model(xb).argmax(1)  # the clean prediction
+            fooled, q = square_linf(model, xb, yb, gen=gen)
+            queries += batch + int(q.sum())
+            fooled_n += int(fooled.sum())
+            n += batch
+            i = (i + batch) % (POOL - batch + 1)
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds:
+                break
+        print(f"bench torch_square_queries_per_s {queries / elapsed:.1f} queries/s", flush=True)
+        notes.append(f"square {100.0 * fooled_n / n:.1f}% fooled")
     print(f"torch_attacks.py: torch {torch.__version__}, {threads} threads, {source} inputs, "
-          f"jsma {it_total / n:.1f} iterations per pair, {seconds:g} s per figure", file=sys.stderr)
-
+          f"{', '.join(notes) + ', ' if notes else ''}{seconds:g} s per figure", file=sys.stderr)
 
 if __name__ == "__main__":
     main()
