@@ -52,7 +52,8 @@ int ds_journal_scan(const ds_plan *plan, const char *run_dir, uint8_t *done, FIL
 
 // ---- Run state (run.c): run.txt ----
 
-// What a run folder was made from. run.txt holds it; a resume must agree with it exactly.
+// What a run folder was made from. run.txt holds it; a resume must agree with its data exactly
+// and with its canonical job as ds_run_job_compare says.
 typedef struct {
     char dataset[32];       // "mnist" or "fashion-mnist"
     int train_n, test_n;    // after the job's slicing
@@ -64,9 +65,30 @@ typedef struct {
 // folder?"), DS_EFORMAT when a field is missing or malformed.
 int ds_run_state_read(const char *run_dir, ds_run_state *st);
 void ds_run_state_free(ds_run_state *st);
-// Reads <run_dir>/job.ini and run.txt and builds the plan the run used (the reducer's and the
-// dry run's view of a folder). job and plan are filled; free both (plan first).
+// Reads <run_dir>/job.ini and run.txt and builds the plan the run used (the reducer's view of a
+// folder). DS_EFORMAT naming job.ini when it is not the job of run.txt (ds_run_job_compare: an
+// extension interrupted between its two renames, or an edited job.ini). job and plan are
+// filled; free both (plan first).
 int ds_run_load_plan(const char *run_dir, ds_job *job, ds_plan *plan);
+
+// ---- What a resume may change (run.c): the one comparison every path that opens a run uses ----
+//
+// old_canonical is the run's canonical job (run.txt), new_canonical this job's
+// (ds_job_canonical). The job may resume the run if it is the same, or extend it: it may add
+// attack configurations (new "attack.<NAME>.*" lines, anywhere) and add models to an existing
+// configuration's `models` (compared as sets of models: "students" and the student names are
+// the same set). Every other difference is refused: any setting outside the attacks (data,
+// train, distill, run), any other setting of an existing attack (eps, samples, shard, ...),
+// removing an attack or a model (the summary would silently drop their results), and a new
+// order of the run's attacks.
+//
+// Returns DS_RUN_SAME (identical texts; summary ""), DS_RUN_EXTENDS (summary: what is added,
+// e.g. "+ attack pgd (2 models), + models of fgsm: T100/student"), or DS_EINVAL with the first
+// difference as the message, e.g. "the run was made with train.baseline_epochs = 4, this job
+// has 5" (callers add the file and what to do), or DS_ENOMEM. summary holds cap bytes.
+enum { DS_RUN_SAME = 0, DS_RUN_EXTENDS = 1 };
+int ds_run_job_compare(const char *old_canonical, const char *new_canonical, char *summary,
+                       size_t cap);
 
 // ---- Lock (run.c): <run_dir>/lock, flock'ed while a sweep runs ----
 
@@ -93,9 +115,12 @@ typedef struct {
 int ds_run_load_data(const ds_job *job, ds_run *run, ds_dataset *train, ds_dataset *test,
                      FILE *log);
 // Creates or reopens the run folder of job, takes its lock, and checks that it was made from
-// the same job and data (run.txt: canonical text, dataset sizes and CRC). A different job:
-// DS_EINVAL saying what differs, unless new_run, in which case the next free <name>-2, <name>-3,
-// ... is used and `log` says so. Removes stale *.tmp files. On success run->dir is the folder.
+// the same job and data (run.txt: dataset sizes and CRC equal, canonical text by
+// ds_run_job_compare). A job that extends the run replaces job.ini and run.txt (each atomically,
+// under the lock, job.ini first) and `log` gets "<dir>: extending the run: <what>"; the tasks
+// already done stay done. A job that may not resume the run: DS_EINVAL naming the first
+// difference, unless new_run, in which case the next free <name>-2, <name>-3, ... is used and
+// `log` says so. Removes stale *.tmp files. On success run->dir is the folder.
 int ds_run_open(const ds_job *job, ds_run *run, int new_run, FILE *log);
 void ds_run_close(ds_run *run);
 

@@ -46,7 +46,7 @@ expect_fail 2 "$WORK/nofolder.job" "afile: not a folder"
 DS_FAULT=journaled@0#2 run_sweep 2 "$WORK/good.job" "$WORK/g1.log" && fail "crash hook did not fire"
 cp "$WORK/results/e/tasks/done.log" "$WORK/done.before"
 sed 's/^epochs = 1/epochs = 2/' "$WORK/good.job" >"$WORK/changed.job"
-expect_fail 2 "$WORK/changed.job" "holds a run of a different job or dataset ('train.baseline_epochs = 1' became 'train.baseline_epochs = 2')"
+expect_fail 2 "$WORK/changed.job" "results/e/run.txt: the run was made with train.baseline_epochs = 1, this job has 2: use a new run name"
 grep -q -- "--new-run" "$WORK/out.log" || fail "the refusal does not mention --new-run"
 cmp -s "$WORK/done.before" "$WORK/results/e/tasks/done.log" || fail "the refused run touched the journal"
 DS_FAULT=journaled@0#1 run_sweep 1 "$WORK/changed.job" "$WORK/new.log" --new-run

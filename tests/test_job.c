@@ -603,6 +603,248 @@ START_TEST(run_state_and_lock) {
 }
 END_TEST
 
+// ---- What a resume may change (ds_run_job_compare) ----
+
+// small_job with its first `from` replaced by `to` (malloc'ed).
+static char *job_variant(const char *from, const char *to) {
+    const char *at = strstr(small_job, from);
+    ck_assert_ptr_nonnull(at);
+    size_t head = (size_t)(at - small_job), n = strlen(small_job) + strlen(to) + 1;
+    char *s = malloc(n);
+    snprintf(s, n, "%.*s%s%s", (int)head, small_job, to, at + strlen(from));
+    return s;
+}
+
+// ds_run_job_compare of small_job's canonical text (the run) and that of text (the job).
+static int compare_with(const char *text, char *summary, size_t cap) {
+    ds_job a, b;
+    ck_assert_int_eq(ds_job_parse_text(&a, small_job, "run.job"), DS_OK);
+    ck_assert_msg(ds_job_parse_text(&b, text, "new.job") == DS_OK, "%s", ds_errmsg());
+    char *ca = ds_job_canonical(&a), *cb = ds_job_canonical(&b);
+    int rc = ds_run_job_compare(ca, cb, summary, cap);
+    free(ca);
+    free(cb);
+    ds_job_free(&a);
+    ds_job_free(&b);
+    return rc;
+}
+
+// The variant (from -> to) extends the run by exactly `added`.
+static void expect_extension(const char *from, const char *to, const char *added) {
+    char *text = job_variant(from, to), summary[512];
+    int rc = compare_with(text, summary, sizeof summary);
+    ck_assert_msg(rc == DS_RUN_EXTENDS, "'%s' -> '%s': %d (%s)", from, to, rc, ds_errmsg());
+    ck_assert_str_eq(summary, added);
+    free(text);
+}
+
+// The variant is refused with a message that starts with `why`.
+static void expect_refusal(const char *from, const char *to, const char *why) {
+    char *text = job_variant(from, to), summary[512];
+    int rc = compare_with(text, summary, sizeof summary);
+    ck_assert_msg(rc == DS_EINVAL, "'%s' -> '%s' was not refused (%d)", from, to, rc);
+    ck_assert_msg(!strncmp(ds_errmsg(), why, strlen(why)), "'%s' -> '%s': '%s' does not start "
+                  "with '%s'", from, to, ds_errmsg(), why);
+    free(text);
+}
+
+#define JSMA2 "[attack jsma]\nkind = jsma\nsamples = 2\nmodels = baseline T100/student\n"
+
+START_TEST(job_compare) {
+    char summary[512] = "x";
+    // The same job, however it is written.
+    ck_assert_int_eq(compare_with(small_job, summary, sizeof summary), DS_RUN_SAME);
+    ck_assert_str_eq(summary, "");
+    char *same = job_variant("[attack fgsm]\n", "[attack fgsm]\neps = 0.3 ; the default\n");
+    ck_assert_int_eq(compare_with(same, summary, sizeof summary), DS_RUN_SAME);
+    free(same);
+    // Added configurations, at the end or between the run's, with dots in the name; added models.
+    expect_extension("[attack transfer]", JSMA2 "[attack transfer]", "+ attack jsma (2 models)");
+    expect_extension("samples = 2\n", "samples = 2\n[attack fg.v2]\nkind = fgsm\nmodels = all\n",
+                     "+ attack fg.v2 (5 models)");
+    expect_extension("shard = 16\n", "shard = 16\nmodels = baseline students T100/teacher\n",
+                     "+ models of fgsm: T100/teacher");
+    expect_extension("shard = 16\n", "shard = 16\nmodels = all\n",
+                     "+ models of fgsm: T2.5/teacher T100/teacher");
+    expect_extension("craft = jsma\n", "craft = jsma\nmodels = students baseline\n",
+                     "+ models of transfer: baseline");
+    expect_extension("shard = 16\n", "shard = 16\nmodels = baseline T100/teacher students\n"
+                     "[attack jsma]\nkind = jsma\nsamples = 1\n",
+                     "+ models of fgsm: T100/teacher, + attack jsma (3 models)");
+    // The same models named one by one: nothing to run, but run.txt's text changes.
+    expect_extension("shard = 16\n", "shard = 16\nmodels = T2.5/student baseline T100/student\n",
+                     "no new tasks (the same models, named otherwise)");
+    // Any setting outside the attacks.
+    expect_refusal("epochs = 2", "epochs = 3",
+                   "the run was made with train.baseline_epochs = 2, this job has 3");
+    expect_refusal("[train]\n", "[train]\nstudent_epochs = 4\n",
+                   "the run was made with train.student_epochs = 2, this job has 4");
+    expect_refusal("seed = 5", "seed = 6", "the run was made with run.seed = 5, this job has 6");
+    expect_refusal("test_samples = 64", "test_samples = 60",
+                   "the run was made with data.test_samples = 64, this job has 60");
+    expect_refusal("temperatures = 100 2.5", "temperatures = 100 2.5 20",
+                   "the run was made with distill.temperatures = 2.5 100, this job has 2.5 20 100");
+    expect_refusal("batch = 32\n", "batch = 32\nlr_decay = 0.5\n",
+                   "the run was made without train.lr_decay, this job has train.lr_decay = 0.5 last "
+                   "0.25");
+    // Any other setting of an existing attack.
+    expect_refusal("shard = 16\n", "shard = 16\neps = 0.2\n",
+                   "the run was made with attack.fgsm.params = eps=0.3 space=softmax labels=true "
+                   "denormals=keep gradient=stable precision=float32, this job has eps=0.2 ");
+    expect_refusal("samples = 40", "samples = 32",
+                   "the run was made with attack.fgsm.samples = 0 40 shard 16, this job has 0 32 "
+                   "shard 16");
+    expect_refusal("shard = 16", "shard = 8",
+                   "the run was made with attack.fgsm.samples = 0 40 shard 16, this job has 0 40 "
+                   "shard 8");
+    expect_refusal("shard = 16\n", "shard = 16\nfirst = 1\n",
+                   "the run was made with attack.fgsm.samples = 0 40 shard 16, this job has 1 40 "
+                   "shard 16");
+    expect_refusal("craft = jsma", "craft = fgsm",
+                   "the run was made with attack.transfer.params = source=baseline craft=jsma ");
+    expect_refusal("kind = fgsm", "kind = jsma", "the run was made with attack.fgsm.kind = fgsm, "
+                   "this job has jsma");
+    // Removing a configuration or a model, and reordering the run's configurations.
+    expect_refusal("[attack transfer]\nkind = transfer\ncraft = jsma\nsamples = 2\n", "",
+                   "the run has [attack transfer], this job does not: removing an attack "
+                   "configuration would silently drop its results from the summary");
+    expect_refusal("shard = 16\n", "shard = 16\nmodels = students T100/teacher\n",
+                   "the run attacks baseline with [attack fgsm], this job does not: removing a "
+                   "model would silently drop its results from the summary");
+    char *moved = job_variant("[attack transfer]\nkind = transfer\ncraft = jsma\nsamples = 2\n", "");
+    char *reordered = malloc(strlen(moved) + 200);
+    sprintf(reordered, "%.*s[attack transfer]\nkind = transfer\ncraft = jsma\nsamples = 2\n%s",
+            (int)(strstr(moved, "[attack fgsm]") - moved), moved, strstr(moved, "[attack fgsm]"));
+    ck_assert_int_eq(compare_with(reordered, summary, sizeof summary), DS_EINVAL);
+    ck_assert_str_eq(ds_errmsg(), "[attack transfer] comes before [attack fgsm] in this job, after "
+                     "it in the run: keep the run's attack sections in their order (new ones may "
+                     "go anywhere)");
+    free(moved);
+    free(reordered);
+    // Texts that are not canonical jobs still compare line by line.
+    ck_assert_int_eq(ds_run_job_compare("a = 1\nattack.x.models = all\n",
+                                        "a = 1\nattack.x.models = baseline\n", summary,
+                                        sizeof summary), DS_EINVAL);
+    ck_assert_str_eq(ds_errmsg(), "the run was made with attack.x.models = all, this job has baseline");
+    ck_assert_int_eq(ds_run_job_compare("a = 1\n", "a = 1\nb = 2\n", summary, sizeof summary),
+                     DS_EINVAL);
+    ck_assert_str_eq(ds_errmsg(), "the run was made without b, this job has b = 2");
+    ck_assert_int_eq(ds_run_job_compare("a = 1\nb = 2\n", "a = 1\n", summary, sizeof summary),
+                     DS_EINVAL);
+    ck_assert_str_eq(ds_errmsg(), "the run was made with b = 2, this job has no b");
+}
+END_TEST
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strdup(buf);
+}
+
+// A run job text: small_job (or a variant) in results folder dir, run name r.
+static void parse_in(ds_job *j, const char *dir, const char *body) {
+    char text[2048];
+    snprintf(text, sizeof text, "[run]\nname = r\nresults = %s\n%s", dir,
+             strstr(body, "[run]\n") + strlen("[run]\n"));
+    ck_assert_int_eq(ds_job_parse_text(j, text, "r.job"), DS_OK);
+}
+
+static ds_run run_of(void) {
+    ds_run run = {.train_n = 256, .test_n = 64, .data_crc = 0x1234abcdu};
+    snprintf(run.dataset, sizeof run.dataset, "mnist");
+    return run;
+}
+
+START_TEST(run_extend) {
+    char dir[256], ini[700], txt[700];
+    tu_tempdir(dir, sizeof dir);
+    ds_job j, x, bad;
+    parse_in(&j, dir, small_job);
+    char *ext = job_variant("[attack transfer]", JSMA2 "[attack transfer]");
+    char *changed = job_variant("epochs = 2", "epochs = 3");
+    parse_in(&x, dir, ext);
+    parse_in(&bad, dir, changed);
+    ds_run run = run_of();
+    ck_assert_int_eq(ds_run_open(&j, &run, 0, NULL), DS_OK);
+    ds_run_close(&run);
+    char rdir[600];
+    snprintf(rdir, sizeof rdir, "%s", run.dir);
+    snprintf(ini, sizeof ini, "%s/job.ini", rdir);
+    snprintf(txt, sizeof txt, "%s/run.txt", rdir);
+    char *ini0 = slurp(ini), *txt0 = slurp(txt);
+    // The extension replaces job.ini and run.txt, and says so.
+    char logbuf[1024] = "";
+    FILE *log = fmemopen(logbuf, sizeof logbuf, "w");
+    run = run_of();
+    ck_assert_int_eq(ds_run_open(&x, &run, 0, log), DS_OK);
+    fclose(log);
+    char want[1200];
+    snprintf(want, sizeof want, "%s/r: extending the run: + attack jsma (2 models)\n", dir);
+    ck_assert_str_eq(logbuf, want);
+    char *ini1 = slurp(ini), *txt1 = slurp(txt), *cx = ds_job_canonical(&x);
+    ck_assert_str_eq(ini1, x.text);
+    ck_assert_str_eq(strstr(txt1, "--- canonical job ---\n") + 22, cx);
+    ck_assert_str_eq(txt1 + strlen(txt1) - strlen(cx), cx);
+    ck_assert_int_eq(strncmp(txt0, txt1, (size_t)(strstr(txt0, "---") - txt0)), 0); // same data
+    ds_run_close(&run);
+    // A resume of the extended run: nothing changes, the run's old job is now refused.
+    run = run_of();
+    ck_assert_int_eq(ds_run_open(&x, &run, 0, NULL), DS_OK);
+    ds_run_close(&run);
+    run = run_of();
+    ck_assert_int_eq(ds_run_open(&j, &run, 0, NULL), DS_EINVAL);
+    snprintf(want, sizeof want, "%s/r/run.txt: the run has [attack jsma], this job does not: ", dir);
+    ck_assert_msg(!strncmp(ds_errmsg(), want, strlen(want)), "%s", ds_errmsg());
+    // A changed epoch count: refused with one line, run.txt and job.ini untouched.
+    run = run_of();
+    ck_assert_int_eq(ds_run_open(&bad, &run, 0, NULL), DS_EINVAL);
+    snprintf(want, sizeof want, "%s/r/run.txt: the run was made with train.baseline_epochs = 2, "
+             "this job has 3: use a new run name (extending a run may only add attack "
+             "configurations or models to one), or pass --new-run to start %s/r-2", dir, dir);
+    ck_assert_str_eq(ds_errmsg(), want);
+    char *ini2 = slurp(ini), *txt2 = slurp(txt);
+    ck_assert_str_eq(ini2, ini1);
+    ck_assert_str_eq(txt2, txt1);
+    // Other data: refused naming the header line.
+    run = run_of();
+    run.data_crc = 0x1234abceu;
+    ck_assert_int_eq(ds_run_open(&x, &run, 0, NULL), DS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ds_errmsg(), "run.txt: the run was made with data_crc32 1234abcd, "
+                                 "this job has data_crc32 1234abce: use a new run name"));
+    // An extension interrupted between its renames (job.ini new, run.txt old): the reducer's
+    // view refuses the folder; a sweep of either job repairs it.
+    write_text(ini, x.text);
+    write_text(txt, txt0);
+    ds_job rj;
+    ds_plan rp;
+    ck_assert_int_eq(ds_run_load_plan(rdir, &rj, &rp), DS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ds_errmsg(), "/r/job.ini is ahead of its run.txt (+ attack jsma "
+                                 "(2 models)): an extension of the run was interrupted"));
+    run = run_of();
+    ck_assert_int_eq(ds_run_open(&j, &run, 0, NULL), DS_OK); // the run's job: job.ini put back
+    ds_run_close(&run);
+    char *ini3 = slurp(ini);
+    ck_assert_str_eq(ini3, j.text);
+    ck_assert_int_eq(ds_run_load_plan(rdir, &rj, &rp), DS_OK);
+    ds_plan_free(&rp);
+    ds_job_free(&rj);
+    write_text(ini, changed); // an edited job.ini
+    ck_assert_int_eq(ds_run_load_plan(rdir, &rj, &rp), DS_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(ds_errmsg(), "/r/job.ini does not match its run.txt (the run was "
+                                 "made with train.baseline_epochs = 2, this job has 3;"));
+    free(ini0), free(txt0), free(ini1), free(txt1), free(ini2), free(txt2), free(ini3), free(cx);
+    free(ext);
+    free(changed);
+    ds_job_free(&j);
+    ds_job_free(&x);
+    ds_job_free(&bad);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("job");
     TCase *tc = tcase_create("job");
@@ -620,6 +862,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, seeds_do_not_depend_on_position);
     tcase_add_test(tc, journal_rules);
     tcase_add_test(tc, run_state_and_lock);
+    tcase_add_test(tc, job_compare);
+    tcase_add_test(tc, run_extend);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -796,17 +796,22 @@ int ds_sweep_dry_run(const char *job_path, FILE *out) {
     ds_job_run_dir(&job, dir, sizeof dir);
     fprintf(out, "job %s: run folder %s%s\n", job.path, dir, note);
     ds_plan_print(&plan, out);
-    // Progress of an existing run (read-only: the journal is not repaired here).
+    // Progress of an existing run (read-only: the journal is not repaired here), and what a
+    // sweep of this job would make of it (ds_run_job_compare: the rule ds_run_open applies).
     ds_run_state st;
     if (!ds_run_state_read(dir, &st)) {
-        char *canon = ds_job_canonical(&job);
+        char *canon = ds_job_canonical(&job), added[1024];
         uint8_t *done = malloc((size_t)plan.ntasks);
-        if (canon && strcmp(canon, st.canonical)) {
-            fprintf(out, "%s exists but was made by a different job: a sweep of this job would "
-                    "refuse it (give the job another [run] name, or use --new-run)\n", dir);
+        int cmp = canon ? ds_run_job_compare(st.canonical, canon, added, sizeof added) : DS_ENOMEM;
+        if (cmp < 0) {
+            fprintf(out, "%s exists but a sweep of this job would refuse it (%s): give the job "
+                    "another [run] name, or use --new-run\n", dir,
+                    cmp == DS_EINVAL ? ds_errmsg() : "out of memory");
         } else if (done && !ds_run_tasks_done(&plan, dir, done, NULL)) {
             int ndone = 0;
             for (int i = 0; i < plan.ntasks; i++) ndone += done[i];
+            if (cmp == DS_RUN_EXTENDS)
+                fprintf(out, "%s exists: a sweep of this job would extend the run: %s\n", dir, added);
             fprintf(out, "%s exists: %d of %d tasks done\n", dir, ndone, plan.ntasks - 1);
         }
         free(done);
