@@ -7,6 +7,7 @@
 
 #include "ds_attack.h"
 #include "ds_error.h"
+#include "ds_nn.h"
 #include "ds_strbuf.h"
 
 #include <ctype.h>
@@ -250,6 +251,60 @@ void ds_temp_name(double t, char *out, size_t cap) { snprintf(out, cap, "T%g", t
 
 // ---- Sections ----
 
+// A seed: a non-negative decimal integer that fits in 64 bits. 0 on success.
+static int seed_value(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || errno || s[0] == '-') return -1;
+    *out = v;
+    return 0;
+}
+
+// [run] seed = N (the list {N}) or seeds = N1 N2 ... (distinct), never both.
+static void parse_seeds(parser *p, ds_job *job) {
+    entry *one = find(p, "run", "seed"), *list = find(p, "run", "seeds");
+    if (one && list) {
+        entry *later = one->line > list->line ? one : list, *first = later == one ? list : one;
+        perr(p, later->line, "[run] %s: the job already sets %s at line %d; use one of seed = N "
+             "and seeds = N1 N2 ...", later->key, first->key, first->line);
+        return;
+    }
+    if (one) {
+        if (seed_value(one->value, &job->seeds[0]))
+            perr(p, one->line, "[run] seed: expected a non-negative integer, got '%s'", one->value);
+        job->seed = job->seeds[0];
+        return;
+    }
+    if (!list) return;
+    char buf[MAX_LINE];
+    scopy(buf, sizeof buf, list->value);
+    int n = 0;
+    for (char *tok = strtok(buf, " \t,"); tok; tok = strtok(NULL, " \t,")) {
+        uint64_t v;
+        if (seed_value(tok, &v)) {
+            perr(p, list->line, "[run] seeds: expected non-negative integers, got '%s'", tok);
+            return;
+        }
+        for (int i = 0; i < n; i++)
+            if (job->seeds[i] == v) {
+                perr(p, list->line, "[run] seeds: %llu appears twice", (unsigned long long)v);
+                return;
+            }
+        if (n == DS_JOB_MAX_SEEDS) {
+            perr(p, list->line, "[run] seeds: at most %d", DS_JOB_MAX_SEEDS);
+            return;
+        }
+        job->seeds[n++] = v;
+    }
+    if (!n) {
+        perr(p, list->line, "[run] seeds: empty (expected seeds = N1 N2 ...)");
+        return;
+    }
+    job->nseeds = n;
+    job->seed = job->seeds[0];
+}
+
 static void parse_run(parser *p, ds_job *job) {
     const char *s = "run";
     entry *e;
@@ -266,15 +321,7 @@ static void parse_run(parser *p, ds_job *job) {
         else
             scopy(job->results, sizeof job->results, e->value);
     }
-    if ((e = find(p, s, "seed"))) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(e->value, &end, 10);
-        if (!*e->value || *end || errno || e->value[0] == '-')
-            perr(p, e->line, "[run] seed: expected a non-negative integer, got '%s'", e->value);
-        else
-            job->seed = v;
-    }
+    parse_seeds(p, job);
     if ((e = find(p, s, "threads"))) {
         if (!strcmp(e->value, "auto")) {
             job->threads = 0;
@@ -296,6 +343,14 @@ static void parse_data(parser *p, ds_job *job) {
     get_int(p, s, "test_samples", 1, 1000000000, 1, &job->test_samples);
 }
 
+// A word parsed by its library's own parser (ds_space_parse, ds_init_parse, ...), its message behind the
+// file, line, section and key.
+#define GET_WORD(p, sec, key, parse, out)                                                          \
+    do {                                                                                           \
+        entry *e_ = find(p, sec, key);                                                             \
+        if (e_ && parse(e_->value, out)) perr(p, e_->line, "[%s] %s: %s", sec, key, ds_errmsg());  \
+    } while (0)
+
 static void parse_train(parser *p, ds_job *job) {
     const char *s = "train";
     int epochs = 50;
@@ -311,6 +366,7 @@ static void parse_train(parser *p, ds_job *job) {
     get_double(p, s, "dropout", 0, 0, 0.99, &job->dropout);
     get_double(p, s, "lr_decay", 0, 1, 1, &job->lr_decay);
     get_double(p, s, "lr_decay_last", 0, 0, 1, &job->lr_decay_last);
+    GET_WORD(p, s, "init", ds_init_parse, &job->init);
     if (job->train_samples > 0 && job->batch > job->train_samples) {
         entry *e = find(p, s, "batch");
         perr(p, e ? e->line : 0, "[train] batch: %d is larger than [data] train_samples = %d",
@@ -376,13 +432,6 @@ static void get_float(parser *p, const char *sec, const char *key, double lo, in
     if (get_double(p, sec, key, lo, lo_open, hi, &v) == 1) *out = (float)v;
 }
 
-// A word parsed by the attack library's own parser (ds_space_parse, ...), its message behind the
-// file, line, section and key.
-#define GET_WORD(p, sec, key, parse, out)                                                          \
-    do {                                                                                           \
-        entry *e_ = find(p, sec, key);                                                             \
-        if (e_ && parse(e_->value, out)) perr(p, e_->line, "[%s] %s: %s", sec, key, ds_errmsg());  \
-    } while (0)
 
 static void parse_numerics(parser *p, const char *s, ds_numerics *n, int softmax_keys) {
     GET_WORD(p, s, "denormals", ds_denormals_parse, &n->denormals);
@@ -619,7 +668,8 @@ static void set_defaults(ds_job *job, const char *path) {
     if (dot && dot != job->name) *dot = 0;
     if (!valid_name(job->name)) snprintf(job->name, sizeof job->name, "run");
     snprintf(job->results, sizeof job->results, "results");
-    job->seed = 1;
+    job->seed = job->seeds[0] = 1;
+    job->nseeds = 1;
     job->threads = 1;
     snprintf(job->dataset, sizeof job->dataset, "mnist");
     job->train_samples = job->test_samples = -1;
@@ -745,7 +795,13 @@ void ds_job_run_dir(const ds_job *job, char *out, size_t cap) {
 
 char *ds_job_canonical(const ds_job *job) {
     ds_strbuf b = {0};
-    ds_sb_printf(&b, "run.seed = %llu\n", (unsigned long long)job->seed);
+    if (job->nseeds > 1) { // one seed: the text from before the list existed (the same job)
+        ds_sb_printf(&b, "run.seeds =");
+        for (int i = 0; i < job->nseeds; i++) ds_sb_printf(&b, " %llu", (unsigned long long)job->seeds[i]);
+        ds_sb_printf(&b, "\n");
+    } else {
+        ds_sb_printf(&b, "run.seed = %llu\n", (unsigned long long)job->seed);
+    }
     ds_sb_printf(&b, "data.dataset = %s\n", job->dataset);
     ds_sb_printf(&b, "data.train_samples = %d\n", job->train_samples);
     ds_sb_printf(&b, "data.test_samples = %d\n", job->test_samples);
@@ -759,6 +815,8 @@ char *ds_job_canonical(const ds_job *job) {
     ds_sb_printf(&b, "train.dropout = %.17g\n", job->dropout);
     if (job->lr_decay != 1) // only when set: runs made before the key existed stay the same job
         ds_sb_printf(&b, "train.lr_decay = %.17g last %.17g\n", job->lr_decay, job->lr_decay_last);
+    if (job->init != DS_INIT_PYTORCH) // likewise: only when not the default
+        ds_sb_printf(&b, "train.init = %s\n", ds_init_name(job->init));
     ds_sb_printf(&b, "distill.temperatures =");
     for (int i = 0; i < job->ntemps; i++) ds_sb_printf(&b, " %.17g", job->temps[i]);
     ds_sb_printf(&b, "\n");
