@@ -334,6 +334,12 @@ void ds_craft_string(const ds_craft *c, int n_in, char *out, size_t cap);
 ds_denormals ds_craft_denormals(const ds_craft *c);
 // The rounding settings of an FGSM, JSMA or PGD configuration; NULL for C&W (denormals only).
 const ds_numerics *ds_craft_numerics(const ds_craft *c);
+// The eps list of an FGSM or PGD configuration: returns n_eps and sets *eps (if eps != NULL) to
+// the list, whose records ds_craft_run writes eps-major; 0 and NULL for kinds without one.
+int ds_craft_eps(const ds_craft *c, const float **eps);
+// Keeps only eps[e] of c's list: the one-eps configuration (its settings string names one
+// eps). Nothing for kinds without a list.
+void ds_craft_select_eps(ds_craft *c, int e);
 // Records ds_craft_run writes for n samples on classifier cl.
 int ds_craft_count(const ds_classifier *cl, const ds_craft *c, int n);
 // ds_fgsm, ds_jsma, ds_cw_l2 or ds_pgd with c's settings.

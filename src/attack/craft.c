@@ -59,6 +59,31 @@ ds_denormals ds_craft_denormals(const ds_craft *c) {
     return n ? n->denormals : c->cw.denormals;
 }
 
+// The eps list of the kinds that have one (records eps-major); *n = NULL for the others.
+static float *eps_list(ds_craft *c, int **n) {
+    switch (c->kind) {
+    case DS_KIND_FGSM: *n = &c->fgsm.n_eps; return c->fgsm.eps;
+    // ---- pgd ----
+    case DS_KIND_PGD: *n = &c->pgd.n_eps; return c->pgd.eps;
+    default: *n = NULL; return NULL;
+    }
+}
+
+int ds_craft_eps(const ds_craft *c, const float **eps) {
+    int *n;
+    const float *list = eps_list((ds_craft *)c, &n); // read only
+    if (eps) *eps = list;
+    return n ? *n : 0;
+}
+
+void ds_craft_select_eps(ds_craft *c, int e) {
+    int *n;
+    float *list = eps_list(c, &n);
+    if (!n || e < 0 || e >= *n) return;
+    list[0] = list[e];
+    *n = 1;
+}
+
 int ds_craft_count(const ds_classifier *cl, const ds_craft *c, int n) {
     switch (c->kind) {
     case DS_KIND_FGSM: return ds_fgsm_count(&c->fgsm, n);

@@ -384,6 +384,37 @@ static void get_float(parser *p, const char *sec, const char *key, double lo, in
         if (e_ && parse(e_->value, out)) perr(p, e_->line, "[%s] %s: %s", sec, key, ds_errmsg());  \
     } while (0)
 
+// `eps = 0.05 0.1 0.3` (spaces or commas): 1 to DS_FGSM_MAX_EPS distinct values in (0, hi], in
+// the order written (the records' order).
+static void get_eps_list(parser *p, const char *sec, double hi, float *eps, int *n) {
+    entry *e = find(p, sec, "eps");
+    if (!e) return;
+    char buf[MAX_LINE];
+    scopy(buf, sizeof buf, e->value);
+    int k = 0;
+    for (char *tok = strtok(buf, " \t,"); tok; tok = strtok(NULL, " \t,")) {
+        char *end;
+        errno = 0;
+        double v = strtod(tok, &end);
+        if (*end || errno || !isfinite(v) || v <= 0 || v > hi) {
+            perr(p, e->line, "[%s] eps: expected numbers in (0, %g], got '%s'", sec, hi, tok);
+            return;
+        }
+        if (k == DS_FGSM_MAX_EPS) {
+            perr(p, e->line, "[%s] eps: at most %d values", sec, DS_FGSM_MAX_EPS);
+            return;
+        }
+        for (int i = 0; i < k; i++)
+            if (eps[i] == (float)v) {
+                perr(p, e->line, "[%s] eps: %s appears twice", sec, tok);
+                return;
+            }
+        eps[k++] = (float)v;
+    }
+    if (!k) perr(p, e->line, "[%s] eps: empty", sec);
+    else *n = k;
+}
+
 static void parse_numerics(parser *p, const char *s, ds_numerics *n, int softmax_keys) {
     GET_WORD(p, s, "denormals", ds_denormals_parse, &n->denormals);
     if (!softmax_keys) return;
@@ -395,7 +426,7 @@ static void parse_craft(parser *p, const char *s, ds_craft *c) {
     int v;
     switch (c->kind) {
     case DS_KIND_FGSM:
-        get_float(p, s, "eps", 0, 1, 1, &c->fgsm.eps[0]);
+        get_eps_list(p, s, 1, c->fgsm.eps, &c->fgsm.n_eps);
         GET_WORD(p, s, "space", ds_space_parse, &c->fgsm.space);
         GET_WORD(p, s, "labels", ds_label_mode_parse, &c->fgsm.labels);
         parse_numerics(p, s, &c->fgsm.num, 1);
@@ -420,6 +451,29 @@ static void parse_craft(parser *p, const char *s, ds_craft *c) {
         get_bool(p, s, "abort_early", &c->cw.abort_early);
         GET_WORD(p, s, "denormals", ds_denormals_parse, &c->cw.denormals);
         break;
+    // ---- pgd ----
+    case DS_KIND_PGD: {
+        ds_pgd_params *g = &c->pgd;
+        GET_WORD(p, s, "norm", ds_norm_parse, &g->norm);
+        get_eps_list(p, s, g->norm == DS_NORM_LINF ? 1 : 1e6, g->eps, &g->n_eps);
+        get_float(p, s, "step", 0, 1, 1e6, &g->step);
+        get_int(p, s, "steps", 1, 1000000, 0, &g->steps);
+        get_bool(p, s, "random_start", &g->random_start);
+        get_int(p, s, "restarts", 1, 10000, 0, &g->restarts);
+        GET_WORD(p, s, "loss", ds_loss_parse, &g->loss);
+        GET_WORD(p, s, "space", ds_space_parse, &g->space);
+        GET_WORD(p, s, "labels", ds_label_mode_parse, &g->labels);
+        parse_numerics(p, s, &g->num, 1);
+        entry *e = find(p, s, "restarts");
+        if (!p->err[0] && g->restarts > 1 && !g->random_start)
+            perr(p, e->line, "[%s] restarts: %d restarts need random_start = true (else they "
+                 "repeat one start)", s, g->restarts);
+        if (!p->err[0] && ds_pgd_params_check(g)) { // steps x restarts too many
+            e = e ? e : find(p, s, "steps");
+            perr(p, e ? e->line : 0, "[%s] %s", s, ds_errmsg());
+        }
+        break;
+    }
     default:
         break;
     }
@@ -429,6 +483,7 @@ static int default_shard(ds_attack_kind k) {
     switch (k) {
     case DS_KIND_FGSM: return 1000;
     case DS_KIND_JSMA: return 10;
+    case DS_KIND_PGD: return 500; // 100 steps: ~100 FGSM per sample
     default: return 10;
     }
 }
@@ -464,17 +519,30 @@ static void parse_models(parser *p, const char *s, const ds_job *job, ds_job_att
 
 // kind (and for transfer: craft and source) of section s into a; 0 on an error.
 static int parse_kind(parser *p, const ds_job *job, const char *s, int header, ds_job_attack *a) {
-    static const char *const kinds[] = {"fgsm", "jsma", "cw-l2", "transfer"};
+    // The kinds a job runs, and those a transfer section may craft with.
+    static const ds_attack_kind kinds[] = {DS_KIND_FGSM, DS_KIND_JSMA, DS_KIND_CW_L2,
+                                           DS_KIND_TRANSFER, DS_KIND_PGD};
+    enum { NK = sizeof kinds / sizeof kinds[0] };
+    const char *names[NK], *crafts[NK];
+    ds_attack_kind craft_kinds[NK];
+    int ncraft = 0;
+    for (int i = 0; i < NK; i++) {
+        names[i] = ds_attack_kind_name(kinds[i]);
+        if (kinds[i] != DS_KIND_TRANSFER) {
+            craft_kinds[ncraft] = kinds[i];
+            crafts[ncraft++] = names[i];
+        }
+    }
     int k;
-    int r = get_enum(p, s, "kind", kinds, 4, &k);
-    if (r == 0) perr(p, header, "[%s]: missing 'kind = fgsm | jsma | cw-l2 | transfer'", s);
+    int r = get_enum(p, s, "kind", names, NK, &k);
+    if (r == 0) perr(p, header, "[%s]: missing 'kind = fgsm | jsma | cw-l2 | transfer | pgd'", s);
     if (r <= 0) return 0;
-    a->kind = (ds_attack_kind)k;
+    a->kind = kinds[k];
     ds_attack_kind craft = a->kind;
     if (a->kind == DS_KIND_TRANSFER) {
-        int c = DS_KIND_FGSM;
-        if (get_enum(p, s, "craft", kinds, 3, &c) < 0) return 0;
-        craft = (ds_attack_kind)c;
+        int c = 0;
+        if (get_enum(p, s, "craft", crafts, ncraft, &c) < 0) return 0;
+        craft = craft_kinds[c];
         snprintf(a->source, sizeof a->source, "baseline");
         entry *e = find(p, s, "source");
         if (e) {
@@ -537,14 +605,20 @@ static void parse_attack(parser *p, ds_job *job, const char *s, int header) {
                                              : DS_TARGET_BASELINE | DS_TARGET_STUDENTS;
     parse_models(p, s, job, a);
     parse_range(p, job, s, header, a);
-    char cp[160], src[DS_JOB_NAME];
+    char cp[512], src[DS_JOB_NAME], full[640];
     ds_craft_string(&a->craft, DS_PIXELS, cp, sizeof cp);
     scopy(src, sizeof src, a->source);
     if (a->kind == DS_KIND_TRANSFER)
-        snprintf(a->params, sizeof a->params, "source=%s craft=%s %s", src,
-                 ds_attack_kind_name(a->craft.kind), cp);
+        snprintf(full, sizeof full, "source=%s craft=%s %s", src, ds_attack_kind_name(a->craft.kind), cp);
     else
-        scopy(a->params, sizeof a->params, cp);
+        scopy(full, sizeof full, cp);
+    if (strlen(full) >= sizeof a->params) { // the params column and attribute hold 255
+        entry *e = find(p, s, "eps");
+        perr(p, e ? e->line : header, "[%s]: the settings string '%s' is longer than %d "
+             "characters; use fewer eps values", s, full, (int)sizeof a->params - 1);
+        return;
+    }
+    scopy(a->params, sizeof a->params, full);
     job->nattacks++;
 }
 
@@ -714,9 +788,15 @@ char *ds_job_canonical(const ds_job *job) {
         // Every float in full (%.9g round-trips a float), in case %g in params rounds two values
         // together.
         const ds_craft *c = &a->craft;
-        if (c->kind == DS_KIND_FGSM)
-            ds_sb_printf(&b, "attack.%s.exact = eps %.9g\n", a->name, (double)c->fgsm.eps[0]);
-        else if (c->kind == DS_KIND_JSMA)
+        if (c->kind == DS_KIND_FGSM) {
+            ds_sb_printf(&b, "attack.%s.exact = eps", a->name); // one eps: as before lists
+            for (int e = 0; e < c->fgsm.n_eps; e++) ds_sb_printf(&b, " %.9g", (double)c->fgsm.eps[e]);
+            ds_sb_printf(&b, "\n");
+        } else if (c->kind == DS_KIND_PGD) {
+            ds_sb_printf(&b, "attack.%s.exact = eps", a->name);
+            for (int e = 0; e < c->pgd.n_eps; e++) ds_sb_printf(&b, " %.9g", (double)c->pgd.eps[e]);
+            ds_sb_printf(&b, " step %.9g\n", (double)c->pgd.step);
+        } else if (c->kind == DS_KIND_JSMA)
             ds_sb_printf(&b, "attack.%s.exact = theta %.9g gamma %.9g\n", a->name,
                          (double)c->jsma.theta, (double)c->jsma.gamma);
         else
