@@ -378,7 +378,8 @@ int ds_pgd_params_check(const ds_pgd_params *p) {
     if ((unsigned)p->norm > DS_NORM_L2)
         return ds_fail(DS_EINVAL, "pgd: unknown norm %d (expected linf or l2)", (int)p->norm);
     for (int i = 0; i < p->n_eps; i++)
-        if (!(p->eps[i] > 0.0f) || !isfinite(p->eps[i]) || (p->norm == DS_NORM_LINF && p->eps[i] > 1.0f))
+        if (!(p->eps[i] > 0.0f) || !isfinite(p->eps[i]) ||
+            (p->norm == DS_NORM_LINF && p->eps[i] > 1.0f))
             return ds_fail(DS_EINVAL, "pgd: eps %g outside %s", (double)p->eps[i],
                            p->norm == DS_NORM_LINF ? "(0, 1]" : "(0, inf)");
     if (!(p->step > 0.0f) || !isfinite(p->step))

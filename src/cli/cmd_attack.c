@@ -157,7 +157,8 @@ static int parse_numerics(const options *o, ds_numerics *n) {
     return rc;
 }
 
-// --eps 0.05,0.1,0.3 into eps[DS_FGSM_MAX_EPS] (FGSM's and PGD's lists); the attack checks the values.
+// --eps 0.05,0.1,0.3 into eps[DS_FGSM_MAX_EPS] (FGSM's and PGD's lists); the attack checks
+// the values.
 static int parse_eps_list(const char *s, float *eps, int *n_eps) {
     *n_eps = 0;
     const char *c = s;
@@ -444,7 +445,8 @@ static int run(run_state *s, int argc, char **argv) {
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
     // The seed of PGD's random starts (not in the settings string); 0 for the other attacks.
     uint64_t seed = !strcmp(o->attack, "pgd") ? (uint64_t)o->seed : 0;
-    ds_provenance prov = {.job_text = cmdline, .code_version = ds_code_version(), .seed = seed, .task = ""};
+    ds_provenance prov = {.job_text = cmdline, .code_version = ds_code_version(), .seed = seed,
+                          .task = ""};
     rc = ds_attack_results_save(o->out, s->sets, s->n_sets, &prov);
     if (!rc) printf("wrote %s\n", o->out);
     return rc;

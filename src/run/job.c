@@ -609,7 +609,8 @@ static void parse_attack(parser *p, ds_job *job, const char *s, int header) {
     ds_craft_string(&a->craft, DS_PIXELS, cp, sizeof cp);
     scopy(src, sizeof src, a->source);
     if (a->kind == DS_KIND_TRANSFER)
-        snprintf(full, sizeof full, "source=%s craft=%s %s", src, ds_attack_kind_name(a->craft.kind), cp);
+        snprintf(full, sizeof full, "source=%s craft=%s %s", src,
+                 ds_attack_kind_name(a->craft.kind), cp);
     else
         scopy(full, sizeof full, cp);
     if (strlen(full) >= sizeof a->params) { // the params column and attribute hold 255
