@@ -1,5 +1,5 @@
-// Adversarial attacks on an abstract differentiable classifier: FGSM, JSMA, C&W L2, transfer,
-// and the gradient-free Square Attack (forward passes only).
+// Adversarial attacks on an abstract differentiable classifier: FGSM, PGD, JSMA, C&W L2,
+// transfer, and the gradient-free Square Attack (forward passes only).
 //
 // The attacks see a classifier only through ds_classifier (forward to logits, then input
 // gradients J^T v for the samples of that forward), so they are tested on hand-built toy models
@@ -20,8 +20,8 @@
 // The JSMA Jacobian of a softmax space is dF_i/dx = sum_j p_i (delta_ij - p_j) / T dz_j/dx.
 // C&W always works on the logits Z.
 //
-// Records are written one per attempt: FGSM and Square one per (eps, sample), eps-major; JSMA
-// and targeted C&W one per (sample, target), sample-major with targets in increasing order,
+// Records are written one per attempt: FGSM, PGD and Square one per (eps, sample), eps-major;
+// JSMA and targeted C&W one per (sample, target), sample-major with targets in increasing order,
 // skipping the true label; untargeted C&W one per sample.
 //
 // All functions return DS_OK or a negative DS_E* code with a one-line message (ds_error.h).
@@ -104,6 +104,12 @@ const char *ds_precision_name(ds_precision p);
 // only.
 void ds_space_loss_dz(ds_space s, const ds_numerics *num, const float *z, int C, int y, float T,
                       float *dz);
+// PGD's loss = margin: the gradient of max_{j!=y} F_j - F_y with respect to z (j the largest other
+// logit; the softmax is monotone, so the same j on F): onehot(j) - onehot(y) for DS_SPACE_LOGITS
+// (FGSM's logits loss), else dF_j/dz - dF_y/dz from ds_space_output_dz rows in float32, or in
+// float64 as every term's log magnitude, times a power of two (see ds_numerics).
+void ds_space_margin_dz(ds_space s, const ds_numerics *num, const float *z, int C, int y, float T,
+                        float *dz);
 // Row i of dF/dz in float32: dFi_dz[j] = dF_i/dz_j, p = the softmax of the space (NULL for
 // DS_SPACE_LOGITS); gradient as num->gradient says.
 void ds_space_output_dz(ds_space s, ds_gradient g, const float *p, int C, int i, float T,
@@ -160,12 +166,15 @@ const char *ds_loss_name(ds_loss l);
 
 // PGD (Madry et al. 2018). Defaults as MadryLab/mnist_challenge: eps 0.3, 100 steps of 0.01,
 // random start, one start. Records: one per (eps, sample), eps-major, like FGSM; with restarts
-// the best start per sample (src/attack/pgd.c says which is best).
+// the first successful start per sample, else the last one's final point (src/attack/pgd.c).
+// loss ce: FGSM's loss of the space (ds_space_loss_dz: in DS_SPACE_LOGITS that is the margin
+// too); margin: max_{j!=y} F_j - F_y on the space's output F (ds_space_margin_dz).
 typedef struct {
     float eps[DS_FGSM_MAX_EPS]; // radius for each entry; n_eps >= 1
     int n_eps;
     ds_norm norm;               // default DS_NORM_LINF
     float step;                 // step size (absolute, in the norm's units); default 0.01
+                                //   linf: x += step sign(g); l2: x += step g / ||g||_2
     int steps;                  // >= 1; default 100
     int random_start;           // default 1: uniform in the eps ball (clipped to [0,1])
     int restarts;               // starts per sample, >= 1; default 1
@@ -174,7 +183,8 @@ typedef struct {
     ds_label_mode labels;       // default DS_LABELS_TRUE
     float temperature;          // T of DS_SPACE_LOGITS_T; <= 0: the classifier's
     ds_numerics num;            // default keep, stable, float32
-    uint64_t seed;              // random starts: stream (seed, DS_STREAM_ATTACK, sample index);
+    uint64_t seed;              // random starts: stream (seed, DS_STREAM_ATTACK ^ pgd's salt,
+                                //   sample index << 32 | restart);
                                 //   set by the caller (the sweep: from the job seed and the
                                 //   attack's name), not part of the settings string
 } ds_pgd_params;
@@ -231,9 +241,11 @@ typedef struct {
     int32_t target;      // target class, -1 if untargeted
     int32_t clean_pred, adv_pred;
     uint8_t success;     // untargeted: adv_pred != label; targeted: adv_pred == target
-    uint8_t zero_grad;   // the first input gradient was exactly zero everywhere (gradient masking);
-                         //   0 for Square, which computes none
-    int32_t iterations;  // JSMA iterations, C&W iterations; 1 for FGSM; Square: queries used
+    uint8_t zero_grad;   // the first input gradient was exactly zero everywhere (gradient masking;
+                         //   PGD: the first restart's first, at its start point); 0 for Square,
+                         //   which computes none
+    int32_t iterations;  // JSMA iterations, C&W iterations; 1 for FGSM; PGD steps (all restarts);
+                         //   Square: queries used
     float l0, l2, linf;  // distortion of x' - x (l0 counts changed pixels)
 } ds_attack_record;
 
@@ -264,6 +276,16 @@ void ds_attack_rates_compute(const ds_attack_record *r, int n, ds_attack_rates *
 int ds_fgsm_count(const ds_fgsm_params *p, int n);
 int ds_fgsm(const ds_classifier *c, const ds_fgsm_params *p, const float *x, const uint8_t *labels,
             int n, int32_t first_index, ds_attack_record *rec, float *x_adv);
+
+// PGD (Madry et al. 2018), untargeted, L-inf or L2, one record per (eps, sample), eps-major.
+// Per (eps, sample): restarts from random starts (seeded by p->seed, the sample's index
+// first_index + i and the restart: the same for any batch, call split or rank), each of up to
+// p->steps steps; stops at the first iterate the model misclassifies and keeps it, else keeps
+// the last restart's final point. Samples the model already misclassifies (labels true) keep x.
+// Batches of up to c->max_batch live attempts share one forward and one input_grad per step.
+int ds_pgd_count(const ds_pgd_params *p, int n);
+int ds_pgd(const ds_classifier *c, const ds_pgd_params *p, const float *x, const uint8_t *labels,
+           int n, int32_t first_index, ds_attack_record *rec, float *x_adv);
 
 // JSMA (Papernot et al. 2016) targeted at every class but the true one. Per iteration, a batch
 // of up to c->max_batch active (sample, target) attempts gets one forward and one input_grad per
@@ -330,12 +352,18 @@ int ds_craft_check(const ds_craft *c);
 // The settings string (the summary's `params` column): ds_*_params_string of the kind.
 void ds_craft_string(const ds_craft *c, int n_in, char *out, size_t cap);
 ds_denormals ds_craft_denormals(const ds_craft *c);
-// The rounding settings of an FGSM or JSMA configuration; NULL for C&W and Square (denormals
-// only).
+// The rounding settings of an FGSM, JSMA or PGD configuration; NULL for C&W and Square
+// (denormals only).
 const ds_numerics *ds_craft_numerics(const ds_craft *c);
+// The eps list of an FGSM, PGD or Square configuration: returns n_eps and sets *eps (if eps != NULL) to
+// the list, whose records ds_craft_run writes eps-major; 0 and NULL for kinds without one.
+int ds_craft_eps(const ds_craft *c, const float **eps);
+// Keeps only eps[e] of c's list: the one-eps configuration (its settings string names one
+// eps). Nothing for kinds without a list.
+void ds_craft_select_eps(ds_craft *c, int e);
 // Records ds_craft_run writes for n samples on classifier cl.
 int ds_craft_count(const ds_classifier *cl, const ds_craft *c, int n);
-// ds_fgsm, ds_jsma, ds_cw_l2 or ds_square with c's settings.
+// ds_fgsm, ds_jsma, ds_cw_l2, ds_pgd or ds_square with c's settings.
 int ds_craft_run(const ds_classifier *cl, const ds_craft *c, const float *x, const uint8_t *labels,
                  int n, int32_t first_index, ds_attack_record *rec, float *x_adv);
 

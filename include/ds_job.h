@@ -25,15 +25,22 @@
 //                                    ;   (Glorot-uniform weights, zero biases: Keras'); ds_nn.h
 //   [distill]  temperatures = 1 2 5 10 20 30 40 50 100
 //   [attack NAME]                    ; one section per attack configuration, NAME unique
-//              kind = fgsm | jsma | cw-l2 | square | transfer
+//              kind = fgsm | jsma | cw-l2 | pgd | square | transfer
 //              models = baseline students   ; any of baseline, teachers, students, all, or
 //                                           ;   model names like T100/student
 //              first = 0             ; first test sample (default 0)
 //              samples = 100         ; how many test samples (or "all": the rest of the set)
-//              shard = 1000          ; samples per task (default depends on the kind)
+//              shard = 1000          ; samples per task (default: fgsm 1000, pgd 500, square 250,
+//                                    ;   else 10)
 //              fgsm:     eps = 0.3, space = softmax|logits|logits_T, labels = true|predicted
+//              fgsm, pgd, square: eps is a list: eps = 0.05 0.1 0.2 0.3 (spaces or commas, distinct,
+//                        1 to DS_FGSM_MAX_EPS values, in (0, 1]; pgd l2: any > 0), records
+//                        eps-major in the order written
+//              pgd:      norm = linf|l2, step = 0.01, steps = 100, random_start = true|false,
+//                        restarts = 1 (more need random_start), loss = ce|margin,
+//                        space = softmax|logits|logits_T, labels = true|predicted
 //              jsma:     theta = 1, gamma = 0.145, space = softmax|logits|logits_T
-//              fgsm, jsma: denormals = keep|flush, gradient = stable|framework,
+//              fgsm, jsma, pgd: denormals = keep|flush, gradient = stable|framework,
 //                        precision = float32|float64 (how the gradients are rounded: ds_attack.h)
 //              cw-l2:    targeted = true|false, c, search_steps, iterations, lr, kappa,
 //                        abort_early = true|false, denormals = keep|flush
@@ -43,8 +50,9 @@
 //              Defaults of the attack keys are the attack library's (ds_attack.h):
 //              eps 0.3, space softmax, labels true, theta 1, gamma 0.145, denormals keep,
 //              gradient stable, precision float32; C&W targeted at every other class, c 0.01,
-//              6 search steps, 200 iterations, lr 0.1, kappa 0; Square on the logits.
-//              transfer: source = baseline, craft = fgsm|jsma|cw-l2 and that kind's keys
+//              6 search steps, 200 iterations, lr 0.1, kappa 0; PGD linf, 100 steps of 0.01,
+//              random start, 1 restart, loss ce (MadryLab/mnist_challenge); Square on the logits.
+//              transfer: source = baseline, craft = fgsm|jsma|cw-l2|pgd|square and that kind's keys
 //
 // Comments start with ';' or '#' (at the start of a line or after a blank). Every error —
 // unknown section or key, bad value, impossible combination — names the file and line:
@@ -70,7 +78,7 @@ typedef struct {
     char name[DS_JOB_NAME]; // section [attack NAME]: [A-Za-z0-9_.-]+, unique; used in file names
     int line;               // line of the section header
     int range_line;         // line of `samples` (or `first`, or the header), for errors
-    ds_attack_kind kind;    // fgsm, jsma, cw-l2, square or transfer
+    ds_attack_kind kind;    // fgsm, jsma, cw-l2, pgd, square or transfer
     ds_craft craft;         // the attack library's settings of the kind, or for transfer of the
                             //   crafting attack (ds_attack.h)
     char source[DS_JOB_NAME]; // transfer: the model the examples are crafted on ("baseline")
@@ -82,7 +90,8 @@ typedef struct {
     int shard;              // samples per task
     // The summary's `params` column: ds_craft_string, e.g. "eps=0.3 space=softmax labels=true
     // denormals=keep gradient=stable precision=float32", for transfer behind
-    // "source=baseline craft=fgsm ".
+    // "source=baseline craft=fgsm ". At most 255 characters (a longer one, from many eps
+    // values, is an error naming the eps line).
     char params[256];
 } ds_job_attack;
 

@@ -255,6 +255,387 @@ START_TEST(fgsm_batching_invariant) {
 }
 END_TEST
 
+// ---- PGD ----
+
+// Two classes: z_1 - z_0 = d . x - gap with d = w_1 - w_0 = (1, -2, 0, 0.5). Over the eps ball
+// (and the box) the loss of label 0 is largest at x + eps sign(d) (linf) or x + eps d/||d|| (l2).
+static void pgd_model(linear *m, double gap) {
+    static const double w0[4] = {0.5, 1.0, 0.25, -0.25}, d[4] = {1.0, -2.0, 0.0, 0.5};
+    memset(m, 0, sizeof *m);
+    m->D = 4;
+    m->C = 2;
+    for (int j = 0; j < 4; j++) {
+        m->W[0][j] = w0[j];
+        m->W[1][j] = w0[j] + d[j];
+    }
+    m->b[0] = gap;
+}
+
+static ds_pgd_params pgd_default(void) {
+    ds_pgd_params p;
+    ds_pgd_params_default(&p);
+    return p;
+}
+
+// The linf optimum: every loss, space and precision moves along sign(d) to the corner, clipped to
+// the box; the pixel with zero gradient stays (no random start) or keeps its random offset.
+START_TEST(pgd_linf_optimum_linear) {
+    linear m;
+    pgd_model(&m, 6.0); // never fooled in the ball: z_1 - z_0 <= 1.25 - 6 at the corner
+    ds_classifier c = lin_classifier(&m, 8, 2.0f);
+    const float x[4] = {0.5f, 0.25f, 0.5f, 0.875f};
+    const float corner[4] = {0.75f, 0.0f, 0.5f, 1.0f}; // 0.875 + 0.25 clipped to 1
+    const uint8_t y[1] = {0};
+    for (int v = 0; v < 12; v++) {
+        ds_pgd_params p = pgd_default();
+        p.eps[0] = 0.25f;
+        p.random_start = 0;
+        p.loss = v % 2 ? DS_LOSS_MARGIN : DS_LOSS_CE;
+        p.space = (ds_space)(v / 2 % 3);
+        p.num.precision = v / 6 ? DS_PRECISION_FLOAT64 : DS_PRECISION_FLOAT32;
+        ds_attack_record r;
+        float xa[4];
+        ck_assert_int_eq(ds_pgd(&c, &p, x, y, 1, 7, &r, xa), DS_OK);
+        for (int j = 0; j < 4; j++) ck_assert_msg(xa[j] == corner[j], "variant %d pixel %d: %.9g", v, j, xa[j]);
+        ck_assert_int_eq(r.index, 7);
+        ck_assert_int_eq(r.target, -1);
+        ck_assert_int_eq(r.clean_pred, 0);
+        ck_assert_int_eq(r.adv_pred, 0);
+        ck_assert_int_eq(r.success, 0);
+        ck_assert_int_eq(r.iterations, 100); // not fooled: every step taken
+        ck_assert_int_eq(r.zero_grad, 0);
+        ck_assert_float_eq(r.linf, 0.25f);
+        ck_assert_float_eq(r.l0, 3.0f);
+    }
+    // steps x step = eps reaches the corner exactly; one step less does not.
+    ds_pgd_params p = pgd_default();
+    p.eps[0] = 0.25f;
+    p.random_start = 0;
+    p.step = 0.125f;
+    p.steps = 2;
+    ds_attack_record r;
+    float xa[4];
+    ck_assert_int_eq(ds_pgd(&c, &p, x, y, 1, 0, &r, xa), DS_OK);
+    for (int j = 0; j < 4; j++) ck_assert_float_eq(xa[j], corner[j]);
+    p.steps = 1;
+    ck_assert_int_eq(ds_pgd(&c, &p, x, y, 1, 0, &r, xa), DS_OK);
+    const float half[4] = {0.625f, 0.125f, 0.5f, 1.0f};
+    for (int j = 0; j < 4; j++) ck_assert_float_eq(xa[j], half[j]);
+    ck_assert_int_eq(r.iterations, 1);
+    // From a random start, steps x step >= 2 eps still reach the corner on every pixel that has
+    // a gradient; the other keeps its start, inside the ball.
+    p = pgd_default();
+    p.eps[0] = 0.25f;
+    p.seed = 3;
+    ck_assert_int_eq(ds_pgd(&c, &p, x, y, 1, 0, &r, xa), DS_OK);
+    for (int j = 0; j < 4; j++)
+        if (j != 2) ck_assert_float_eq(xa[j], corner[j]);
+    ck_assert(xa[2] != 0.5f && fabsf(xa[2] - 0.5f) <= 0.25f);
+}
+END_TEST
+
+// The l2 optimum for an interior x: x + eps d/||d||, with a step larger than needed; the
+// distortion never exceeds eps.
+START_TEST(pgd_l2_optimum_linear) {
+    linear m;
+    pgd_model(&m, 6.0);
+    ds_classifier c = lin_classifier(&m, 8, 1.0f);
+    const float x[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+    const uint8_t y[1] = {0};
+    const double d[4] = {1.0, -2.0, 0.0, 0.5}, nd = sqrt(5.25);
+    for (int loss = 0; loss < 2; loss++) {
+        ds_pgd_params p = pgd_default();
+        p.norm = DS_NORM_L2;
+        p.eps[0] = 0.5f;
+        p.step = 0.05f;
+        p.steps = 40;
+        p.random_start = 0;
+        p.loss = (ds_loss)loss;
+        ds_attack_record r;
+        float xa[4];
+        ck_assert_int_eq(ds_pgd(&c, &p, x, y, 1, 0, &r, xa), DS_OK);
+        for (int j = 0; j < 4; j++) ck_assert_double_eq_tol(xa[j], 0.5 + 0.5 * d[j] / nd, 1e-6);
+        ck_assert_float_eq(xa[2], 0.5f);
+        ck_assert(r.l2 <= 0.5f && r.l2 >= 0.5f - 1e-6f);
+        ck_assert_int_eq(r.success, 0);
+        ck_assert_int_eq(r.iterations, 40);
+        // Fewer steps than the radius: steps x step along d/||d|| (no projection yet).
+        p.steps = 4;
+        ck_assert_int_eq(ds_pgd(&c, &p, x, y, 1, 0, &r, xa), DS_OK);
+        for (int j = 0; j < 4; j++) ck_assert_double_eq_tol(xa[j], 0.5 + 0.2 * d[j] / nd, 1e-6);
+    }
+    // Near the box: one long step is put on the ball, then clipped (torchattacks' and ART's
+    // order); clipping first would leave (0.97, 0.15, 0.5, 0.85).
+    const float xe[4] = {0.9f, 0.5f, 0.5f, 0.5f};
+    ds_pgd_params p = pgd_default();
+    p.norm = DS_NORM_L2;
+    p.eps[0] = 0.5f;
+    p.step = 10.0f;
+    p.steps = 1;
+    p.random_start = 0;
+    ds_attack_record r;
+    float xa[4];
+    ck_assert_int_eq(ds_pgd(&c, &p, xe, y, 1, 0, &r, xa), DS_OK);
+    ck_assert_float_eq(xa[0], 1.0f);
+    for (int j = 1; j < 4; j++) ck_assert_double_eq_tol(xa[j], 0.5 + 0.5 * d[j] / nd, 1e-6);
+}
+END_TEST
+
+// A classifier with no gradient: class 1 iff x_0 > 0.7. PGD cannot move; only its random starts
+// (x_0 = 0.5 +- 0.3, success with probability 1/6 each) find class 1.
+static int step_forward(void *ctx, const float *x, int n, float *z) {
+    int *forwards = ctx;
+    ++*forwards;
+    for (int i = 0; i < n; i++) {
+        z[2 * i] = 0.0f;
+        z[2 * i + 1] = x[3 * i] > 0.7f ? 1.0f : -1.0f;
+    }
+    return DS_OK;
+}
+
+static int step_grad(void *ctx, const float *dz, int n, float *dx) {
+    (void)ctx;
+    (void)dz;
+    memset(dx, 0, sizeof(float) * 3 * n);
+    return DS_OK;
+}
+
+START_TEST(pgd_restarts_keep_first_success) {
+    enum { N = 32, STEPS = 5 };
+    int forwards = 0;
+    ds_classifier c = {.n_in = 3, .n_classes = 2, .max_batch = 6, .temperature = 1, .ctx = &forwards,
+                       .forward = step_forward, .input_grad = step_grad};
+    float x[N * 3], xa1[N * 3], xa8[N * 3], xb[N * 3];
+    uint8_t y[N];
+    for (int k = 0; k < N * 3; k++) x[k] = 0.5f;
+    memset(y, 0, sizeof y);
+    ds_pgd_params p = pgd_default();
+    p.steps = STEPS;
+    p.seed = 11;
+    ds_attack_record r1[N], r8[N], rb[N];
+    memset(r1, 0, sizeof r1);
+    memset(r8, 0, sizeof r8);
+    ck_assert_int_eq(ds_pgd(&c, &p, x, y, N, 0, r1, xa1), DS_OK);
+    p.restarts = 8;
+    ck_assert_int_eq(ds_pgd(&c, &p, x, y, N, 0, r8, xa8), DS_OK);
+    int rescued = 0;
+    for (int i = 0; i < N; i++) {
+        const float *a1 = xa1 + 3 * i, *a8 = xa8 + 3 * i;
+        for (int k = 0; k < 3; k++) ck_assert(fabsf(a8[k] - 0.5f) <= 0.3f);
+        ck_assert_int_eq(r8[i].iterations % STEPS, 0); // failed restarts ran every step
+        ck_assert_int_eq(r8[i].success, a8[0] > 0.7f);
+        if (r1[i].success) { // restart 0 succeeded: the same record with more restarts
+            ck_assert_int_eq(r1[i].iterations, 0);
+            ck_assert_int_eq(r1[i].zero_grad, 0); // no gradient was taken
+            ck_assert_int_eq(memcmp(&r1[i], &r8[i], sizeof r1[i]), 0);
+            ck_assert_int_eq(memcmp(a1, a8, sizeof(float) * 3), 0);
+            continue;
+        }
+        ck_assert_int_eq(r1[i].iterations, STEPS);
+        ck_assert_int_eq(r1[i].zero_grad, 1);
+        ck_assert_int_eq(r8[i].zero_grad, 1);
+        if (!r8[i].success) {
+            ck_assert_int_eq(r8[i].iterations, 8 * STEPS);
+            continue;
+        }
+        // Rescued by restart k >= 1: k + 1 restarts give the same record, k restarts fail.
+        int k = r8[i].iterations / STEPS;
+        ck_assert_int_ge(k, 1);
+        rescued++;
+        p.restarts = k + 1;
+        memset(rb, 0, sizeof rb);
+        ck_assert_int_eq(ds_pgd(&c, &p, x + 3 * i, y + i, 1, i, rb, xb), DS_OK);
+        ck_assert_int_eq(memcmp(&rb[0], &r8[i], sizeof rb[0]), 0);
+        ck_assert_int_eq(memcmp(xb, a8, sizeof(float) * 3), 0);
+        p.restarts = k;
+        ck_assert_int_eq(ds_pgd(&c, &p, x + 3 * i, y + i, 1, i, rb, xb), DS_OK);
+        ck_assert_int_eq(rb[0].success, 0);
+        ck_assert_int_eq(rb[0].iterations, k * STEPS);
+        p.restarts = 8;
+    }
+    ck_assert_int_ge(rescued, 3);
+}
+END_TEST
+
+// Random starts depend on (seed, sample index, restart) only: one call of 8 samples, two calls
+// of 4 with their first_index, and batches of 3 give the same records and images.
+START_TEST(pgd_batching_invariant) {
+    linear m;
+    lin_random(&m, 12, 5, 3, 1.0);
+    enum { N = 8, E = 2 };
+    float x[N * 12], xa1[E * N * 12], xa2[E * N * 12], xa3[E * N * 12], half[E * 4 * 12];
+    uint8_t y[N];
+    uint64_t s = 9;
+    for (int k = 0; k < N * 12; k++) x[k] = (float)(0.5 + 0.5 * urand(&s));
+    for (int i = 0; i < N; i++) y[i] = (uint8_t)(i % 5);
+    for (int norm = 0; norm < 2; norm++) {
+        ds_pgd_params p = pgd_default();
+        p.norm = (ds_norm)norm;
+        p.eps[0] = norm ? 0.3f : 0.05f;
+        p.eps[1] = norm ? 1.5f : 0.3f;
+        p.n_eps = E;
+        p.step = norm ? 0.1f : 0.02f;
+        p.steps = 10;
+        p.restarts = 2;
+        p.seed = 5;
+        ds_attack_record r1[E * N], r2[E * N], r3[E * N], rh[E * 4];
+        memset(r1, 0, sizeof r1);
+        memset(r2, 0, sizeof r2);
+        memset(r3, 0, sizeof r3);
+        ds_classifier c8 = lin_classifier(&m, 8, 1.0f), c3 = lin_classifier(&m, 3, 1.0f);
+        ck_assert_int_eq(ds_pgd(&c8, &p, x, y, N, 100, r1, xa1), DS_OK);
+        ck_assert_int_eq(ds_pgd(&c3, &p, x, y, N, 100, r3, xa3), DS_OK);
+        for (int h = 0; h < 2; h++) { // samples [4h, 4h + 4) as their own call
+            memset(rh, 0, sizeof rh);
+            ck_assert_int_eq(ds_pgd(&c8, &p, x + h * 4 * 12, y + h * 4, 4, 100 + 4 * h, rh, half), DS_OK);
+            for (int e = 0; e < E; e++) {
+                memcpy(&r2[e * N + 4 * h], &rh[e * 4], sizeof rh[0] * 4);
+                memcpy(xa2 + (e * N + 4 * h) * 12, half + e * 4 * 12, sizeof(float) * 4 * 12);
+            }
+        }
+        ck_assert_int_eq(memcmp(r1, r2, sizeof r1), 0);
+        ck_assert_int_eq(memcmp(r1, r3, sizeof r1), 0);
+        ck_assert_int_eq(memcmp(xa1, xa2, sizeof xa1), 0);
+        ck_assert_int_eq(memcmp(xa1, xa3, sizeof xa1), 0);
+        int stopped = 0, ran = 0;
+        for (int a = 0; a < E * N; a++) {
+            ck_assert_int_eq(r1[a].index, 100 + a % N);
+            stopped += r1[a].success && r1[a].iterations < 20;
+            ran += r1[a].iterations == 20;
+        }
+        ck_assert_msg(stopped > 0 && ran > 0, "norm %d: %d early stops, %d full runs", norm, stopped, ran);
+        // Another seed, other starts.
+        p.seed = 6;
+        ck_assert_int_eq(ds_pgd(&c8, &p, x, y, N, 100, r2, xa2), DS_OK);
+        ck_assert_int_ne(memcmp(xa1, xa2, sizeof xa1), 0);
+    }
+}
+END_TEST
+
+// Every x' lies in the eps ball around x and in [0, 1], measured in float32 as the records do.
+START_TEST(pgd_stays_in_ball_and_box) {
+    linear m;
+    lin_random(&m, 16, 4, 21, 3.0);
+    enum { N = 40, D = 16 };
+    static float x[N * D], xa[4 * N * D];
+    uint8_t y[N];
+    uint64_t s = 4;
+    for (int k = 0; k < N * D; k++) {
+        double u = urand(&s);
+        x[k] = u < -0.6 ? 0.0f : u > 0.6 ? 1.0f : (float)(0.5 + 0.8 * u); // edges of the box
+    }
+    for (int i = 0; i < N; i++) y[i] = (uint8_t)(i % 4);
+    ds_classifier c = lin_classifier(&m, 7, 1.0f);
+    for (int norm = 0; norm < 2; norm++) {
+        ds_pgd_params p = pgd_default();
+        p.norm = (ds_norm)norm;
+        const float eps[4] = {0.01f, 0.1f, 0.3f, norm ? 2.0f : 1.0f};
+        memcpy(p.eps, eps, sizeof eps);
+        p.n_eps = 4;
+        p.step = norm ? 0.3f : 0.05f;
+        p.steps = 20;
+        p.restarts = 3;
+        p.loss = norm ? DS_LOSS_MARGIN : DS_LOSS_CE;
+        ds_attack_record r[4 * N];
+        ck_assert_int_eq(ds_pgd(&c, &p, x, y, N, 0, r, xa), DS_OK);
+        for (int e = 0; e < 4; e++)
+            for (int i = 0; i < N; i++) {
+                const float *a = xa + ((size_t)e * N + i) * D, *xi = x + (size_t)i * D;
+                double l2 = 0.0;
+                for (int k = 0; k < D; k++) {
+                    ck_assert(a[k] >= 0.0f && a[k] <= 1.0f);
+                    float d = a[k] - xi[k];
+                    if (!norm) ck_assert_msg(fabsf(d) <= eps[e], "%.9g > %.9g", fabsf(d), eps[e]);
+                    l2 += (double)d * d;
+                }
+                if (norm) ck_assert_msg(sqrt(l2) <= eps[e], "%.9g > %.9g", sqrt(l2), eps[e]);
+                ck_assert(norm ? r[e * N + i].l2 <= eps[e] : r[e * N + i].linf <= eps[e]);
+            }
+    }
+}
+END_TEST
+
+// Samples the model already misclassifies (true labels) are not attacked: x' = x; with labels
+// predicted they are attacked away from their prediction.
+START_TEST(pgd_misclassified_and_predicted_labels) {
+    linear m;
+    pgd_model(&m, -6.0); // class 1 everywhere in the ball
+    ds_classifier c = lin_classifier(&m, 8, 1.0f);
+    const float x[4] = {0.5f, 0.25f, 0.5f, 0.875f};
+    const uint8_t y[1] = {0};
+    ds_pgd_params p = pgd_default();
+    ds_attack_record r;
+    float xa[4];
+    m.forwards = 0;
+    ck_assert_int_eq(ds_pgd(&c, &p, x, y, 1, 0, &r, xa), DS_OK);
+    ck_assert_int_eq(m.forwards, 1); // the clean forward only
+    ck_assert_int_eq(memcmp(xa, x, sizeof x), 0);
+    ck_assert_int_eq(r.success, 1);
+    ck_assert_int_eq(r.iterations, 0);
+    ck_assert_int_eq(r.clean_pred, 1);
+    ck_assert_int_eq(r.adv_pred, 1);
+    ck_assert_float_eq(r.l0, 0.0f);
+    p.labels = DS_LABELS_PREDICTED; // pushes z_0 up: never reaches it (gap 6)
+    ck_assert_int_eq(ds_pgd(&c, &p, x, y, 1, 0, &r, xa), DS_OK);
+    ck_assert_int_eq(r.iterations, 100);
+    ck_assert_int_eq(r.adv_pred, 1);
+    ck_assert_int_eq(r.success, 1); // adv_pred != the true label, as every untargeted record
+    const float away[4] = {0.25f, 0.5f, 0.5f, 0.625f}; // x - eps sign(d), clipped
+    p.eps[0] = 0.25f;
+    p.random_start = 0;
+    ck_assert_int_eq(ds_pgd(&c, &p, x, y, 1, 0, &r, xa), DS_OK);
+    for (int j = 0; j < 4; j++) ck_assert_float_eq(xa[j], away[j]);
+}
+END_TEST
+
+// The margin's gradient with respect to z: float32 against finite differences in double, and
+// float64 the same up to a power of two, also where float32 underflows.
+static double margin_of(const double *z, int C, int y, double T) {
+    double zt[8], p[8];
+    for (int k = 0; k < C; k++) zt[k] = z[k] / T;
+    softmax_d(zt, C, p);
+    int j = -1;
+    for (int k = 0; k < C; k++)
+        if (k != y && (j < 0 || z[k] > z[j])) j = k;
+    return p[j] - p[y];
+}
+
+START_TEST(pgd_margin_gradient) {
+    const int C = 5, y = 2;
+    const float T = 2.0f;
+    const float z[5] = {0.3f, -1.2f, 0.9f, 1.4f, -0.1f};
+    const ds_numerics f32 = {0}, f64 = {.precision = DS_PRECISION_FLOAT64};
+    float dz[5], dz64[5];
+    ds_space_margin_dz(DS_SPACE_LOGITS_T, &f32, z, C, y, T, dz);
+    ds_space_margin_dz(DS_SPACE_LOGITS_T, &f64, z, C, y, T, dz64);
+    double ratio = ldexp(1.0, (int)lround(log2(dz64[0] / dz[0]))); // float64's power of two
+    for (int k = 0; k < C; k++) {
+        double zp[5], zm[5], h = 1e-5;
+        for (int j = 0; j < C; j++) zp[j] = zm[j] = z[j];
+        zp[k] += h;
+        zm[k] -= h;
+        double fd = (margin_of(zp, C, y, T) - margin_of(zm, C, y, T)) / (2 * h);
+        ck_assert_double_eq_tol(dz[k], fd, 1e-5);
+        ck_assert_double_eq_tol(dz64[k] / ratio, fd, 1e-6);
+    }
+    // Logits: onehot(j) - onehot(y), j = 3.
+    ds_space_margin_dz(DS_SPACE_LOGITS, &f32, z, C, y, T, dz);
+    for (int k = 0; k < C; k++) ck_assert_float_eq(dz[k], k == 3 ? 1.0f : k == y ? -1.0f : 0.0f);
+    // Saturated at T=1: float32 sees nothing, float64 the signs of the exact gradient.
+    const float zs[5] = {0.0f, -1.0f, 300.0f, 1.0f, 0.5f};
+    ds_space_margin_dz(DS_SPACE_SOFTMAX, &f32, zs, C, y, 1.0f, dz);
+    for (int k = 0; k < C; k++) ck_assert_float_eq(dz[k], 0.0f);
+    ds_space_margin_dz(DS_SPACE_SOFTMAX, &f64, zs, C, y, 1.0f, dz64);
+    // p_y ~ 1: dz_j = p_j (1 - p_j + p_y) ~ 2 p_j, dz_k = p_k (p_y - p_j) ~ p_k, and
+    // dz_y = -p_y (1 - p_y + p_j) ~ -(sum of the other p + p_j); p_k proportional to e^{z_k}.
+    ck_assert(dz64[3] > 0 && dz64[y] < 0 && dz64[0] > 0 && dz64[1] > 0 && dz64[4] > 0);
+    const double e = exp(1.0);
+    ck_assert_double_eq_tol(dz64[0] / dz64[3], 1.0 / (2 * e), 1e-6);
+    ck_assert_double_eq_tol(dz64[4] / dz64[3], exp(0.5) / (2 * e), 1e-6);
+    ck_assert_double_eq_tol(dz64[y] / dz64[3], -(1 + 1 / e + 2 * e + exp(0.5)) / (2 * e), 1e-6);
+}
+END_TEST
+
 // ---- JSMA ----
 
 // The pair choice against brute force over random vectors, domains and lengths.
@@ -809,6 +1190,50 @@ START_TEST(malformed_parameters) {
     cp.kappa = -1.0f;
     expect_einval(ds_cw_params_check(&cp), "kappa");
 
+    ds_pgd_params gp;
+    ds_pgd_params_default(&gp);
+    ck_assert_int_eq(ds_pgd_params_check(&gp), DS_OK);
+    gp.eps[0] = 0.0f;
+    expect_einval(ds_pgd_params_check(&gp), "pgd: eps 0 outside (0, 1]");
+    gp.eps[0] = 1.5f;
+    expect_einval(ds_pgd_params_check(&gp), "eps 1.5");
+    gp.norm = DS_NORM_L2; // any positive radius
+    ck_assert_int_eq(ds_pgd_params_check(&gp), DS_OK);
+    gp.eps[0] = INFINITY;
+    expect_einval(ds_pgd_params_check(&gp), "(0, inf)");
+    ds_pgd_params_default(&gp);
+    gp.n_eps = DS_FGSM_MAX_EPS + 1;
+    expect_einval(ds_pgd_params_check(&gp), "eps values");
+    ds_pgd_params_default(&gp);
+    gp.step = 0.0f;
+    expect_einval(ds_pgd_params_check(&gp), "step 0 must be positive");
+    ds_pgd_params_default(&gp);
+    gp.steps = 0;
+    expect_einval(ds_pgd_params_check(&gp), "steps 0 < 1");
+    ds_pgd_params_default(&gp);
+    gp.restarts = 0;
+    expect_einval(ds_pgd_params_check(&gp), "restarts 0 < 1");
+    gp.restarts = 2;
+    gp.random_start = 0;
+    expect_einval(ds_pgd_params_check(&gp), "without random_start");
+    ds_pgd_params_default(&gp);
+    gp.steps = 100000;
+    gp.restarts = 100000;
+    expect_einval(ds_pgd_params_check(&gp), "more than 1e9");
+    ds_pgd_params_default(&gp);
+    gp.norm = (ds_norm)2;
+    expect_einval(ds_pgd_params_check(&gp), "unknown norm");
+    ds_pgd_params_default(&gp);
+    gp.loss = (ds_loss)2;
+    expect_einval(ds_pgd_params_check(&gp), "unknown loss");
+    ds_pgd_params_default(&gp);
+    gp.space = (ds_space)3;
+    expect_einval(ds_pgd_params_check(&gp), "space");
+    ds_norm nm;
+    ds_loss ls;
+    expect_einval(ds_norm_parse("linf2", &nm), "unknown norm 'linf2' (expected one of: linf, l2)");
+    expect_einval(ds_loss_parse("hinge", &ls), "unknown loss 'hinge' (expected one of: ce, margin)");
+
     ds_space sp;
     ds_label_mode lm;
     ds_target_mode tm;
@@ -838,6 +1263,12 @@ START_TEST(malformed_parameters) {
     cp.lr = -1.0f;
     expect_einval(ds_cw_l2(&c, &cp, x, y, 1, 0, r, NULL), "learning rate");
     expect_einval(ds_fgsm(&c, &fp, x, y, -1, 0, r, NULL), "fgsm");
+    ds_pgd_params_default(&gp);
+    gp.steps = 0;
+    expect_einval(ds_pgd(&c, &gp, x, y, 1, 0, r, NULL), "pgd: steps");
+    y[0] = 3;
+    ds_pgd_params_default(&gp);
+    expect_einval(ds_pgd(&c, &gp, x, y, 1, 0, r, NULL), "pgd: label 3");
     ck_assert_int_eq(m.forwards, 0);
 }
 END_TEST
@@ -1130,6 +1561,57 @@ START_TEST(settings_strings) {
     ck_assert_int_eq(ds_craft_default(&c, DS_KIND_CW_L2), DS_OK);
     ds_craft_string(&c, 784, b, sizeof b);
     ck_assert_str_eq(b, "targets=all steps=6 iterations=200 c0=0.01 lr=0.1 kappa=0 abort_early=1 denormals=keep");
+    // An eps list: FGSM's one-eps string above is unchanged by it.
+    ck_assert_int_eq(ds_craft_default(&c, DS_KIND_FGSM), DS_OK);
+    c.fgsm.eps[1] = 0.05f;
+    c.fgsm.eps[2] = 0.5f;
+    c.fgsm.n_eps = 3;
+    ds_craft_string(&c, 784, b, sizeof b);
+    ck_assert_str_eq(b, "eps=0.3,0.05,0.5 space=softmax labels=true denormals=keep gradient=stable precision=float32");
+    ck_assert_int_eq(ds_craft_count(NULL, &c, 10), 30);
+    // PGD: MadryLab/mnist_challenge's defaults; lists, other settings, T.
+    ck_assert_int_eq(ds_craft_default(&c, DS_KIND_PGD), DS_OK);
+    ck_assert_int_eq(ds_craft_check(&c), DS_OK);
+    ds_craft_string(&c, 784, b, sizeof b);
+    ck_assert_str_eq(b, "eps=0.3 norm=linf step=0.01 steps=100 random_start=true restarts=1 loss=ce "
+                        "space=softmax labels=true denormals=keep gradient=stable precision=float32");
+    ck_assert_ptr_eq(ds_craft_numerics(&c), &c.pgd.num);
+    const float eps[6] = {0.05f, 0.1f, 0.2f, 0.3f, 0.4f, 0.5f};
+    memcpy(c.pgd.eps, eps, sizeof eps);
+    c.pgd.n_eps = 6;
+    c.pgd.norm = DS_NORM_L2;
+    c.pgd.step = 0.1f;
+    c.pgd.steps = 40;
+    c.pgd.restarts = 10;
+    c.pgd.loss = DS_LOSS_MARGIN;
+    c.pgd.space = DS_SPACE_LOGITS_T;
+    c.pgd.labels = DS_LABELS_PREDICTED;
+    c.pgd.temperature = 100.0f;
+    c.pgd.num.denormals = DS_DENORMALS_FLUSH;
+    c.pgd.seed = 12345; // not a setting of the string: the caller's
+    ds_craft_string(&c, 784, b, sizeof b);
+    ck_assert_str_eq(b, "eps=0.05,0.1,0.2,0.3,0.4,0.5 norm=l2 step=0.1 steps=40 random_start=true "
+                        "restarts=10 loss=margin space=logits_T labels=predicted T=100 denormals=flush "
+                        "gradient=stable precision=float32");
+    ck_assert_int_eq(ds_craft_count(NULL, &c, 10), 60);
+    ck_assert_int_eq(ds_craft_denormals(&c), DS_DENORMALS_FLUSH);
+    ds_craft_default(&c, DS_KIND_PGD);
+    c.pgd.space = DS_SPACE_LOGITS;
+    c.pgd.random_start = 0;
+    ds_craft_string(&c, 784, b, sizeof b);
+    ck_assert_str_eq(b, "eps=0.3 norm=linf step=0.01 steps=100 random_start=false restarts=1 loss=ce "
+                        "space=logits labels=true denormals=keep");
+    // Names of the norms and losses round-trip.
+    for (int k = 0; k < 2; k++) {
+        ds_norm nm;
+        ds_loss ls;
+        ck_assert_int_eq(ds_norm_parse(ds_norm_name((ds_norm)k), &nm), DS_OK);
+        ck_assert_int_eq(nm, k);
+        ck_assert_int_eq(ds_loss_parse(ds_loss_name((ds_loss)k), &ls), DS_OK);
+        ck_assert_int_eq(ls, k);
+    }
+    ck_assert_str_eq(ds_norm_name(DS_NORM_L2), "l2");
+    ck_assert_str_eq(ds_loss_name(DS_LOSS_MARGIN), "margin");
     ck_assert_int_eq(ds_craft_default(&c, DS_KIND_TRANSFER), DS_EINVAL);
     char small[12];
     ck_assert_int_eq(ds_craft_default(&c, DS_KIND_FGSM), DS_OK);
@@ -1586,6 +2068,15 @@ static Suite *attack_suite(void) {
     tcase_add_test(f, settings_strings);
     tcase_add_test(f, fgsm_batching_invariant);
     suite_add_tcase(s, f);
+    TCase *g = tcase_create("pgd");
+    tcase_add_test(g, pgd_linf_optimum_linear);
+    tcase_add_test(g, pgd_l2_optimum_linear);
+    tcase_add_test(g, pgd_restarts_keep_first_success);
+    tcase_add_test(g, pgd_batching_invariant);
+    tcase_add_test(g, pgd_stays_in_ball_and_box);
+    tcase_add_test(g, pgd_misclassified_and_predicted_labels);
+    tcase_add_test(g, pgd_margin_gradient);
+    suite_add_tcase(s, g);
     TCase *j = tcase_create("jsma");
     tcase_add_test(j, jsma_best_pair_matches_brute_force);
     tcase_add_test(j, jsma_first_pair_brute_force);

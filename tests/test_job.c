@@ -263,7 +263,7 @@ START_TEST(error_cases) {
     expect_error(BASE "[train]\nbatch = 64\n[train]\nlr = 0.1\n", "bad.job:5:", "appears twice");
     expect_error(BASE "[attack a]\nsamples = 3\n", "bad.job:3:", "missing 'kind");
     expect_error(BASE "[attack a]\n", "bad.job:3:", "missing 'kind");
-    expect_error(BASE "[attack a]\nkind = deepfool\n", "bad.job:4:", "expected fgsm | jsma");
+    expect_error(BASE "[attack a]\nkind = deepfool\n", "bad.job:4:", "expected fgsm | jsma | cw-l2 | transfer | pgd");
     expect_error(BASE ATK "theta = 1\n", "bad.job:5:", "unknown key 'theta'");
     expect_error(BASE ATK "eps = 1.5\n", "bad.job:5:", "[attack a] eps");
     expect_error(BASE ATK "space = probits\n", "bad.job:5:", "expected one of: softmax, logits, logits_T");
@@ -328,7 +328,7 @@ START_TEST(square_section) {
                                 "labels=predicted denormals=flush");
     char *canon = ds_job_canonical(&j);
     ck_assert_ptr_nonnull(strstr(canon, "attack.sq.kind = square\n"));
-    ck_assert_ptr_nonnull(strstr(canon, "attack.sq.exact = eps 0.100000001,0.200000003,0.300000012 "
+    ck_assert_ptr_nonnull(strstr(canon, "attack.sq.exact = eps 0.100000001 0.200000003 0.300000012 "
                                         "p_init 0.0500000007\n"));
     ds_plan p;
     ck_assert_int_eq(ds_plan_build(&p, &j, 256, 1000), DS_OK);
@@ -373,10 +373,138 @@ START_TEST(square_section) {
     expect_error(BASE SQ "gradient = stable\n", "bad.job:5:", "unknown key 'gradient'");
     expect_error(BASE SQ "eps = 0.11 0.12 0.13 0.14 0.15 0.16 0.17 0.18 0.19 0.21 0.22 0.23 0.24 "
                  "0.25 0.26 0.27 0.28\n", "bad.job:5:", "at most 16 values");
-    expect_error(BASE SQ "eps = 0.100001 0.100002 0.100003 0.100004 0.100005 0.100006 0.100007 "
-                 "0.100008 0.100009 0.10001 0.100011 0.100012 0.100013 0.100014\n", "bad.job:3:",
-                 "settings string longer than 158 characters");
 #undef SQ
+}
+END_TEST
+
+// [attack NAME] kind = pgd: every key into the library's ds_pgd_params, named in params and the
+// canonical text, with PGD's default shard; `eps` lists for PGD and FGSM; a one-eps FGSM
+// configuration keeps the canonical lines runs were made with before lists existed.
+START_TEST(pgd_and_eps_lists) {
+    const char *text = "[distill]\ntemperatures = 1 100\n"
+                       "[attack p]\nkind = pgd\neps = 0.05 0.1 0.2 0.3 0.4 0.5\n"
+                       "[attack q]\nkind = pgd\nnorm = l2\neps = 0.5, 1, 2\nstep = 0.1\nsteps = 40\n"
+                       "random_start = false\nloss = margin\nspace = logits_T\nlabels = predicted\n"
+                       "denormals = flush\ngradient = framework\nprecision = float64\nshard = 50\n"
+                       "[attack f]\nkind = fgsm\neps = 0.1 0.3\n"
+                       "[attack g]\nkind = fgsm\n"
+                       "[attack t]\nkind = transfer\ncraft = pgd\nrestarts = 3\n";
+    ds_job j;
+    ck_assert_msg(ds_job_parse_text(&j, text, "p.job") == DS_OK, "%s", ds_errmsg());
+    ck_assert_int_eq(j.nattacks, 5);
+    const ds_job_attack *p = &j.attacks[0], *q = &j.attacks[1];
+    ck_assert_int_eq(p->kind, DS_KIND_PGD);
+    ck_assert_int_eq(p->craft.pgd.n_eps, 6);
+    ck_assert_float_eq(p->craft.pgd.eps[5], 0.5f);
+    ck_assert_int_eq(p->shard, 500);
+    ck_assert_str_eq(p->params, "eps=0.05,0.1,0.2,0.3,0.4,0.5 norm=linf step=0.01 steps=100 "
+                                "random_start=true restarts=1 loss=ce space=softmax labels=true "
+                                "denormals=keep gradient=stable precision=float32");
+    const ds_pgd_params *g = &q->craft.pgd;
+    ck_assert_int_eq(g->norm, DS_NORM_L2);
+    ck_assert_int_eq(g->n_eps, 3);
+    ck_assert_float_eq(g->eps[2], 2.0f);
+    ck_assert_float_eq(g->step, 0.1f);
+    ck_assert_int_eq(g->steps, 40);
+    ck_assert_int_eq(g->random_start, 0);
+    ck_assert_int_eq(g->loss, DS_LOSS_MARGIN);
+    ck_assert_int_eq(g->space, DS_SPACE_LOGITS_T);
+    ck_assert_int_eq(g->labels, DS_LABELS_PREDICTED);
+    ck_assert_int_eq(g->num.denormals, DS_DENORMALS_FLUSH);
+    ck_assert_int_eq(g->num.gradient, DS_GRADIENT_FRAMEWORK);
+    ck_assert_int_eq(g->num.precision, DS_PRECISION_FLOAT64);
+    ck_assert_int_eq(q->shard, 50);
+    ck_assert_str_eq(q->params, "eps=0.5,1,2 norm=l2 step=0.1 steps=40 random_start=false restarts=1 "
+                                "loss=margin space=logits_T labels=predicted denormals=flush "
+                                "gradient=framework precision=float64");
+    ck_assert_int_eq(j.attacks[2].craft.fgsm.n_eps, 2);
+    ck_assert_str_eq(j.attacks[2].params, "eps=0.1,0.3 space=softmax labels=true denormals=keep "
+                                          "gradient=stable precision=float32");
+    ck_assert_int_eq(j.attacks[4].craft.kind, DS_KIND_PGD);
+    ck_assert_int_eq(j.attacks[4].craft.pgd.restarts, 3);
+    ck_assert_int_eq(j.attacks[4].shard, 500);
+    ck_assert_str_eq(j.attacks[4].params, "source=baseline craft=pgd eps=0.3 norm=linf step=0.01 "
+                     "steps=100 random_start=true restarts=3 loss=ce space=softmax labels=true "
+                     "denormals=keep gradient=stable precision=float32");
+    char *c = ds_job_canonical(&j);
+    ck_assert_ptr_nonnull(strstr(c, "attack.p.kind = pgd\n"));
+    ck_assert_ptr_nonnull(strstr(c, "attack.p.exact = eps 0.0500000007 0.100000001 0.200000003 "
+                                    "0.300000012 0.400000006 0.5 step 0.00999999978\n"));
+    ck_assert_ptr_nonnull(strstr(c, "attack.q.exact = eps 0.5 1 2 step 0.100000001\n"));
+    ck_assert_ptr_nonnull(strstr(c, "attack.f.exact = eps 0.100000001 0.300000012\n"));
+    // One eps: the lines as they were before lists (existing runs resume).
+    ck_assert_ptr_nonnull(strstr(c, "attack.g.kind = fgsm\n"
+                                    "attack.g.params = eps=0.3 space=softmax labels=true denormals=keep "
+                                    "gradient=stable precision=float32\n"
+                                    "attack.g.models = 5\n"
+                                    "attack.g.samples = 0 -1 shard 1000\n"
+                                    "attack.g.exact = eps 0.300000012\n"));
+    free(c);
+    // The plan: shards of 500, and a PGD shard costs ~steps x n_eps FGSM shards.
+    ds_plan pl;
+    ck_assert_int_eq(ds_plan_build(&pl, &j, 256, 1000), DS_OK);
+    const ds_task *tp = NULL, *tg = NULL;
+    for (int i = 0; i < pl.ntasks; i++) {
+        if (!strcmp(pl.tasks[i].id, "attack/baseline/p/0-500")) tp = &pl.tasks[i];
+        if (!strcmp(pl.tasks[i].id, "attack/baseline/g/0-1000")) tg = &pl.tasks[i];
+    }
+    ck_assert_ptr_nonnull(tp);
+    ck_assert_ptr_nonnull(tg);
+    ck_assert_double_eq_tol(tp->cost / tg->cost, 0.5 * 100 * 6, 1e-9);
+    ds_plan_free(&pl);
+    ds_job_free(&j);
+    // A one-eps FGSM job's canonical text is byte for byte the one before lists existed.
+    ds_job a;
+    ck_assert_int_eq(ds_job_parse_text(&a, small_job, "a.job"), DS_OK);
+    char *ca = ds_job_canonical(&a);
+    ck_assert_str_eq(ca,
+        "run.seed = 5\ndata.dataset = mnist\ndata.train_samples = 256\ndata.test_samples = 64\n"
+        "train.baseline_epochs = 2\ntrain.teacher_epochs = 2\ntrain.student_epochs = 2\n"
+        "train.warm_start = 1\ntrain.batch = 32\ntrain.lr = 0.10000000000000001\n"
+        "train.momentum = 0.5\ntrain.dropout = 0.5\ndistill.temperatures = 2.5 100\n"
+        "attack.fgsm.kind = fgsm\n"
+        "attack.fgsm.params = eps=0.3 space=softmax labels=true denormals=keep gradient=stable "
+        "precision=float32\n"
+        "attack.fgsm.models = 5\nattack.fgsm.samples = 0 40 shard 16\n"
+        "attack.fgsm.exact = eps 0.300000012\n"
+        "attack.transfer.kind = transfer\n"
+        "attack.transfer.params = source=baseline craft=jsma space=softmax gamma=0.145 theta=1 "
+        "iterations=56 denormals=keep gradient=stable precision=float32\n"
+        "attack.transfer.models = 4\nattack.transfer.samples = 0 2 shard 10\n"
+        "attack.transfer.exact = theta 1 gamma 0.144999996\n");
+    free(ca);
+    ds_job_free(&a);
+}
+END_TEST
+
+START_TEST(pgd_errors) {
+#define PGD "[attack a]\nkind = pgd\n" // lines 3-4
+    expect_error(BASE PGD "eps = 0\n", "bad.job:5:", "[attack a] eps: expected numbers in (0, 1], got '0'");
+    expect_error(BASE PGD "eps = 0.1 1.5\n", "bad.job:5:", "got '1.5'");
+    expect_error(BASE PGD "eps = 0.1 0.3 0.1\n", "bad.job:5:", "[attack a] eps: 0.1 appears twice");
+    expect_error(BASE PGD "eps = 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\nnorm = l2\n", "bad.job:5:",
+                 "at most 16 values");
+    expect_error(BASE PGD "eps = 0.1 x\n", "bad.job:5:", "got 'x'");
+    expect_error(BASE PGD "norm = l1\n", "bad.job:5:", "[attack a] norm: unknown norm 'l1' (expected one of: linf, l2)");
+    expect_error(BASE PGD "loss = hinge\n", "bad.job:5:", "[attack a] loss: unknown loss 'hinge'");
+    expect_error(BASE PGD "step = 0\n", "bad.job:5:", "[attack a] step");
+    expect_error(BASE PGD "steps = 0\n", "bad.job:5:", "[attack a] steps");
+    expect_error(BASE PGD "restarts = 0\n", "bad.job:5:", "[attack a] restarts");
+    expect_error(BASE PGD "random_start = maybe\n", "bad.job:5:", "[attack a] random_start");
+    expect_error(BASE PGD "random_start = false\nrestarts = 5\n", "bad.job:6:",
+                 "[attack a] restarts: 5 restarts need random_start = true");
+    expect_error(BASE PGD "steps = 1000000\nrestarts = 10000\n", "bad.job:6:", "more than 1e9");
+    expect_error(BASE PGD "theta = 1\n", "bad.job:5:", "unknown key 'theta'");
+    expect_error(BASE PGD "space = probits\n", "bad.job:5:", "expected one of: softmax, logits, logits_T");
+    expect_error(BASE ATK "eps = 0.1 0.3 1.5\n", "bad.job:5:", "[attack a] eps: expected numbers in (0, 1]");
+    expect_error(BASE ATK "norm = l2\n", "bad.job:5:", "unknown key 'norm'");
+    // L2 radii may exceed 1; the settings string must fit the params column.
+    expect_error(BASE PGD "norm = l2\neps = 0.000123457 0.000234568 0.000345679 0.000456789 0.000567891 "
+                 "0.000678912 0.000789123 0.000891234 0.000912345 0.00101234 0.00112345 0.00123456\n",
+                 "bad.job:6:", "longer than 255 characters; use fewer eps values");
+    expect_error(BASE "[attack a]\nkind = transfer\ncraft = transfer\n", "bad.job:5:",
+                 "expected fgsm | jsma | cw-l2 | pgd | square");
+#undef PGD
 }
 END_TEST
 
@@ -1178,6 +1306,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, error_cases);
     tcase_add_test(tc, numerics_keys);
     tcase_add_test(tc, square_section);
+    tcase_add_test(tc, pgd_and_eps_lists);
+    tcase_add_test(tc, pgd_errors);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, known_plan);
     tcase_add_test(tc, seeds_do_not_depend_on_position);

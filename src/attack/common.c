@@ -97,6 +97,8 @@ NAMED_ENUM(ds_target_mode, target_mode, "target mode", "all", "none")
 NAMED_ENUM(ds_denormals, denormals, "denormals setting", "keep", "flush")
 NAMED_ENUM(ds_gradient, gradient, "gradient formula", "stable", "framework")
 NAMED_ENUM(ds_precision, precision, "precision", "float32", "float64")
+NAMED_ENUM(ds_norm, norm, "norm", "linf", "l2")
+NAMED_ENUM(ds_loss, loss, "loss", "ce", "margin")
 
 // ---- float64: the softmax and its derivatives in the log domain ----
 
@@ -195,6 +197,38 @@ void ds_space_loss_dz(ds_space s, const ds_numerics *num, const float *z, int C,
         for (int j = 0; j < C; j++) dz[j] /= T;
 }
 
+// log(exp(a) + exp(b)), -inf when both are.
+static double log_add(double a, double b) {
+    double m = fmax(a, b);
+    return m == -INFINITY ? -INFINITY : m + log(exp(a - m) + exp(b - m));
+}
+
+// log |exp(a) - exp(b)|, -inf when they are equal.
+static double log_diff(double a, double b) {
+    double hi = fmax(a, b), lo = fmin(a, b);
+    return hi == lo ? -INFINITY : hi + log1p(-exp(lo - hi));
+}
+
+// The margin's dF_j/dz - dF_y/dz in float64, every term a product of positive factors:
+//   k != j, y:  p_k (p_y - p_j) / T;   k = j:  p_j ((1 - p_j) + p_y) / T;
+//   k = y:     -p_y ((1 - p_y) + p_j) / T;   then times a power of two, as loss_dz64.
+static void margin_dz64(ds_gradient g, const float *z, int C, int y, int j, float T, float *dz) {
+    double lp[DSA_MAX_CLASSES], lm[DSA_MAX_CLASSES], sign[DSA_MAX_CLASSES];
+    double lt = log((double)T);
+    log_softmax64(lp, z, C, T);
+    double ld = log_diff(lp[y], lp[j]), sd = lp[y] >= lp[j] ? 1.0 : -1.0;
+    for (int k = 0; k < C; k++) {
+        lm[k] = lp[k] + ld - lt;
+        sign[k] = sd;
+    }
+    lm[j] = lp[j] + log_add(log_one_minus(lp, C, j, g), lp[y]) - lt;
+    sign[j] = 1.0;
+    lm[y] = lp[y] + log_add(log_one_minus(lp, C, y, g), lp[j]) - lt;
+    sign[y] = -1.0;
+    double shift = pow2_shift(log_max(lm, C));
+    for (int k = 0; k < C; k++) dz[k] = scaled(lm[k], sign[k], shift);
+}
+
 // dF_i/dz_j = p_i (delta_ij - p_j) / T for the softmax spaces, delta_ij for the logits.
 void ds_space_output_dz(ds_space s, ds_gradient g, const float *p, int C, int i, float T,
                         float *dFi_dz) {
@@ -208,6 +242,28 @@ void ds_space_output_dz(ds_space s, ds_gradient g, const float *p, int C, int i,
         dFi_dz[j] = j == i ? p[i] * rest : -p[i] * p[j];
         if (T != 1.0f) dFi_dz[j] /= T;
     }
+}
+
+void ds_space_margin_dz(ds_space s, const ds_numerics *num, const float *z, int C, int y, float T,
+                        float *dz) {
+    int j = dsa_argmax_except(z, C, y); // the softmax is monotone: the same j on F as on z
+    if (s == DS_SPACE_LOGITS) {
+        for (int k = 0; k < C; k++) dz[k] = 0.0f;
+        dz[j] = 1.0f;
+        dz[y] = -1.0f;
+        return;
+    }
+    T = space_T(s, T);
+    if (num->precision == DS_PRECISION_FLOAT64) {
+        margin_dz64(num->gradient, z, C, y, j, T, dz);
+        return;
+    }
+    // p = {0}: gcc's -Wmaybe-uninitialized does not see that dsa_softmax fills it
+    float p[DSA_MAX_CLASSES] = {0}, rj[DSA_MAX_CLASSES], ry[DSA_MAX_CLASSES];
+    dsa_softmax(p, z, C, T);
+    ds_space_output_dz(s, num->gradient, p, C, j, T, rj);
+    ds_space_output_dz(s, num->gradient, p, C, y, T, ry);
+    for (int k = 0; k < C; k++) dz[k] = rj[k] - ry[k];
 }
 
 // The float64 Jacobian: log magnitudes of p_i (delta_ij - p_j) / T, then row `target` and the
@@ -269,6 +325,22 @@ void ds_cw_params_default(ds_cw_params *p) {
     p->abort_early = 1;
 }
 
+// MadryLab/mnist_challenge's evaluation settings (config.json): eps 0.3, 100 steps of 0.01,
+// random start.
+void ds_pgd_params_default(ds_pgd_params *p) {
+    memset(p, 0, sizeof *p);
+    p->eps[0] = 0.3f;
+    p->n_eps = 1;
+    p->norm = DS_NORM_LINF;
+    p->step = 0.01f;
+    p->steps = 100;
+    p->random_start = 1;
+    p->restarts = 1;
+    p->loss = DS_LOSS_CE;
+    p->space = DS_SPACE_SOFTMAX;
+    p->labels = DS_LABELS_TRUE;
+}
+
 static int check_numerics(const char *attack, const ds_numerics *n) {
     if ((unsigned)n->denormals > DS_DENORMALS_FLUSH || (unsigned)n->gradient > DS_GRADIENT_FRAMEWORK ||
         (unsigned)n->precision > DS_PRECISION_FLOAT64)
@@ -298,6 +370,37 @@ int ds_fgsm_params_check(const ds_fgsm_params *p) {
                        (int)p->labels);
     int rc = check_numerics("fgsm", &p->num);
     return rc ? rc : check_space("fgsm", p->space, p->temperature);
+}
+
+int ds_pgd_params_check(const ds_pgd_params *p) {
+    if (p->n_eps < 1 || p->n_eps > DS_FGSM_MAX_EPS)
+        return ds_fail(DS_EINVAL, "pgd: %d eps values (expected 1 to %d)", p->n_eps, DS_FGSM_MAX_EPS);
+    if ((unsigned)p->norm > DS_NORM_L2)
+        return ds_fail(DS_EINVAL, "pgd: unknown norm %d (expected linf or l2)", (int)p->norm);
+    for (int i = 0; i < p->n_eps; i++)
+        if (!(p->eps[i] > 0.0f) || !isfinite(p->eps[i]) ||
+            (p->norm == DS_NORM_LINF && p->eps[i] > 1.0f))
+            return ds_fail(DS_EINVAL, "pgd: eps %g outside %s", (double)p->eps[i],
+                           p->norm == DS_NORM_LINF ? "(0, 1]" : "(0, inf)");
+    if (!(p->step > 0.0f) || !isfinite(p->step))
+        return ds_fail(DS_EINVAL, "pgd: step %g must be positive", (double)p->step);
+    if (p->steps < 1) return ds_fail(DS_EINVAL, "pgd: steps %d < 1", p->steps);
+    if (p->restarts < 1) return ds_fail(DS_EINVAL, "pgd: restarts %d < 1", p->restarts);
+    if ((double)p->steps * p->restarts > 1e9) // a record's iterations are an int32
+        return ds_fail(DS_EINVAL, "pgd: steps x restarts = %.0f is more than 1e9",
+                       (double)p->steps * p->restarts);
+    if (p->random_start != 0 && p->random_start != 1)
+        return ds_fail(DS_EINVAL, "pgd: random_start %d (expected 0 or 1)", p->random_start);
+    if (p->restarts > 1 && !p->random_start)
+        return ds_fail(DS_EINVAL, "pgd: %d restarts without random_start would repeat one start",
+                       p->restarts);
+    if ((unsigned)p->loss > DS_LOSS_MARGIN)
+        return ds_fail(DS_EINVAL, "pgd: unknown loss %d (expected ce or margin)", (int)p->loss);
+    if ((unsigned)p->labels > DS_LABELS_PREDICTED)
+        return ds_fail(DS_EINVAL, "pgd: unknown label mode %d (expected true or predicted)",
+                       (int)p->labels);
+    int rc = check_numerics("pgd", &p->num);
+    return rc ? rc : check_space("pgd", p->space, p->temperature);
 }
 
 int ds_jsma_params_check(const ds_jsma_params *p) {
@@ -355,12 +458,29 @@ static void append_numerics(char *out, size_t cap, size_t *len, const ds_numeric
                 ds_precision_name(n->precision));
 }
 
+// The eps list of FGSM and PGD: "eps=0.3" or "eps=0.05,0.1,0.3".
+static void append_eps(char *out, size_t cap, size_t *len, const float *eps, int n) {
+    appendf(out, cap, len, "eps=");
+    for (int i = 0; i < n; i++) appendf(out, cap, len, "%s%g", i ? "," : "", (double)eps[i]);
+}
+
 void ds_fgsm_params_string(const ds_fgsm_params *p, char *out, size_t cap) {
     size_t len = 0;
     out[0] = 0;
-    appendf(out, cap, &len, "eps=");
-    for (int i = 0; i < p->n_eps; i++) appendf(out, cap, &len, "%s%g", i ? "," : "", (double)p->eps[i]);
+    append_eps(out, cap, &len, p->eps, p->n_eps);
     appendf(out, cap, &len, " space=%s labels=%s", ds_space_name(p->space), ds_label_mode_name(p->labels));
+    if (p->temperature > 0.0f) appendf(out, cap, &len, " T=%g", (double)p->temperature);
+    append_numerics(out, cap, &len, &p->num, p->space != DS_SPACE_LOGITS);
+}
+
+void ds_pgd_params_string(const ds_pgd_params *p, char *out, size_t cap) {
+    size_t len = 0;
+    out[0] = 0;
+    append_eps(out, cap, &len, p->eps, p->n_eps);
+    appendf(out, cap, &len, " norm=%s step=%g steps=%d random_start=%s restarts=%d loss=%s space=%s "
+            "labels=%s", ds_norm_name(p->norm), (double)p->step, p->steps,
+            p->random_start ? "true" : "false", p->restarts, ds_loss_name(p->loss),
+            ds_space_name(p->space), ds_label_mode_name(p->labels));
     if (p->temperature > 0.0f) appendf(out, cap, &len, " T=%g", (double)p->temperature);
     append_numerics(out, cap, &len, &p->num, p->space != DS_SPACE_LOGITS);
 }

@@ -17,12 +17,13 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: distill_sweep attack --model FILE.h5[:GROUP] --attack fgsm|jsma|cw-l2|square|transfer [options]\n"
+        "usage: distill_sweep attack --model FILE.h5[:GROUP] --attack fgsm|jsma|cw-l2|pgd|square|\n"
+        "       transfer [options]\n"
         "  --model FILE.h5[:GROUP]  the attacked model (transfer: the model evaluated); GROUP defaults\n"
         "                           to the first model group in the file, else \"model\"\n"
         "  --data DIR               MNIST folder (default: $MNIST_DIR, then data/mnist)\n"
         "  --first N --count N      test samples [N, N+count) (default 0 and: fgsm all, jsma and\n"
-        "                           cw-l2, square 100)\n"
+        "                           cw-l2 100, pgd 1000, square 100)\n"
         "  --out FILE.h5            write per-attempt records, parameters and adversarial images\n"
         "  --no-images              do not store adversarial images in --out\n"
         "  --threads N              engine threads (default 2); --batch N samples per call (64)\n"
@@ -32,6 +33,10 @@ static void usage(FILE *f) {
         "cw-l2:  --targets all|none --steps 6 --iterations 200 --c0 0.01 --lr 0.1 --kappa 0\n"
         "        --no-abort-early   (MNIST's 0 and 1 pixels start deep in tanh's saturation: at\n"
         "        Carlini's lr 0.01 they need ~1000 iterations to move; 0.1 succeeds in 200)\n"
+        "pgd:    --eps 0.3[,0.1,...] --norm linf|l2 --step 0.01 --steps 100 --restarts 1\n"
+        "        --no-random-start --loss ce|margin --space softmax|logits|logits_T\n"
+        "        --labels true|predicted --seed 1 (of the random starts)\n"
+        "        (MadryLab/mnist_challenge's defaults; one result set per eps)\n"
         "square: --eps 0.3[,0.1,...] --queries 1000 --p-init 0.8 --space logits|softmax|logits_T\n"
         "        --labels true|predicted --seed 1   (gradient-free: only the outputs of --space;\n"
         "        queries = forward passes per sample, the initial one included; the paper used\n"
@@ -50,12 +55,12 @@ static void usage(FILE *f) {
 
 typedef struct {
     const char *model, *attack, *data, *out, *eps, *space, *labels, *targets, *source;
-    const char *denormals, *gradient, *precision;
+    const char *denormals, *gradient, *precision, *norm, *loss;
     int first, count, threads, batch, iterations, steps, no_images, no_abort, untargeted;
-    double gamma, theta, c0, lr, kappa, temperature;
+    int restarts, no_random_start, seed;
     int queries;        // square
     double p_init;
-    long long seed;
+    double gamma, theta, c0, lr, kappa, temperature, step;
 } options;
 
 static int fail(const char *msg) {
@@ -75,12 +80,14 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
     o->c0 = cw.c0;
     o->lr = cw.lr;
     o->iterations = -1;
-    o->steps = cw.steps;
+    o->steps = -1; // the attack's default: C&W's 6 search steps, PGD's 100 steps
+    o->restarts = 1;
+    o->seed = 1;
+    o->step = NAN; // unset: the attack's default
     ds_square_params sq;
     ds_square_params_default(&sq);
     o->queries = sq.queries;
     o->p_init = sq.p_init;
-    o->seed = 1; // a job's default seed
     *help = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -91,6 +98,7 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
         if (!strcmp(a, "--no-images")) { o->no_images = 1; continue; }
         if (!strcmp(a, "--no-abort-early")) { o->no_abort = 1; continue; }
         if (!strcmp(a, "--untargeted")) { o->untargeted = 1; continue; }
+        if (!strcmp(a, "--no-random-start")) { o->no_random_start = 1; continue; }
         if (strncmp(a, "--", 2) || i + 1 >= argc)
             return ds_fail(DS_EINVAL, "%s: unknown option or missing value (see --help)", a);
         const char *v = argv[++i];
@@ -107,6 +115,11 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
         else if (!strcmp(a, "--denormals")) o->denormals = v;
         else if (!strcmp(a, "--gradient")) o->gradient = v;
         else if (!strcmp(a, "--precision")) o->precision = v;
+        else if (!strcmp(a, "--norm")) o->norm = v;
+        else if (!strcmp(a, "--loss")) o->loss = v;
+        else if (!strcmp(a, "--step")) rc = ds_cli_double(a, v, &o->step);
+        else if (!strcmp(a, "--restarts")) rc = ds_cli_int(a, v, 1, &o->restarts);
+        else if (!strcmp(a, "--seed")) rc = ds_cli_int(a, v, 0, &o->seed);
         else if (!strcmp(a, "--first")) rc = ds_cli_int(a, v, 0, &o->first);
         else if (!strcmp(a, "--count")) rc = ds_cli_int(a, v, 1, &o->count);
         else if (!strcmp(a, "--threads")) rc = ds_cli_int(a, v, 1, &o->threads);
@@ -121,21 +134,14 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
         else if (!strcmp(a, "--temperature")) rc = ds_cli_double(a, v, &o->temperature);
         else if (!strcmp(a, "--queries")) rc = ds_cli_int(a, v, 1, &o->queries);
         else if (!strcmp(a, "--p-init")) rc = ds_cli_double(a, v, &o->p_init);
-        else if (!strcmp(a, "--seed")) {
-            char *end;
-            errno = 0;
-            o->seed = strtoll(v, &end, 10);
-            if (!*v || *end || errno || o->seed < 0)
-                rc = ds_fail(DS_EINVAL, "--seed: expected a non-negative integer, got '%s'", v);
-        }
         else return ds_fail(DS_EINVAL, "%s: unknown option (see --help)", a);
         if (rc) return rc;
     }
     if (!o->model) return ds_fail(DS_EINVAL, "--model FILE.h5[:GROUP] is required");
-    if (!o->attack) return ds_fail(DS_EINVAL, "--attack fgsm|jsma|cw-l2|square|transfer is required");
+    if (!o->attack) return ds_fail(DS_EINVAL, "--attack fgsm|jsma|cw-l2|pgd|square|transfer is required");
     if (strcmp(o->attack, "fgsm") && strcmp(o->attack, "jsma") && strcmp(o->attack, "cw-l2") &&
-        strcmp(o->attack, "square") && strcmp(o->attack, "transfer"))
-        return ds_fail(DS_EINVAL, "unknown attack '%s' (expected fgsm, jsma, cw-l2, square or "
+        strcmp(o->attack, "transfer") && strcmp(o->attack, "pgd") && strcmp(o->attack, "square"))
+        return ds_fail(DS_EINVAL, "unknown attack '%s' (expected fgsm, jsma, cw-l2, pgd, square or "
                        "transfer)", o->attack);
     if (!strcmp(o->attack, "transfer") && !o->source)
         return ds_fail(DS_EINVAL, "transfer needs --source FILE.h5[:GROUP] (attack results with images)");
@@ -163,21 +169,23 @@ static int parse_numerics(const options *o, ds_numerics *n) {
     return rc;
 }
 
-static int parse_eps_list(const char *s, ds_fgsm_params *p) {
-    p->n_eps = 0;
+// --eps 0.05,0.1,0.3 into eps[DS_FGSM_MAX_EPS] (FGSM's and PGD's lists); the attack checks
+// the values.
+static int parse_eps_list(const char *s, float *eps, int *n_eps) {
+    *n_eps = 0;
     const char *c = s;
     while (*c) {
-        if (p->n_eps == DS_FGSM_MAX_EPS)
+        if (*n_eps == DS_FGSM_MAX_EPS)
             return ds_fail(DS_EINVAL, "--eps: more than %d values", DS_FGSM_MAX_EPS);
         char *end;
         errno = 0;
         double v = strtod(c, &end);
         if (errno || end == c || (*end && *end != ','))
             return ds_fail(DS_EINVAL, "--eps: '%s' is not a comma-separated list of numbers", s);
-        p->eps[p->n_eps++] = (float)v;
+        eps[(*n_eps)++] = (float)v;
         c = *end ? end + 1 : end;
     }
-    return p->n_eps ? DS_OK : ds_fail(DS_EINVAL, "--eps: empty list");
+    return *n_eps ? DS_OK : ds_fail(DS_EINVAL, "--eps: empty list");
 }
 
 typedef struct {
@@ -212,46 +220,46 @@ static int add_set(run_state *s, const char *group, const char *attack, const ch
     return DS_OK;
 }
 
-static int run_fgsm(run_state *s) {
+// Runs an FGSM or PGD configuration and adds one result set per eps ("fgsm/eps=0.3"), each
+// named by its one-eps settings string.
+static int run_eps_attack(run_state *s, const ds_craft *cr) {
     const options *o = &s->o;
-    ds_fgsm_params p;
-    ds_fgsm_params_default(&p);
-    int rc = DS_OK;
-    if (o->eps && (rc = parse_eps_list(o->eps, &p))) return rc;
-    if (o->space && (rc = ds_space_parse(o->space, &p.space))) return rc;
-    if (o->labels && (rc = ds_label_mode_parse(o->labels, &p.labels))) return rc;
-    if ((rc = parse_numerics(o, &p.num))) return rc;
-    p.temperature = (float)o->temperature;
-    if ((rc = ds_fgsm_params_check(&p))) return rc;
-    int n = o->count, total = ds_fgsm_count(&p, n);
+    const char *name = ds_attack_kind_name(cr->kind);
+    int rc = ds_craft_check(cr);
+    if (rc) return rc;
+    int n = o->count, total = ds_craft_count(&s->cls, cr, n);
     ds_attack_record *rec = malloc(sizeof *rec * total);
     float *img = o->out && !o->no_images ? malloc(sizeof(float) * (size_t)total * DS_PIXELS) : NULL;
     if (!rec || (o->out && !o->no_images && !img)) {
         free(rec);
         free(img);
-        return ds_fail(DS_ENOMEM, "fgsm: out of memory for %d records", total);
+        return ds_fail(DS_ENOMEM, "%s: out of memory for %d records", name, total);
     }
-    rc = ds_fgsm(&s->cls, &p, s->x, s->test.labels + o->first, n, o->first, rec, img);
-    for (int e = 0; e < p.n_eps && !rc; e++) {
-        ds_fgsm_params one = p;
-        one.eps[0] = p.eps[e];
-        one.n_eps = 1;
-        char params[256], group[64];
-        ds_fgsm_params_string(&one, params, sizeof params);
-        snprintf(group, sizeof group, "fgsm/eps=%g", (double)p.eps[e]);
-        print_rates(params, rec + (size_t)e * n, n, DS_PIXELS);
+    rc = ds_craft_run(&s->cls, cr, s->x, s->test.labels + o->first, n, o->first, rec, img);
+    const float *eps;
+    int count = ds_craft_eps(cr, &eps);
+    for (int e = 0; e < count && !rc; e++) {
+        ds_craft one = *cr;
+        ds_craft_select_eps(&one, e);
+        char params[256], group[64], what[300];
+        ds_craft_string(&one, DS_PIXELS, params, sizeof params);
+        snprintf(group, sizeof group, "%s/eps=%g", name, (double)eps[e]);
+        // FGSM's lines as they always were; others behind the attack's name.
+        snprintf(what, sizeof what, "%s%s%s", cr->kind == DS_KIND_FGSM ? "" : name,
+                 cr->kind == DS_KIND_FGSM ? "" : " ", params);
+        print_rates(what, rec + (size_t)e * n, n, DS_PIXELS);
         // Each eps gets its own copy so that every set owns its buffers.
         ds_attack_record *r = malloc(sizeof *r * n);
         float *im = img ? malloc(sizeof(float) * (size_t)n * DS_PIXELS) : NULL;
         if (!r || (img && !im)) {
             free(r);
             free(im);
-            rc = ds_fail(DS_ENOMEM, "fgsm: out of memory");
+            rc = ds_fail(DS_ENOMEM, "%s: out of memory", name);
             break;
         }
         memcpy(r, rec + (size_t)e * n, sizeof *r * n);
         if (im) memcpy(im, img + (size_t)e * n * DS_PIXELS, sizeof(float) * (size_t)n * DS_PIXELS);
-        rc = add_set(s, group, "fgsm", params, o->first, n, r, n, im);
+        rc = add_set(s, group, name, params, o->first, n, r, n, im);
         if (rc) {
             free(r);
             free(im);
@@ -262,64 +270,63 @@ static int run_fgsm(run_state *s) {
     return rc;
 }
 
-// Square Attack: one result set per eps, "square/eps=E", each with its own settings string.
+static int run_fgsm(run_state *s) {
+    const options *o = &s->o;
+    ds_craft cr;
+    ds_craft_default(&cr, DS_KIND_FGSM);
+    ds_fgsm_params *p = &cr.fgsm;
+    int rc = DS_OK;
+    if (o->eps && (rc = parse_eps_list(o->eps, p->eps, &p->n_eps))) return rc;
+    if (o->space && (rc = ds_space_parse(o->space, &p->space))) return rc;
+    if (o->labels && (rc = ds_label_mode_parse(o->labels, &p->labels))) return rc;
+    if ((rc = parse_numerics(o, &p->num))) return rc;
+    p->temperature = (float)o->temperature;
+    return run_eps_attack(s, &cr);
+}
+
+// ---- pgd ----
+static int run_pgd(run_state *s) {
+    const options *o = &s->o;
+    ds_craft cr;
+    ds_craft_default(&cr, DS_KIND_PGD);
+    ds_pgd_params *p = &cr.pgd;
+    int rc = DS_OK;
+    if (o->eps && (rc = parse_eps_list(o->eps, p->eps, &p->n_eps))) return rc;
+    if (o->norm && (rc = ds_norm_parse(o->norm, &p->norm))) return rc;
+    if (o->loss && (rc = ds_loss_parse(o->loss, &p->loss))) return rc;
+    if (o->space && (rc = ds_space_parse(o->space, &p->space))) return rc;
+    if (o->labels && (rc = ds_label_mode_parse(o->labels, &p->labels))) return rc;
+    if ((rc = parse_numerics(o, &p->num))) return rc;
+    if (!isnan(o->step)) p->step = (float)o->step;
+    if (o->steps > 0) p->steps = o->steps;
+    p->restarts = o->restarts;
+    p->random_start = !o->no_random_start;
+    p->temperature = (float)o->temperature;
+    p->seed = (uint64_t)o->seed;
+    if ((rc = ds_pgd_params_check(p))) return rc;
+    if (p->random_start) printf("pgd: random starts from seed %d\n", o->seed);
+    return run_eps_attack(s, &cr);
+}
+
+// ---- square ----
 static int run_square(run_state *s) {
     const options *o = &s->o;
-    ds_square_params p;
-    ds_square_params_default(&p);
+    ds_craft cr;
+    ds_craft_default(&cr, DS_KIND_SQUARE);
+    ds_square_params *p = &cr.square;
     int rc = DS_OK;
-    if (o->eps) {
-        ds_fgsm_params list; // the --eps list parser, shared with fgsm
-        if ((rc = parse_eps_list(o->eps, &list))) return rc;
-        memcpy(p.eps, list.eps, sizeof p.eps);
-        p.n_eps = list.n_eps;
-    }
-    if (o->space && (rc = ds_space_parse(o->space, &p.space))) return rc;
-    if (o->labels && (rc = ds_label_mode_parse(o->labels, &p.labels))) return rc;
+    if (o->eps && (rc = parse_eps_list(o->eps, p->eps, &p->n_eps))) return rc;
+    if (o->space && (rc = ds_space_parse(o->space, &p->space))) return rc;
+    if (o->labels && (rc = ds_label_mode_parse(o->labels, &p->labels))) return rc;
     ds_numerics num = {0};
     if ((rc = parse_numerics(o, &num))) return rc;
-    p.denormals = num.denormals;
-    p.queries = o->queries;
-    p.p_init = (float)o->p_init;
-    p.temperature = (float)o->temperature;
-    p.seed = (uint64_t)o->seed;
-    if ((rc = ds_square_params_check(&p))) return rc;
-    int n = o->count, total = ds_square_count(&p, n);
-    ds_attack_record *rec = malloc(sizeof *rec * total);
-    float *img = o->out && !o->no_images ? malloc(sizeof(float) * (size_t)total * DS_PIXELS) : NULL;
-    if (!rec || (o->out && !o->no_images && !img)) {
-        free(rec);
-        free(img);
-        return ds_fail(DS_ENOMEM, "square: out of memory for %d records", total);
-    }
-    rc = ds_square(&s->cls, &p, s->x, s->test.labels + o->first, n, o->first, rec, img);
-    for (int e = 0; e < p.n_eps && !rc; e++) {
-        ds_square_params one = p;
-        one.eps[0] = p.eps[e];
-        one.n_eps = 1;
-        char params[256], group[64], what[300];
-        ds_square_params_string(&one, params, sizeof params);
-        snprintf(group, sizeof group, "square/eps=%g", (double)p.eps[e]);
-        snprintf(what, sizeof what, "square %s", params);
-        print_rates(what, rec + (size_t)e * n, n, DS_PIXELS);
-        ds_attack_record *r = malloc(sizeof *r * n);
-        float *im = img ? malloc(sizeof(float) * (size_t)n * DS_PIXELS) : NULL;
-        if (!r || (img && !im)) {
-            free(r);
-            free(im);
-            rc = ds_fail(DS_ENOMEM, "square: out of memory");
-            break;
-        }
-        memcpy(r, rec + (size_t)e * n, sizeof *r * n);
-        if (im) memcpy(im, img + (size_t)e * n * DS_PIXELS, sizeof(float) * (size_t)n * DS_PIXELS);
-        if ((rc = add_set(s, group, "square", params, o->first, n, r, n, im))) {
-            free(r);
-            free(im);
-        }
-    }
-    free(rec);
-    free(img);
-    return rc;
+    p->denormals = num.denormals;
+    p->queries = o->queries;
+    p->p_init = (float)o->p_init;
+    p->temperature = (float)o->temperature;
+    p->seed = (uint64_t)o->seed;
+    if ((rc = ds_square_params_check(p))) return rc;
+    return run_eps_attack(s, &cr);
 }
 
 static int run_targeted(run_state *s, int jsma) {
@@ -342,7 +349,7 @@ static int run_targeted(run_state *s, int jsma) {
         ds_jsma_params_string(&jp, DS_PIXELS, params, sizeof params);
     } else {
         if (o->targets && (rc = ds_target_mode_parse(o->targets, &cp.targets))) return rc;
-        cp.steps = o->steps;
+        if (o->steps > 0) cp.steps = o->steps;
         if (o->iterations > 0) cp.max_iterations = o->iterations;
         cp.c0 = (float)o->c0;
         cp.lr = (float)o->lr;
@@ -442,7 +449,10 @@ static int run(run_state *s, int argc, char **argv) {
     if (rc) return rc;
     int transfer = !strcmp(o->attack, "transfer");
     if (!transfer) {
-        if (o->count < 0) o->count = !strcmp(o->attack, "fgsm") ? s->test.n - o->first : 100;
+        int left = s->test.n - o->first;
+        if (o->count < 0 && !strcmp(o->attack, "fgsm")) o->count = left;
+        else if (o->count < 0 && !strcmp(o->attack, "pgd")) o->count = left < 1000 ? left : 1000;
+        else if (o->count < 0) o->count = 100;
         if (o->first >= s->test.n || o->count > s->test.n - o->first)
             return ds_fail(DS_EINVAL, "samples [%d, %d) outside the test set of %d", o->first,
                            o->first + o->count, s->test.n);
@@ -459,6 +469,7 @@ static int run(run_state *s, int argc, char **argv) {
         if (!s->x) return ds_fail(DS_ENOMEM, "out of memory for %d samples", o->count);
         ds_range_pixels(s->x, &s->test, o->first, o->count);
         if (!strcmp(o->attack, "fgsm")) rc = run_fgsm(s);
+        else if (!strcmp(o->attack, "pgd")) rc = run_pgd(s);
         else if (!strcmp(o->attack, "square")) rc = run_square(s);
         else rc = run_targeted(s, !strcmp(o->attack, "jsma"));
     }
@@ -466,8 +477,11 @@ static int run(run_state *s, int argc, char **argv) {
     char cmdline[4096] = "distill_sweep";
     for (int i = 0; i < argc; i++)
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), " %s", argv[i]);
-    ds_provenance prov = {.job_text = cmdline, .code_version = ds_code_version(),
-                          .seed = !strcmp(o->attack, "square") ? (uint64_t)o->seed : 0, .task = ""};
+    // The seed of PGD's random starts and Square's draws (not in the settings string); 0 for
+    // the other attacks.
+    uint64_t seed = !strcmp(o->attack, "pgd") || !strcmp(o->attack, "square") ? (uint64_t)o->seed : 0;
+    ds_provenance prov = {.job_text = cmdline, .code_version = ds_code_version(), .seed = seed,
+                          .task = ""};
     rc = ds_attack_results_save(o->out, s->sets, s->n_sets, &prov);
     if (!rc) printf("wrote %s\n", o->out);
     return rc;

@@ -157,18 +157,28 @@ static int check_shard(const reducer *r, const ds_task *t, const ds_job_attack *
     if (s->first != t->first || s->count != t->count)
         return ds_fail(DS_EFORMAT, "%s: %s: samples [%d, %d), expected [%d, %d)", path, a->name,
                        s->first, s->first + s->count, t->first, t->first + t->count);
-    int distinct = 0;
-    for (int i = 0; i < s->n_records; i++) {
-        int32_t idx = s->records[i].index;
-        if (idx < t->first || idx >= t->first + t->count ||
-            (i > 0 && idx < s->records[i - 1].index))
-            return ds_fail(DS_EFORMAT, "%s: %s: record %d: sample %d out of order or outside "
-                           "[%d, %d)", path, a->name, i, (int)idx, t->first, t->first + t->count);
-        distinct += i == 0 || idx != s->records[i - 1].index;
+    // An eps list writes one block of records per eps (eps-major), each in sample order.
+    int blocks = ds_craft_eps(&a->craft, NULL);
+    if (blocks < 1) blocks = 1;
+    if (s->n_records % blocks)
+        return ds_fail(DS_EFORMAT, "%s: %s: %d records are not %d blocks, one per eps", path,
+                       a->name, s->n_records, blocks);
+    const int per = s->n_records / blocks;
+    for (int b = 0; b < blocks; b++) {
+        const ds_attack_record *rec = s->records + (size_t)b * per;
+        int distinct = 0;
+        for (int i = 0; i < per; i++) {
+            int32_t idx = rec[i].index;
+            if (idx < t->first || idx >= t->first + t->count || (i > 0 && idx < rec[i - 1].index))
+                return ds_fail(DS_EFORMAT, "%s: %s: record %d: sample %d out of order or outside "
+                               "[%d, %d)", path, a->name, b * per + i, (int)idx, t->first,
+                               t->first + t->count);
+            distinct += i == 0 || idx != rec[i - 1].index;
+        }
+        if (distinct != t->count)
+            return ds_fail(DS_EFORMAT, "%s: %s: records for %d of the %d samples", path, a->name,
+                           distinct, t->count);
     }
-    if (distinct != t->count)
-        return ds_fail(DS_EFORMAT, "%s: %s: records for %d of the %d samples", path, a->name,
-                       distinct, t->count);
     return DS_OK;
 }
 

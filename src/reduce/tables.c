@@ -194,7 +194,7 @@ static int paper_attack(const ds_job *job, ds_attack_kind kind) {
         // defines it (a float setting: 0.3f = 0.30000001192...).
         const ds_numerics dflt = {0}, *n = ds_craft_numerics(c);
         if (n && memcmp(n, &dflt, sizeof dflt)) continue;
-        if (kind == DS_KIND_FGSM && c->fgsm.space == DS_SPACE_SOFTMAX &&
+        if (kind == DS_KIND_FGSM && c->fgsm.space == DS_SPACE_SOFTMAX && c->fgsm.n_eps == 1 &&
             fabs(c->fgsm.eps[0] - 0.3) < 1e-6 && c->fgsm.labels == DS_LABELS_TRUE)
             return i;
         if (kind == DS_KIND_JSMA && c->jsma.space == DS_SPACE_SOFTMAX && c->jsma.theta == 1 &&

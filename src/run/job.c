@@ -433,6 +433,37 @@ static void get_float(parser *p, const char *sec, const char *key, double lo, in
 }
 
 
+// `eps = 0.05 0.1 0.3` (spaces or commas): 1 to DS_FGSM_MAX_EPS distinct values in (0, hi], in
+// the order written (the records' order).
+static void get_eps_list(parser *p, const char *sec, double hi, float *eps, int *n) {
+    entry *e = find(p, sec, "eps");
+    if (!e) return;
+    char buf[MAX_LINE];
+    scopy(buf, sizeof buf, e->value);
+    int k = 0;
+    for (char *tok = strtok(buf, " \t,"); tok; tok = strtok(NULL, " \t,")) {
+        char *end;
+        errno = 0;
+        double v = strtod(tok, &end);
+        if (*end || errno || !isfinite(v) || v <= 0 || v > hi) {
+            perr(p, e->line, "[%s] eps: expected numbers in (0, %g], got '%s'", sec, hi, tok);
+            return;
+        }
+        if (k == DS_FGSM_MAX_EPS) {
+            perr(p, e->line, "[%s] eps: at most %d values", sec, DS_FGSM_MAX_EPS);
+            return;
+        }
+        for (int i = 0; i < k; i++)
+            if (eps[i] == (float)v) {
+                perr(p, e->line, "[%s] eps: %s appears twice", sec, tok);
+                return;
+            }
+        eps[k++] = (float)v;
+    }
+    if (!k) perr(p, e->line, "[%s] eps: empty", sec);
+    else *n = k;
+}
+
 static void parse_numerics(parser *p, const char *s, ds_numerics *n, int softmax_keys) {
     GET_WORD(p, s, "denormals", ds_denormals_parse, &n->denormals);
     if (!softmax_keys) return;
@@ -442,41 +473,8 @@ static void parse_numerics(parser *p, const char *s, ds_numerics *n, int softmax
 
 // ---- Square Attack (kind = square) ----
 
-// `key = 0.1 0.2 0.3` (blanks or commas): values in (0, 1], distinct, in the order written.
-static void get_eps_list(parser *p, const char *sec, const char *key, float *eps, int *n_eps) {
-    entry *e = find(p, sec, key);
-    if (!e) return;
-    char buf[MAX_LINE];
-    scopy(buf, sizeof buf, e->value);
-    int n = 0;
-    for (char *tok = strtok(buf, " \t,"); tok; tok = strtok(NULL, " \t,")) {
-        char *end;
-        errno = 0;
-        double v = strtod(tok, &end);
-        if (*end || errno || !isfinite(v) || v <= 0 || v > 1) {
-            perr(p, e->line, "[%s] %s: expected numbers in (0, 1], got '%s'", sec, key, tok);
-            return;
-        }
-        if (n == DS_FGSM_MAX_EPS) {
-            perr(p, e->line, "[%s] %s: at most %d values", sec, key, DS_FGSM_MAX_EPS);
-            return;
-        }
-        for (int i = 0; i < n; i++)
-            if (eps[i] == (float)v) {
-                perr(p, e->line, "[%s] %s: %s appears twice", sec, key, tok);
-                return;
-            }
-        eps[n++] = (float)v;
-    }
-    if (!n) {
-        perr(p, e->line, "[%s] %s: empty", sec, key);
-        return;
-    }
-    *n_eps = n;
-}
-
 static void parse_square(parser *p, const char *s, ds_square_params *q) {
-    get_eps_list(p, s, "eps", q->eps, &q->n_eps);
+    get_eps_list(p, s, 1, q->eps, &q->n_eps);
     get_int(p, s, "queries", 1, 100000000, 0, &q->queries);
     get_float(p, s, "p_init", 0, 1, 1, &q->p_init);
     GET_WORD(p, s, "space", ds_space_parse, &q->space);
@@ -488,7 +486,7 @@ static void parse_craft(parser *p, const char *s, ds_craft *c) {
     int v;
     switch (c->kind) {
     case DS_KIND_FGSM:
-        get_float(p, s, "eps", 0, 1, 1, &c->fgsm.eps[0]);
+        get_eps_list(p, s, 1, c->fgsm.eps, &c->fgsm.n_eps);
         GET_WORD(p, s, "space", ds_space_parse, &c->fgsm.space);
         GET_WORD(p, s, "labels", ds_label_mode_parse, &c->fgsm.labels);
         parse_numerics(p, s, &c->fgsm.num, 1);
@@ -516,6 +514,29 @@ static void parse_craft(parser *p, const char *s, ds_craft *c) {
     case DS_KIND_SQUARE:
         parse_square(p, s, &c->square);
         break;
+    // ---- pgd ----
+    case DS_KIND_PGD: {
+        ds_pgd_params *g = &c->pgd;
+        GET_WORD(p, s, "norm", ds_norm_parse, &g->norm);
+        get_eps_list(p, s, g->norm == DS_NORM_LINF ? 1 : 1e6, g->eps, &g->n_eps);
+        get_float(p, s, "step", 0, 1, 1e6, &g->step);
+        get_int(p, s, "steps", 1, 1000000, 0, &g->steps);
+        get_bool(p, s, "random_start", &g->random_start);
+        get_int(p, s, "restarts", 1, 10000, 0, &g->restarts);
+        GET_WORD(p, s, "loss", ds_loss_parse, &g->loss);
+        GET_WORD(p, s, "space", ds_space_parse, &g->space);
+        GET_WORD(p, s, "labels", ds_label_mode_parse, &g->labels);
+        parse_numerics(p, s, &g->num, 1);
+        entry *e = find(p, s, "restarts");
+        if (!p->err[0] && g->restarts > 1 && !g->random_start)
+            perr(p, e->line, "[%s] restarts: %d restarts need random_start = true (else they "
+                 "repeat one start)", s, g->restarts);
+        if (!p->err[0] && ds_pgd_params_check(g)) { // steps x restarts too many
+            e = e ? e : find(p, s, "steps");
+            perr(p, e ? e->line : 0, "[%s] %s", s, ds_errmsg());
+        }
+        break;
+    }
     default:
         break;
     }
@@ -526,6 +547,7 @@ static int default_shard(ds_attack_kind k) {
     case DS_KIND_FGSM: return 1000;
     case DS_KIND_JSMA: return 10;
     case DS_KIND_SQUARE: return 250; // 1000 queries of ~20 MFLOP: ~5 TFLOP a task, as C&W's 10
+    case DS_KIND_PGD: return 500; // 100 steps: ~100 FGSM per sample
     default: return 10;
     }
 }
@@ -561,24 +583,30 @@ static void parse_models(parser *p, const char *s, const ds_job *job, ds_job_att
 
 // kind (and for transfer: craft and source) of section s into a; 0 on an error.
 static int parse_kind(parser *p, const ds_job *job, const char *s, int header, ds_job_attack *a) {
-    // In ds_attack_kind's order: the index is the kind.
-    static const char *const kinds[] = {"fgsm", "jsma", "cw-l2", "transfer", "pgd", "square"};
-    int k;
-    int r = get_enum(p, s, "kind", kinds, 6, &k);
-    if (r == 0) perr(p, header, "[%s]: missing 'kind = fgsm | jsma | cw-l2 | transfer | square'", s);
-    if (r <= 0) return 0;
-    a->kind = (ds_attack_kind)k;
-    ds_craft probe;
-    if (a->kind != DS_KIND_TRANSFER && ds_craft_default(&probe, a->kind)) {
-        perr(p, find(p, s, "kind")->line, "[%s] kind: '%s' is not available in this build", s,
-             kinds[k]);
-        return 0;
+    // The kinds a job runs, and those a transfer section may craft with.
+    static const ds_attack_kind kinds[] = {DS_KIND_FGSM, DS_KIND_JSMA, DS_KIND_CW_L2,
+                                           DS_KIND_TRANSFER, DS_KIND_PGD, DS_KIND_SQUARE};
+    enum { NK = sizeof kinds / sizeof kinds[0] };
+    const char *names[NK], *crafts[NK];
+    ds_attack_kind craft_kinds[NK];
+    int ncraft = 0;
+    for (int i = 0; i < NK; i++) {
+        names[i] = ds_attack_kind_name(kinds[i]);
+        if (kinds[i] != DS_KIND_TRANSFER) {
+            craft_kinds[ncraft] = kinds[i];
+            crafts[ncraft++] = names[i];
+        }
     }
+    int k;
+    int r = get_enum(p, s, "kind", names, NK, &k);
+    if (r == 0) perr(p, header, "[%s]: missing 'kind = fgsm | jsma | cw-l2 | transfer | pgd | square'", s);
+    if (r <= 0) return 0;
+    a->kind = kinds[k];
     ds_attack_kind craft = a->kind;
     if (a->kind == DS_KIND_TRANSFER) {
-        int c = DS_KIND_FGSM;
-        if (get_enum(p, s, "craft", kinds, 3, &c) < 0) return 0;
-        craft = (ds_attack_kind)c;
+        int c = 0;
+        if (get_enum(p, s, "craft", crafts, ncraft, &c) < 0) return 0;
+        craft = craft_kinds[c];
         snprintf(a->source, sizeof a->source, "baseline");
         entry *e = find(p, s, "source");
         if (e) {
@@ -641,19 +669,21 @@ static void parse_attack(parser *p, ds_job *job, const char *s, int header) {
                                              : DS_TARGET_BASELINE | DS_TARGET_STUDENTS;
     parse_models(p, s, job, a);
     parse_range(p, job, s, header, a);
-    char cp[160], src[DS_JOB_NAME];
+    char cp[512], src[DS_JOB_NAME], full[640];
     ds_craft_string(&a->craft, DS_PIXELS, cp, sizeof cp);
-    if (strlen(cp) == sizeof cp - 1) { // a long eps list: the params column would be cut
-        perr(p, header, "[%s]: settings string longer than %d characters (fewer eps values?)", s,
-             (int)sizeof cp - 2);
-        return;
-    }
     scopy(src, sizeof src, a->source);
     if (a->kind == DS_KIND_TRANSFER)
-        snprintf(a->params, sizeof a->params, "source=%s craft=%s %s", src,
+        snprintf(full, sizeof full, "source=%s craft=%s %s", src,
                  ds_attack_kind_name(a->craft.kind), cp);
     else
-        scopy(a->params, sizeof a->params, cp);
+        scopy(full, sizeof full, cp);
+    if (strlen(full) >= sizeof a->params) { // the params column and attribute hold 255
+        entry *e = find(p, s, "eps");
+        perr(p, e ? e->line : header, "[%s]: the settings string '%s' is longer than %d "
+             "characters; use fewer eps values", s, full, (int)sizeof a->params - 1);
+        return;
+    }
+    scopy(a->params, sizeof a->params, full);
     job->nattacks++;
 }
 
@@ -832,17 +862,18 @@ char *ds_job_canonical(const ds_job *job) {
         // Every float in full (%.9g round-trips a float), in case %g in params rounds two values
         // together.
         const ds_craft *c = &a->craft;
-        if (c->kind == DS_KIND_FGSM)
-            ds_sb_printf(&b, "attack.%s.exact = eps %.9g\n", a->name, (double)c->fgsm.eps[0]);
-        else if (c->kind == DS_KIND_JSMA)
+        const float *eps;
+        int n_eps = ds_craft_eps(c, &eps);
+        if (n_eps > 0) { // one eps: the line as before lists existed
+            ds_sb_printf(&b, "attack.%s.exact = eps", a->name);
+            for (int e = 0; e < n_eps; e++) ds_sb_printf(&b, " %.9g", (double)eps[e]);
+            if (c->kind == DS_KIND_PGD) ds_sb_printf(&b, " step %.9g", (double)c->pgd.step);
+            if (c->kind == DS_KIND_SQUARE) ds_sb_printf(&b, " p_init %.9g", (double)c->square.p_init);
+            ds_sb_printf(&b, "\n");
+        } else if (c->kind == DS_KIND_JSMA)
             ds_sb_printf(&b, "attack.%s.exact = theta %.9g gamma %.9g\n", a->name,
                          (double)c->jsma.theta, (double)c->jsma.gamma);
-        else if (c->kind == DS_KIND_SQUARE) {
-            ds_sb_printf(&b, "attack.%s.exact = eps", a->name);
-            for (int e = 0; e < c->square.n_eps; e++)
-                ds_sb_printf(&b, "%s%.9g", e ? "," : " ", (double)c->square.eps[e]);
-            ds_sb_printf(&b, " p_init %.9g\n", (double)c->square.p_init);
-        } else
+        else
             ds_sb_printf(&b, "attack.%s.exact = c %.9g lr %.9g kappa %.9g\n", a->name,
                          (double)c->cw.c0, (double)c->cw.lr, (double)c->cw.kappa);
     }

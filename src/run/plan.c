@@ -31,7 +31,9 @@ static uint64_t fnv1a(const char *s) {
 
 static double craft_cost(const ds_craft *c, int n) {
     switch (c->kind) {
-    case DS_KIND_FGSM: return 40.0 * n;
+    case DS_KIND_FGSM: return (20.0 + 20.0 * c->fgsm.n_eps) * n; // one gradient, a forward per eps
+    case DS_KIND_PGD: // every step a forward and an input gradient (an upper bound: early stops)
+        return 40.0 * n * c->pgd.steps * c->pgd.restarts * c->pgd.n_eps;
     case DS_KIND_JSMA: {
         double iters = (double)c->jsma.gamma * 784 / 2 / 2; // half the budget on average
         return 9.0 * n * iters * (20 + 10 * 20);         // forward + a 10-row Jacobian

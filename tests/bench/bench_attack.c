@@ -1,5 +1,9 @@
-// Attack benchmark on the paper's CNN: FGSM samples/s, JSMA and C&W (sample, target) pairs/s, and
-// the JSMA pair search alone. Prints "bench <name> <value> <unit>" lines.
+// Attack benchmark on the paper's CNN: FGSM and PGD samples/s, JSMA and C&W (sample, target)
+// pairs/s, and the JSMA pair search alone. Prints "bench <name> <value> <unit>" lines.
+// PGD: L-inf eps 0.3, 20 steps of 0.01, random start, cross-entropy, groups of 256 samples
+// (tests/bench/torch_attacks.py runs the same). Both stop a sample at its first adversarial
+// iterate, so samples/s depends on the model (the twin's random model is another one): also
+// printed, pgd_sample_steps_per_s, the steps taken by all samples per second.
 //
 // Model: $BENCH_MODEL (FILE.h5[:GROUP], group default "baseline") if set, else a randomly
 // initialised one (ds_model_init, seed 1). Inputs: the MNIST test set if ds_data_locate finds it,
@@ -177,6 +181,26 @@ int main(void) {
             samples += 256;
         } while ((t = now() - t0) < seconds);
         printf("bench fgsm_samples_per_s %.1f samples/s\n", samples / t);
+        fflush(stdout);
+    }
+
+    if (wanted("pgd")) { // ---- pgd ----
+        ds_pgd_params gp;
+        ds_pgd_params_default(&gp);
+        gp.steps = 20;
+        gp.seed = 1;
+        long steps = 0, samples = 0;
+        double t0 = now(), t = 0;
+        do {
+            int first = (int)(samples % (POOL - 256 + 1));
+            if (ds_pgd(&c, &gp, x + (size_t)first * DS_PIXELS, y + first, 256, first, rec, NULL))
+                return die("pgd");
+            for (int i = 0; i < 256; i++) steps += rec[i].iterations;
+            samples += 256;
+        } while ((t = now() - t0) < seconds);
+        printf("bench pgd_samples_per_s %.1f samples/s\n", samples / t);
+        printf("bench pgd_sample_steps_per_s %.1f steps/s\n", steps / t);
+        fprintf(stderr, "bench_attack: pgd %.1f steps per sample (20 at most)\n", (double)steps / samples);
         fflush(stdout);
     }
 

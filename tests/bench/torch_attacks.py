@@ -11,6 +11,14 @@ mode, float32. Prints:
     bench torch_fgsm_samples_per_s <value> samples/s
         cleverhans-style FGSM (eps 0.3, true labels): cross-entropy gradient, sign step, clip,
         and the forward that evaluates x'; batch 256
+    bench torch_pgd_samples_per_s <value> samples/s
+        PGD as bench_attack's (src/attack/pgd.c): L-inf eps 0.3, 20 steps of 0.01, uniform random
+        start, cross-entropy, true labels; samples the model misclassifies are not attacked, and
+        a sample stops at its first adversarial iterate (the others go on: the batch shrinks);
+        batch 256
+    bench torch_pgd_sample_steps_per_s <value> steps/s
+        the steps taken by all samples of those PGD runs per second (early stops depend on the
+        model, and bench_attack's random model is another one)
     bench torch_jsma_pairs_per_s <value> pairs/s
         JSMA-F as in the paper and cleverhans: targeted at every class but the true one, theta 1,
         gamma 0.145 (56 iterations of two pixels), Jacobian of the softmax by 10 backward passes
@@ -59,6 +67,32 @@ def fgsm(model, x, y, eps=0.3):
     with torch.no_grad():
         pred = model(adv).argmax(1)
     return adv, pred
+
+
+def pgd(model, x, y, gen, eps=0.3, alpha=0.01, steps=20):
+    """PGD with early stop per sample. Returns (adv, steps taken per sample)."""
+    with torch.no_grad():
+        active = model(x).argmax(1) == y          # misclassified samples are not attacked
+    adv = (x + (2 * torch.rand(x.shape, generator=gen) - 1) * eps).clamp(0.0, 1.0)
+    taken = torch.zeros(x.shape[0], dtype=torch.long)
+    for k in range(steps + 1):
+        idx = torch.nonzero(active)[:, 0]
+        if idx.numel() == 0:
+            break
+        xa = adv[idx].detach().requires_grad_(True)
+        logits = model(xa)
+        fooled = logits.argmax(1) != y[idx]
+        active[idx[fooled]] = False
+        keep = ~fooled
+        if k == steps or not keep.any():
+            break
+        loss = F.cross_entropy(logits[keep], y[idx][keep], reduction="sum")
+        (g,) = torch.autograd.grad(loss, xa)
+        rows = idx[keep]
+        step = adv[rows] + alpha * g[keep].sign()
+        adv[rows] = torch.min(torch.max(step, x[rows] - eps), x[rows] + eps).clamp(0.0, 1.0)
+        taken[rows] += 1
+    return adv, taken
 
 
 def jsma(model, x, target, max_iters=56, theta=1.0):
@@ -180,6 +214,23 @@ def main():
             if elapsed >= seconds:
                 break
         print(f"bench torch_fgsm_samples_per_s {n / elapsed:.1f} samples/s", flush=True)
+
+    if wanted("pgd"):  # PGD, 20 steps.
+        gen = torch.Generator().manual_seed(3)
+        batch, n, i, steps_total = 256, 0, 0, 0
+        pgd(model, x[:batch], y[:batch], gen, steps=2)  # warm-up
+        t0 = time.perf_counter()
+        while True:
+            i = (i + batch) % (POOL - batch + 1)
+            _, taken = pgd(model, x[i:i + batch], y[i:i + batch], gen)
+            n += batch
+            steps_total += int(taken.sum())
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds:
+                break
+        print(f"bench torch_pgd_samples_per_s {n / elapsed:.1f} samples/s", flush=True)
+        print(f"bench torch_pgd_sample_steps_per_s {steps_total / elapsed:.1f} steps/s", flush=True)
+        notes.append(f"pgd {steps_total / n:.1f} steps per sample (20 at most)")
 
     if wanted("jsma"):
         # (sample, target) pairs for every target but the true label, B at a time.
