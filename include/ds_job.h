@@ -3,6 +3,9 @@
 //   [run]      name = paper          ; the run folder is <results>/<name>/ (default: the file's
 //              results = results     ;   base name without .job, and "results")
 //              seed = 1              ; every random stream derives from (seed, task id, purpose)
+//              seeds = 1 2 3         ; or replicates: one full sweep per seed (distinct,
+//                                    ;   at most DS_JOB_MAX_SEEDS; not with `seed`); task
+//                                    ;   names carry "s<seed>/" (ds_plan.h)
 //              threads = 1           ; engine threads per worker: a number or "auto"
 //                                    ;   (cores of the node / ranks on the node)
 //   [data]     dataset = mnist       ; mnist | fashion-mnist | auto (MNIST if found, else
@@ -116,7 +119,9 @@ void ds_job_free(ds_job *job);
 
 // The job as canonical text: every setting with defaults filled in, one "section.key = value"
 // per line, without comments, the run name, the results folder and threads. Two jobs compute
-// the same results if and only if their canonical texts are equal. Returns malloc'ed text.
+// the same results if and only if their canonical texts are equal. Settings added later appear
+// only when not at their defaults, so a job written before keeps its text: one seed is
+// "run.seed = N" (several: "run.seeds = N1 N2 ..."). Returns malloc'ed text.
 char *ds_job_canonical(const ds_job *job);
 
 // 0-based epoch from which a training of `epochs` epochs runs at the decayed learning rate:

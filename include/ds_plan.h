@@ -14,6 +14,19 @@
 //                      (a job section name) against <model> ("baseline", "T100/student")
 //   reduce             aggregate everything into the files below (always redone at the end)
 //
+// Replicates ([run] seeds = 3 7): each seed is a full replicate of the list above (its own warm
+// start, baseline, teachers, soft labels, students and attacks), replicate by replicate, then
+// the one reduce task. With several seeds every model name, task id and file of replicate
+// seed k carries the seed ("s<k>/" in names and ids, "s<k>-" in file names):
+//   s3/baseline, s3/T100/soft, attack/s3/T100/student/fgsm/0-1000      (ids)
+//   tasks/s3-baseline.h5, tasks/s3-T100-soft.h5, tasks/atk-s3-T100-student-fgsm-000000.h5
+//   groups /s3/baseline in weights.h5, /s3/T100 in soft_labels.h5, /s3/T100/student/fgsm in
+//   adversarial.h5
+// A task's seed comes from (its replicate's seed, its id without the prefix), so replicate k's
+// tasks compute exactly what a one-seed sweep with seed = k computes. Attack `models` and
+// transfer `source` name models within the replicate. With one seed nothing carries a prefix:
+// the plan is the one from before replicates existed.
+//
 // Results folder layout, results/<run>/ (every HDF5 file carries provenance attributes on its
 // root group: job text, code version, seed, task id, host, library versions, UTC time):
 //
@@ -122,8 +135,18 @@ void ds_plan_free(ds_plan *plan);
 
 // Index of the task with this id, or -1.
 int ds_plan_find(const ds_plan *plan, const char *id);
-// Index of the TRAIN task producing the model ("baseline", "T100/student"), or -1.
+// Index of the TRAIN task producing the model ("baseline", "T100/student", "s2/T100/student"),
+// or -1.
 int ds_plan_model_task(const ds_plan *plan, const char *model);
+// The same by replicate and unprefixed name: (1, "baseline") is "s<seeds[1]>/baseline".
+int ds_plan_rep_model_task(const ds_plan *plan, int rep, const char *base_model);
+// A name in replicate rep: "s<seed>/<base>" when the job has several seeds, else base. Returns
+// the length it needed, as snprintf.
+int ds_plan_rep_name(const ds_plan *plan, int rep, const char *base, char *out, size_t cap);
+// Seed of an ATTACK task's random draws (PGD and Square random starts: ds_pgd_params.seed):
+// from (the replicate's seed, the attack section's name), not from the task's id or sample
+// range, so results do not depend on the shard size or the number of ranks. 0 for other tasks.
+uint64_t ds_plan_attack_seed(const ds_plan *plan, const ds_task *t);
 // "<run_dir>/<task file>".
 void ds_plan_task_path(const ds_plan *plan, int task, const char *run_dir, char *out, size_t cap);
 const char *ds_task_kind_name(ds_task_kind k); // "train", "soft", "attack", "reduce"

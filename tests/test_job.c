@@ -399,6 +399,303 @@ START_TEST(seeds_do_not_depend_on_position) {
 }
 END_TEST
 
+// ---- Replicates: [run] seeds ----
+
+// small_job with its "seed = 5" line replaced (malloc'ed).
+static char *with_seed_line(const char *line) {
+    const char *at = strstr(small_job, "seed = 5\n");
+    size_t head = (size_t)(at - small_job), n = strlen(small_job) + strlen(line) + 1;
+    char *s = malloc(n);
+    snprintf(s, n, "%.*s%s%s", (int)head, small_job, line, at + strlen("seed = 5\n"));
+    return s;
+}
+
+static ds_job parse_ok(const char *text) {
+    ds_job j;
+    int rc = ds_job_parse_text(&j, text, "r.job");
+    ck_assert_msg(rc == DS_OK, "%s", ds_errmsg());
+    return j;
+}
+
+START_TEST(seeds_key) {
+    char *list = with_seed_line("seeds = 3 1, 20\n"), *one = with_seed_line("seeds = 5\n");
+    ds_job a = parse_ok(list), b = parse_ok(one), c = parse_ok(small_job);
+    ck_assert_int_eq(a.nseeds, 3);
+    ck_assert_uint_eq(a.seeds[0], 3); // as written, not sorted
+    ck_assert_uint_eq(a.seeds[1], 1);
+    ck_assert_uint_eq(a.seeds[2], 20);
+    ck_assert_uint_eq(a.seed, 3);
+    ck_assert_int_eq(b.nseeds, 1);
+    ck_assert_uint_eq(b.seeds[0], 5);
+    ck_assert_int_eq(c.nseeds, 1);
+    ck_assert_uint_eq(c.seeds[0], 5);
+    // seeds = 5 is seed = 5: the same job; a list is another job, with its own line.
+    char *ca = ds_job_canonical(&a), *cb = ds_job_canonical(&b), *cc = ds_job_canonical(&c);
+    ck_assert_str_eq(cb, cc);
+    ck_assert(!strncmp(ca, "run.seeds = 3 1 20\n", 19));
+    ck_assert_ptr_null(strstr(ca, "run.seed ="));
+    ck_assert_str_eq(ca + strlen("run.seeds = 3 1 20\n"), cc + strlen("run.seed = 5\n"));
+    // No seed at all: {1}.
+    ds_job d = parse_ok("[distill]\ntemperatures = 1\n");
+    ck_assert_int_eq(d.nseeds, 1);
+    ck_assert_uint_eq(d.seeds[0], 1);
+    ck_assert_uint_eq(d.seed, 1);
+    free(ca);
+    free(cb);
+    free(cc);
+    free(list);
+    free(one);
+    ds_job_free(&a);
+    ds_job_free(&b);
+    ds_job_free(&c);
+    ds_job_free(&d);
+    expect_error("[run]\nseed = 1\nseeds = 1 2\n" BASE, "bad.job:3:",
+                 "[run] seeds: the job already sets seed at line 2");
+    expect_error("[run]\nseeds = 1 2\nseed = 4\n" BASE, "bad.job:3:",
+                 "[run] seed: the job already sets seeds at line 2");
+    expect_error("[run]\nseeds = 1 2 1\n" BASE, "bad.job:2:", "[run] seeds: 1 appears twice");
+    expect_error("[run]\nseeds = 1 -2\n" BASE, "bad.job:2:", "non-negative integers, got '-2'");
+    expect_error("[run]\nseeds = 1 2x\n" BASE, "bad.job:2:", "got '2x'");
+    expect_error("[run]\nseeds = 99999999999999999999\n" BASE, "bad.job:2:", "[run] seeds");
+    expect_error("[run]\nseeds =\n" BASE, "bad.job:2:", "[run] seeds: empty");
+    char many[400] = "[run]\nseeds =";
+    for (int i = 0; i <= DS_JOB_MAX_SEEDS; i++) snprintf(many + strlen(many), sizeof many - strlen(many), " %d", i);
+    strcat(many, "\n" BASE);
+    expect_error(many, "bad.job:2:", "[run] seeds: at most 64");
+}
+END_TEST
+
+// The canonical text of small_job at the code before [run] seeds and [train] init existed
+// (commit ff3f740): a run made then is the same job now.
+static const char *const small_job_canonical =
+    "run.seed = 5\n"
+    "data.dataset = mnist\n"
+    "data.train_samples = 256\n"
+    "data.test_samples = 64\n"
+    "train.baseline_epochs = 2\n"
+    "train.teacher_epochs = 2\n"
+    "train.student_epochs = 2\n"
+    "train.warm_start = 1\n"
+    "train.batch = 32\n"
+    "train.lr = 0.10000000000000001\n"
+    "train.momentum = 0.5\n"
+    "train.dropout = 0.5\n"
+    "distill.temperatures = 2.5 100\n"
+    "attack.fgsm.kind = fgsm\n"
+    "attack.fgsm.params = eps=0.3 space=softmax labels=true denormals=keep gradient=stable precision=float32\n"
+    "attack.fgsm.models = 5\n"
+    "attack.fgsm.samples = 0 40 shard 16\n"
+    "attack.fgsm.exact = eps 0.300000012\n"
+    "attack.transfer.kind = transfer\n"
+    "attack.transfer.params = source=baseline craft=jsma space=softmax gamma=0.145 theta=1 iterations=56 denormals=keep gradient=stable precision=float32\n"
+    "attack.transfer.models = 4\n"
+    "attack.transfer.samples = 0 2 shard 10\n"
+    "attack.transfer.exact = theta 1 gamma 0.144999996\n";
+
+START_TEST(old_jobs_keep_their_canonical_text) {
+    ds_job a = parse_ok(small_job);
+    char *ca = ds_job_canonical(&a);
+    ck_assert_str_eq(ca, small_job_canonical);
+    free(ca);
+    ds_job_free(&a);
+    // Every committed job: one "run.seed" line first, no line of the new keys unless the job
+    // sets them (none of them does with more than one seed or another init).
+    const char *jobs[] = {"jobs/paper.job", "jobs/paper-2core.job", "jobs/quick.job",
+                          "jobs/smoke.job", "jobs/demo.job"};
+    for (int i = 0; i < 5; i++) {
+        ds_job j;
+        ck_assert_msg(ds_job_parse(&j, jobs[i]) == DS_OK, "%s: %s", jobs[i], ds_errmsg());
+        char *c = ds_job_canonical(&j);
+        if (j.nseeds == 1) {
+            ck_assert_msg(!strncmp(c, "run.seed = ", 11), "%s: %.40s", jobs[i], c);
+            ck_assert_ptr_null(strstr(c, "run.seeds"));
+        }
+        if (j.init == DS_INIT_PYTORCH) ck_assert_ptr_null(strstr(c, "train.init"));
+        free(c);
+        ds_job_free(&j);
+    }
+}
+END_TEST
+
+// The seeds of small_job's tasks at the code before replicates (commit ff3f740), in plan order.
+static const uint64_t small_job_task_seeds[20] = {
+    0x5a8f73a84d54a4bbull, 0xbb957c0119f4e30bull, 0xdcf6a85a8fc87e26ull, 0x6b57a76aa1b77f85ull,
+    0xfd1870aa6a1e3bd6ull, 0x1ce32ab6a796e953ull, 0xf780860c6df56ac6ull, 0x8c3fd0e8558b4b76ull,
+    0xe5068948a1008ab7ull, 0x23da44f6c58dc2a3ull, 0x11220b4197c7fc88ull, 0xaf5feb9838269ca0ull,
+    0x084c0cd072b5616cull, 0xa681cbece4232e73ull, 0x16f80a326fdd363aull, 0xe1678267dc88761eull,
+    0x22f05e094ae9410aull, 0x99f5ac6163a45b32ull, 0x74c026b3a96ffe59ull, 0x9bec74fc2e522574ull};
+
+START_TEST(one_seed_plan_unchanged) {
+    ds_job j = parse_ok(small_job);
+    ds_plan p;
+    ck_assert_int_eq(ds_plan_build(&p, &j, 256, 64), DS_OK);
+    ck_assert_int_eq(p.ntasks, 20);
+    for (int i = 0; i < p.ntasks; i++) {
+        const ds_task *t = &p.tasks[i];
+        ck_assert_msg(t->seed == small_job_task_seeds[i], "task %d %s: seed %016llx", i, t->id,
+                      (unsigned long long)t->seed);
+        ck_assert_int_eq(t->rep, 0);
+        ck_assert_str_eq(t->base_model, t->model);
+    }
+    for (int g = 0; g < p.ngroups; g++) {
+        ck_assert_int_eq(p.groups[g].rep, 0);
+        ck_assert_str_eq(p.groups[g].base_model, p.groups[g].model);
+    }
+    // The dry run's listing has no replicate lines.
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    ds_plan_print(&p, f);
+    fclose(f);
+    ck_assert_ptr_null(strstr(out, "replicates"));
+    free(out);
+    ds_plan_free(&p);
+    ds_job_free(&j);
+}
+END_TEST
+
+// A job with seed list `seeds`, a transfer from a teacher and explicit model names (malloc'ed).
+static char *replicate_job(const char *seed_line, int shard) {
+    char *base = with_seed_line(seed_line);
+    size_t n = strlen(base) + 200;
+    char *s = malloc(n);
+    snprintf(s, n, "%s[attack tt]\nkind = transfer\nsource = T2.5/teacher\nmodels = T100/student\n"
+             "samples = 4\nshard = %d\n", base, shard);
+    free(base);
+    return s;
+}
+
+// Task b of a two-seed plan is task a of a one-seed plan, in replicate `rep` whose tasks start
+// at `off`: the same work, the same seed, the same dependencies, names with "s<seed>/".
+static void assert_replicate_task(const ds_task *a, const ds_task *b, int rep, int off,
+                                  uint64_t seed) {
+    char pre[32], id[2 * DS_TASK_ID], file[2 * DS_TASK_ID];
+    snprintf(pre, sizeof pre, "s%llu", (unsigned long long)seed);
+    if (a->kind == DS_TASK_ATTACK) {
+        snprintf(id, sizeof id, "attack/%s/%s", pre, a->id + strlen("attack/"));
+        snprintf(file, sizeof file, "tasks/atk-%s-%s", pre, a->file + strlen("tasks/atk-"));
+    } else {
+        snprintf(id, sizeof id, "%s/%s", pre, a->id);
+        snprintf(file, sizeof file, "tasks/%s-%s", pre, a->file + strlen("tasks/"));
+    }
+    ck_assert_str_eq(b->id, id);
+    ck_assert_str_eq(b->file, file);
+    ck_assert_int_eq(b->rep, rep);
+    ck_assert_str_eq(b->base_model, a->model);
+    char model[2 * DS_JOB_NAME];
+    snprintf(model, sizeof model, "%s/%s", pre, a->model);
+    ck_assert_str_eq(b->model, model);
+    ck_assert_msg(b->seed == a->seed, "%s: seed %016llx, one-seed sweep %016llx", b->id,
+                  (unsigned long long)b->seed, (unsigned long long)a->seed);
+    ck_assert_int_eq(b->kind, a->kind);
+    ck_assert_int_eq(b->role, a->role);
+    ck_assert_double_eq(b->temperature, a->temperature);
+    ck_assert_int_eq(b->epochs, a->epochs);
+    ck_assert_int_eq(b->attack, a->attack);
+    ck_assert_int_eq(b->first, a->first);
+    ck_assert_int_eq(b->count, a->count);
+    ck_assert_double_eq(b->cost, a->cost);
+    ck_assert_double_eq(b->priority, a->priority);
+    ck_assert_int_eq(b->model_task, a->model_task < 0 ? -1 : a->model_task + off);
+    ck_assert_int_eq(b->source_task, a->source_task < 0 ? -1 : a->source_task + off);
+    ck_assert_int_eq(b->ndeps, a->ndeps);
+    for (int k = 0; k < a->ndeps; k++) ck_assert_int_eq(b->deps[k], a->deps[k] + off);
+}
+
+START_TEST(replicate_plan) {
+    char *t2 = replicate_job("seeds = 5 9\n", 10), *t5 = replicate_job("seed = 5\n", 10);
+    char *t9 = replicate_job("seed = 9\n", 10), *t2s = replicate_job("seeds = 5 9\n", 1);
+    ds_job j2 = parse_ok(t2), j5 = parse_ok(t5), j9 = parse_ok(t9), j2s = parse_ok(t2s);
+    ds_plan p2, p5, p9, p2s;
+    ck_assert_int_eq(ds_plan_build(&p2, &j2, 256, 64), DS_OK);
+    ck_assert_int_eq(ds_plan_build(&p5, &j5, 256, 64), DS_OK);
+    ck_assert_int_eq(ds_plan_build(&p9, &j9, 256, 64), DS_OK);
+    ck_assert_int_eq(ds_plan_build(&p2s, &j2s, 256, 64), DS_OK);
+    int n1 = p5.ntasks - 1; // one replicate's tasks, without the reduce task
+    ck_assert_int_eq(p2.ntasks, 2 * n1 + 1);
+    ck_assert_int_eq(p2.ngroups, 2 * p5.ngroups);
+    for (int i = 0; i < n1; i++) {
+        assert_replicate_task(&p5.tasks[i], &p2.tasks[i], 0, 0, 5);
+        assert_replicate_task(&p9.tasks[i], &p2.tasks[n1 + i], 1, n1, 9);
+    }
+    const ds_task *r = &p2.tasks[2 * n1];
+    ck_assert_int_eq(r->kind, DS_TASK_REDUCE);
+    ck_assert_int_eq(r->ndeps, 2 * n1);
+    // Groups: replicate 0's, then replicate 1's, each as the one-seed plan's.
+    for (int g = 0; g < p5.ngroups; g++)
+        for (int rep = 0; rep < 2; rep++) {
+            const ds_attack_group *a = &(rep ? p9 : p5).groups[g], *b = &p2.groups[rep * p5.ngroups + g];
+            ck_assert_int_eq(b->rep, rep);
+            ck_assert_str_eq(b->base_model, a->model);
+            ck_assert_int_eq(b->attack, a->attack);
+            ck_assert_int_eq(b->first_task, a->first_task + rep * n1);
+            ck_assert_int_eq(b->model_task, a->model_task + rep * n1);
+            ck_assert_int_eq(b->ntasks, a->ntasks);
+            ck_assert_int_eq(b->count, a->count);
+        }
+    // Names, lookups, and models and sources resolved inside the replicate.
+    int s9b = ds_plan_find(&p2, "s9/baseline");
+    ck_assert_int_eq(s9b, n1 + 1);
+    ck_assert_str_eq(p2.tasks[s9b].file, "tasks/s9-baseline.h5");
+    ck_assert_int_eq(ds_plan_model_task(&p2, "s9/baseline"), s9b);
+    ck_assert_int_eq(ds_plan_model_task(&p2, "baseline"), -1);
+    ck_assert_int_eq(ds_plan_rep_model_task(&p2, 1, "baseline"), s9b);
+    ck_assert_int_eq(ds_plan_rep_model_task(&p2, 0, "T100/student"), ds_plan_find(&p2, "s5/T100/student"));
+    int soft = ds_plan_find(&p2, "s9/T100/soft");
+    ck_assert_int_ge(soft, 0);
+    ck_assert_str_eq(p2.tasks[soft].file, "tasks/s9-T100-soft.h5");
+    int tt = ds_plan_find(&p2, "attack/s9/T100/student/tt/0-4");
+    ck_assert_int_ge(tt, 0);
+    ck_assert_str_eq(p2.tasks[tt].file, "tasks/atk-s9-T100-student-tt-000000.h5");
+    ck_assert_int_eq(p2.tasks[tt].source_task, ds_plan_find(&p2, "s9/T2.5/teacher"));
+    ck_assert_int_eq(p2.tasks[tt].model_task, ds_plan_find(&p2, "s9/T100/student"));
+    ck_assert_int_eq(ds_plan_find(&p2, "attack/s9/T2.5/student/tt/0-4"), -1); // not named
+    char name[64];
+    ds_plan_rep_name(&p2, 1, "T100", name, sizeof name);
+    ck_assert_str_eq(name, "s9/T100");
+    ds_plan_rep_name(&p5, 0, "T100", name, sizeof name);
+    ck_assert_str_eq(name, "T100");
+    // Random starts: one stream per (replicate seed, attack section), whatever the model, the
+    // shard or the replicate's position; another seed or section, another stream.
+    int f9 = ds_plan_find(&p2, "attack/s9/baseline/fgsm/16-32");
+    uint64_t fgsm9 = ds_plan_attack_seed(&p2, &p2.tasks[f9]);
+    ck_assert_uint_eq(fgsm9, ds_plan_attack_seed(&p9, &p9.tasks[ds_plan_find(&p9, "attack/baseline/fgsm/0-16")]));
+    ck_assert_uint_eq(fgsm9, ds_plan_attack_seed(&p2, &p2.tasks[ds_plan_find(&p2, "attack/s9/T100/student/fgsm/32-40")]));
+    ck_assert_uint_ne(fgsm9, ds_plan_attack_seed(&p2, &p2.tasks[ds_plan_find(&p2, "attack/s5/baseline/fgsm/16-32")]));
+    uint64_t tt9 = ds_plan_attack_seed(&p2, &p2.tasks[tt]);
+    ck_assert_uint_ne(fgsm9, tt9);
+    int tt9s = ds_plan_find(&p2s, "attack/s9/T100/student/tt/3-4"); // shards of one sample
+    ck_assert_int_ge(tt9s, 0);
+    ck_assert_uint_eq(tt9, ds_plan_attack_seed(&p2s, &p2s.tasks[tt9s]));
+    ck_assert_uint_eq(ds_plan_attack_seed(&p2, &p2.tasks[s9b]), 0); // not an attack
+    // The dry run: each replicate's tasks and work, then the totals.
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    ds_plan_print(&p2, f);
+    fclose(f);
+    char line[160];
+    snprintf(line, sizeof line, "  seed 9 (s9/): %d tasks (6 trainings, 2 soft labels, %d attack shards)",
+             n1, n1 - 8);
+    ck_assert_msg(strstr(out, line) != NULL, "no '%s' in the listing: %.300s", line, out);
+    snprintf(line, sizeof line, "  total: 2 replicates, %d tasks with the reduce task", 2 * n1 + 1);
+    ck_assert_msg(strstr(out, line) != NULL, "no '%s'", line);
+    free(out);
+    ds_plan_free(&p2);
+    ds_plan_free(&p5);
+    ds_plan_free(&p9);
+    ds_plan_free(&p2s);
+    ds_job_free(&j2);
+    ds_job_free(&j5);
+    ds_job_free(&j9);
+    ds_job_free(&j2s);
+    free(t2);
+    free(t5);
+    free(t9);
+    free(t2s);
+}
+END_TEST
+
 // ---- The journal ----
 
 static void write_text(const char *path, const char *s) { tu_write_file(path, s, strlen(s)); }
@@ -540,6 +837,10 @@ static Suite *suite(void) {
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, known_plan);
     tcase_add_test(tc, seeds_do_not_depend_on_position);
+    tcase_add_test(tc, seeds_key);
+    tcase_add_test(tc, old_jobs_keep_their_canonical_text);
+    tcase_add_test(tc, one_seed_plan_unchanged);
+    tcase_add_test(tc, replicate_plan);
     tcase_add_test(tc, journal_rules);
     tcase_add_test(tc, run_state_and_lock);
     suite_add_tcase(s, tc);

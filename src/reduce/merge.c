@@ -63,8 +63,10 @@ int reduce_soft_labels(reducer *r) {
         if (rows != r->plan.train_n)
             rc = ds_fail(DS_EFORMAT, "%s: soft_labels: %d rows for %d training samples", src,
                          rows, r->plan.train_n);
-        char name[32];
-        ds_temp_name(t->temperature, name, sizeof name);
+        // "T100", with several seeds "s2/T100" (ds_plan_rep_name).
+        char tn[32], name[DS_JOB_NAME];
+        ds_temp_name(t->temperature, tn, sizeof tn);
+        ds_plan_rep_name(&r->plan, t->rep, tn, name, sizeof name);
         hsize_t dims[2] = {(hsize_t)rows, DS_CLASSES};
         if (!rc) rc = ds_h5_write_dataset(w.file, name, H5T_NATIVE_FLOAT, 2, dims, soft, 1);
         free(soft);

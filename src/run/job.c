@@ -250,6 +250,60 @@ void ds_temp_name(double t, char *out, size_t cap) { snprintf(out, cap, "T%g", t
 
 // ---- Sections ----
 
+// A seed: a non-negative decimal integer that fits in 64 bits. 0 on success.
+static int seed_value(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || errno || s[0] == '-') return -1;
+    *out = v;
+    return 0;
+}
+
+// [run] seed = N (the list {N}) or seeds = N1 N2 ... (distinct), never both.
+static void parse_seeds(parser *p, ds_job *job) {
+    entry *one = find(p, "run", "seed"), *list = find(p, "run", "seeds");
+    if (one && list) {
+        entry *later = one->line > list->line ? one : list, *first = later == one ? list : one;
+        perr(p, later->line, "[run] %s: the job already sets %s at line %d; use one of seed = N "
+             "and seeds = N1 N2 ...", later->key, first->key, first->line);
+        return;
+    }
+    if (one) {
+        if (seed_value(one->value, &job->seeds[0]))
+            perr(p, one->line, "[run] seed: expected a non-negative integer, got '%s'", one->value);
+        job->seed = job->seeds[0];
+        return;
+    }
+    if (!list) return;
+    char buf[MAX_LINE];
+    scopy(buf, sizeof buf, list->value);
+    int n = 0;
+    for (char *tok = strtok(buf, " \t,"); tok; tok = strtok(NULL, " \t,")) {
+        uint64_t v;
+        if (seed_value(tok, &v)) {
+            perr(p, list->line, "[run] seeds: expected non-negative integers, got '%s'", tok);
+            return;
+        }
+        for (int i = 0; i < n; i++)
+            if (job->seeds[i] == v) {
+                perr(p, list->line, "[run] seeds: %llu appears twice", (unsigned long long)v);
+                return;
+            }
+        if (n == DS_JOB_MAX_SEEDS) {
+            perr(p, list->line, "[run] seeds: at most %d", DS_JOB_MAX_SEEDS);
+            return;
+        }
+        job->seeds[n++] = v;
+    }
+    if (!n) {
+        perr(p, list->line, "[run] seeds: empty (expected seeds = N1 N2 ...)");
+        return;
+    }
+    job->nseeds = n;
+    job->seed = job->seeds[0];
+}
+
 static void parse_run(parser *p, ds_job *job) {
     const char *s = "run";
     entry *e;
@@ -266,15 +320,7 @@ static void parse_run(parser *p, ds_job *job) {
         else
             scopy(job->results, sizeof job->results, e->value);
     }
-    if ((e = find(p, s, "seed"))) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(e->value, &end, 10);
-        if (!*e->value || *end || errno || e->value[0] == '-')
-            perr(p, e->line, "[run] seed: expected a non-negative integer, got '%s'", e->value);
-        else
-            job->seed = v;
-    }
+    parse_seeds(p, job);
     if ((e = find(p, s, "threads"))) {
         if (!strcmp(e->value, "auto")) {
             job->threads = 0;
@@ -559,7 +605,8 @@ static void set_defaults(ds_job *job, const char *path) {
     if (dot && dot != job->name) *dot = 0;
     if (!valid_name(job->name)) snprintf(job->name, sizeof job->name, "run");
     snprintf(job->results, sizeof job->results, "results");
-    job->seed = 1;
+    job->seed = job->seeds[0] = 1;
+    job->nseeds = 1;
     job->threads = 1;
     snprintf(job->dataset, sizeof job->dataset, "mnist");
     job->train_samples = job->test_samples = -1;
@@ -685,7 +732,13 @@ void ds_job_run_dir(const ds_job *job, char *out, size_t cap) {
 
 char *ds_job_canonical(const ds_job *job) {
     ds_strbuf b = {0};
-    ds_sb_printf(&b, "run.seed = %llu\n", (unsigned long long)job->seed);
+    if (job->nseeds > 1) { // one seed: the text from before the list existed (the same job)
+        ds_sb_printf(&b, "run.seeds =");
+        for (int i = 0; i < job->nseeds; i++) ds_sb_printf(&b, " %llu", (unsigned long long)job->seeds[i]);
+        ds_sb_printf(&b, "\n");
+    } else {
+        ds_sb_printf(&b, "run.seed = %llu\n", (unsigned long long)job->seed);
+    }
     ds_sb_printf(&b, "data.dataset = %s\n", job->dataset);
     ds_sb_printf(&b, "data.train_samples = %d\n", job->train_samples);
     ds_sb_printf(&b, "data.test_samples = %d\n", job->test_samples);

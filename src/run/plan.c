@@ -48,9 +48,32 @@ typedef struct {
     ds_plan *p;
     int cap_tasks, cap_deps, ndeps;
     int *dep_idx; // per task: offset into dep_pool (resolved into pointers at the end)
+    int rep;      // the replicate being built
+    int too_long; // a replicate's name did not fit its buffer
 } builder;
 
-static ds_task *add_task(builder *b, ds_task_kind kind, const char *id, const char *model) {
+// Seed of replicate rep (job->seeds[rep]; a job built without the list has only job->seed).
+static uint64_t rep_seed(const ds_job *job, int rep) {
+    return job->nseeds > 0 ? job->seeds[rep] : job->seed;
+}
+
+int ds_plan_rep_name(const ds_plan *plan, int rep, const char *base, char *out, size_t cap) {
+    if (plan->job->nseeds > 1)
+        return snprintf(out, cap, "s%llu/%s", (unsigned long long)rep_seed(plan->job, rep), base);
+    return snprintf(out, cap, "%s", base);
+}
+
+// ds_plan_rep_name into a builder's buffer, noting a name that did not fit. (With a 20-digit
+// seed the longest model name is about 42 characters, so this is a guard, not a limit.)
+static void rep_name(builder *b, const char *base, char *out, size_t cap) {
+    if (ds_plan_rep_name(b->p, b->rep, base, out, cap) >= (int)cap) b->too_long = 1;
+}
+
+// A task of replicate b->rep: id and model as named in the plan, base_id and base_model as a
+// one-seed sweep names them. The seed comes from (the replicate's seed, base_id): the same
+// as the task of a one-seed sweep with that seed.
+static ds_task *add_task(builder *b, ds_task_kind kind, const char *id, const char *base_id,
+                         const char *model, const char *base_model) {
     ds_plan *p = b->p;
     ds_task *t = &p->tasks[p->ntasks];
     memset(t, 0, sizeof *t);
@@ -58,10 +81,12 @@ static ds_task *add_task(builder *b, ds_task_kind kind, const char *id, const ch
     t->kind = kind;
     snprintf(t->id, sizeof t->id, "%s", id);
     snprintf(t->model, sizeof t->model, "%s", model);
+    snprintf(t->base_model, sizeof t->base_model, "%s", base_model);
+    t->rep = b->rep;
     t->attack = t->group = t->model_task = t->source_task = -1;
     t->temperature = 1;
     b->dep_idx[p->ntasks] = b->ndeps;
-    ds_rng r = ds_rng_stream(p->job->seed, fnv1a(id), 0);
+    ds_rng r = ds_rng_stream(rep_seed(p->job, b->rep), fnv1a(base_id), 0);
     t->seed = ds_rng_u64(&r);
     p->ntasks++;
     return t;
@@ -83,14 +108,15 @@ static void flat_name(const char *model, char *out, size_t cap) {
 }
 
 static void train_task(builder *b, ds_role role, double T, int epochs, int warm, int after) {
-    char tn[32], model[DS_JOB_NAME], flat[DS_JOB_NAME];
+    char tn[32], base[DS_JOB_NAME], model[DS_JOB_NAME], flat[DS_JOB_NAME];
     ds_temp_name(T, tn, sizeof tn);
     if (role == DS_ROLE_BASELINE || role == DS_ROLE_WARMSTART)
-        snprintf(model, sizeof model, "%s", ds_role_name(role));
+        snprintf(base, sizeof base, "%s", ds_role_name(role));
     else
-        snprintf(model, sizeof model, "%s/%s", tn, ds_role_name(role));
+        snprintf(base, sizeof base, "%s/%s", tn, ds_role_name(role));
+    rep_name(b, base, model, sizeof model);
     flat_name(model, flat, sizeof flat);
-    ds_task *t = add_task(b, DS_TASK_TRAIN, model, model);
+    ds_task *t = add_task(b, DS_TASK_TRAIN, model, base, model, base);
     snprintf(t->file, sizeof t->file, "tasks/%s.h5", flat);
     t->role = role;
     t->temperature = T;
@@ -102,6 +128,7 @@ static void train_task(builder *b, ds_role role, double T, int epochs, int warm,
     t->cost = 60.0 * epochs * b->p->train_n;
 }
 
+// Whether attack a targets the model (by its name in a one-seed sweep, "T100/student").
 static int targets_model(const ds_job_attack *a, const char *model, ds_role role) {
     if (role == DS_ROLE_BASELINE && (a->targets & DS_TARGET_BASELINE)) return 1;
     if (role == DS_ROLE_TEACHER && (a->targets & DS_TARGET_TEACHERS)) return 1;
@@ -116,10 +143,12 @@ static void attack_groups(builder *b, const ds_task *model_task) {
     const ds_job *job = p->job;
     for (int ai = 0; ai < job->nattacks; ai++) {
         const ds_job_attack *a = &job->attacks[ai];
-        if (!targets_model(a, model_task->model, model_task->role)) continue;
+        if (!targets_model(a, model_task->base_model, model_task->role)) continue;
         ds_attack_group *g = &p->groups[p->ngroups];
         memset(g, 0, sizeof *g);
         snprintf(g->model, sizeof g->model, "%s", model_task->model);
+        snprintf(g->base_model, sizeof g->base_model, "%s", model_task->base_model);
+        g->rep = model_task->rep;
         g->role = model_task->role;
         g->temperature = model_task->temperature;
         g->attack = ai;
@@ -127,14 +156,15 @@ static void attack_groups(builder *b, const ds_task *model_task) {
         g->first = a->first;
         g->count = a->samples < 0 ? p->test_n - a->first : a->samples;
         g->first_task = p->ntasks;
-        int source = a->kind == DS_KIND_TRANSFER ? ds_plan_model_task(p, a->source) : -1;
+        int source = a->kind == DS_KIND_TRANSFER ? ds_plan_rep_model_task(p, b->rep, a->source) : -1;
         char flat[DS_JOB_NAME];
         flat_name(g->model, flat, sizeof flat);
         for (int s = g->first; s < g->first + g->count; s += a->shard) {
             int n = a->shard < g->first + g->count - s ? a->shard : g->first + g->count - s;
-            char id[DS_TASK_ID];
+            char id[DS_TASK_ID], base_id[DS_TASK_ID];
             snprintf(id, sizeof id, "attack/%s/%s/%d-%d", g->model, a->name, s, s + n);
-            ds_task *t = add_task(b, DS_TASK_ATTACK, id, g->model);
+            snprintf(base_id, sizeof base_id, "attack/%s/%s/%d-%d", g->base_model, a->name, s, s + n);
+            ds_task *t = add_task(b, DS_TASK_ATTACK, id, base_id, g->model, g->base_model);
             snprintf(t->file, sizeof t->file, "tasks/atk-%s-%s-%06d.h5", flat, a->name, s);
             t->role = g->role;
             t->temperature = g->temperature;
@@ -162,8 +192,8 @@ static int count_plan(const ds_job *job, int train_n, int test_n, long *ntasks, 
         return ds_fail(DS_EINVAL, "%s: [train] batch = %d is larger than the training set (%d)",
                        job->path, job->batch, train_n);
     int nmodels = 2 + 2 * job->ntemps; // warmstart, baseline, teachers, students
-    *ntasks = nmodels + job->ntemps + 1;
-    *ngroups = 0;
+    long per_rep = nmodels + job->ntemps, rep_groups = 0; // one replicate's tasks and groups
+
     for (int ai = 0; ai < job->nattacks; ai++) {
         const ds_job_attack *a = &job->attacks[ai];
         int count = a->samples < 0 ? test_n - a->first : a->samples;
@@ -172,9 +202,12 @@ static int count_plan(const ds_job *job, int train_n, int test_n, long *ntasks, 
                            "the test set of %d samples", job->path, a->range_line, a->name, a->first,
                            a->first + (count > 0 ? count : 0), test_n);
         long shards = (count + a->shard - 1) / a->shard;
-        *ntasks += shards * nmodels;
-        *ngroups += nmodels;
+        per_rep += shards * nmodels;
+        rep_groups += nmodels;
     }
+    int nrep = job->nseeds > 1 ? job->nseeds : 1;
+    *ntasks = per_rep * nrep + 1; // and the reduce task
+    *ngroups = rep_groups * nrep;
     if (*ntasks > 1000000)
         return ds_fail(DS_EINVAL, "%s: the plan would have %ld tasks; use larger shards",
                        job->path, *ntasks);
@@ -184,6 +217,7 @@ static int count_plan(const ds_job *job, int train_n, int test_n, long *ntasks, 
 // The trainings and soft labels: warm start, baseline, then per temperature teacher -> soft
 // labels -> student.
 static void training_tasks(builder *b, const ds_job *job) {
+    char id[DS_TASK_ID], base_id[DS_TASK_ID];
     ds_plan *plan = b->p;
     int warm = -1;
     if (job->warm_start > 0) {
@@ -193,13 +227,17 @@ static void training_tasks(builder *b, const ds_job *job) {
     train_task(b, DS_ROLE_BASELINE, 1, job->baseline_epochs, -1, -1);
     for (int i = 0; i < job->ntemps; i++) {
         double T = job->temps[i];
-        char tn[32], id[DS_TASK_ID];
+        char tn[32], rtn[DS_JOB_NAME], flat[DS_JOB_NAME];
         ds_temp_name(T, tn, sizeof tn);
         train_task(b, DS_ROLE_TEACHER, T, job->teacher_epochs, warm, -1);
         int teacher = plan->ntasks - 1;
-        snprintf(id, sizeof id, "%s/soft", tn);
-        ds_task *s = add_task(b, DS_TASK_SOFT, id, plan->tasks[teacher].model);
-        snprintf(s->file, sizeof s->file, "tasks/%s-soft.h5", tn);
+        snprintf(base_id, sizeof base_id, "%s/soft", tn);
+        rep_name(b, base_id, id, sizeof id);
+        ds_task *s = add_task(b, DS_TASK_SOFT, id, base_id, plan->tasks[teacher].model,
+                              plan->tasks[teacher].base_model);
+        rep_name(b, tn, rtn, sizeof rtn);
+        flat_name(rtn, flat, sizeof flat);
+        snprintf(s->file, sizeof s->file, "tasks/%s-soft.h5", flat);
         s->role = DS_ROLE_TEACHER;
         s->temperature = T;
         s->model_task = teacher;
@@ -214,7 +252,8 @@ static void training_tasks(builder *b, const ds_job *job) {
 // every dependent before its dependencies).
 static void finish_plan(builder *b) {
     ds_plan *plan = b->p;
-    ds_task *r = add_task(b, DS_TASK_REDUCE, "reduce", "");
+    b->rep = 0;
+    ds_task *r = add_task(b, DS_TASK_REDUCE, "reduce", "reduce", "", "");
     snprintf(r->file, sizeof r->file, "summary.h5");
     r->cost = 1;
     // Every other task: distinct by construction, so no duplicate check (add_dep's check made
@@ -250,20 +289,29 @@ int ds_plan_build(ds_plan *plan, const ds_job *job, int train_n, int test_n) {
         rc = ds_fail(DS_ENOMEM, "plan: out of memory");
         goto fail;
     }
-    training_tasks(&b, job);
-    // Check the transfer sources now that the models exist.
-    for (int ai = 0; ai < job->nattacks; ai++) {
-        const ds_job_attack *a = &job->attacks[ai];
-        if (a->kind == DS_KIND_TRANSFER && ds_plan_model_task(plan, a->source) < 0) {
-            rc = ds_fail(DS_EINVAL, "%s:%d: [attack %s] source: no model '%s' in this sweep",
-                         job->path, a->line, a->name, a->source);
-            goto fail;
+    // Replicate by replicate: its trainings, then its attacks (so groups come by replicate).
+    for (b.rep = 0; b.rep < (job->nseeds > 1 ? job->nseeds : 1); b.rep++) {
+        int first_train = plan->ntasks;
+        training_tasks(&b, job);
+        // Check the transfer sources now that the models exist.
+        for (int ai = 0; ai < job->nattacks; ai++) {
+            const ds_job_attack *a = &job->attacks[ai];
+            if (a->kind == DS_KIND_TRANSFER && ds_plan_rep_model_task(plan, b.rep, a->source) < 0) {
+                rc = ds_fail(DS_EINVAL, "%s:%d: [attack %s] source: no model '%s' in this sweep",
+                             job->path, a->line, a->name, a->source);
+                goto fail;
+            }
         }
+        int last_train = plan->ntasks;
+        for (int i = first_train; i < last_train; i++)
+            if (plan->tasks[i].kind == DS_TASK_TRAIN && plan->tasks[i].role != DS_ROLE_WARMSTART)
+                attack_groups(&b, &plan->tasks[i]);
     }
-    int last_train = plan->ntasks;
-    for (int i = 0; i < last_train; i++)
-        if (plan->tasks[i].kind == DS_TASK_TRAIN && plan->tasks[i].role != DS_ROLE_WARMSTART)
-            attack_groups(&b, &plan->tasks[i]);
+    if (b.too_long) {
+        rc = ds_fail(DS_EINVAL, "%s: [run] seeds: a model name with its seed is longer than %d "
+                     "characters", job->path, DS_JOB_NAME - 1);
+        goto fail;
+    }
     finish_plan(&b);
     free(b.dep_idx);
     return DS_OK;
@@ -295,6 +343,21 @@ int ds_plan_model_task(const ds_plan *plan, const char *model) {
     return -1;
 }
 
+int ds_plan_rep_model_task(const ds_plan *plan, int rep, const char *base_model) {
+    for (int i = 0; i < plan->ntasks; i++) {
+        const ds_task *t = &plan->tasks[i];
+        if (t->kind == DS_TASK_TRAIN && t->rep == rep && !strcmp(t->base_model, base_model)) return i;
+    }
+    return -1;
+}
+
+uint64_t ds_plan_attack_seed(const ds_plan *plan, const ds_task *t) {
+    if (t->attack < 0) return 0;
+    const char *name = plan->job->attacks[t->attack].name;
+    ds_rng r = ds_rng_stream(rep_seed(plan->job, t->rep), fnv1a(name), DS_STREAM_ATTACK);
+    return ds_rng_u64(&r);
+}
+
 void ds_plan_task_path(const ds_plan *plan, int task, const char *run_dir, char *out, size_t cap) {
     snprintf(out, cap, "%s/%s", run_dir, plan->tasks[task].file);
 }
@@ -305,6 +368,27 @@ static void print_cost(FILE *f, double mflop) {
     else fprintf(f, "%7.1f MF", mflop);
 }
 
+// One line per replicate: its tasks by kind and its estimated work (the reduce task is shared).
+static void print_replicates(const ds_plan *plan, FILE *f) {
+    const ds_job *job = plan->job;
+    for (int r = 0; r < job->nseeds; r++) {
+        int n[4] = {0};
+        double work = 0;
+        for (int i = 0; i < plan->ntasks; i++) {
+            const ds_task *t = &plan->tasks[i];
+            if (t->rep != r || t->kind == DS_TASK_REDUCE) continue;
+            n[t->kind]++;
+            work += t->cost;
+        }
+        fprintf(f, "  seed %llu (s%llu/): %d tasks (%d trainings, %d soft labels, %d attack shards), "
+                "estimated work ", (unsigned long long)job->seeds[r], (unsigned long long)job->seeds[r],
+                n[0] + n[1] + n[2], n[0], n[1], n[2]);
+        print_cost(f, work);
+        fprintf(f, "LOP\n");
+    }
+    fprintf(f, "  total: %d replicates, %d tasks with the reduce task\n", job->nseeds, plan->ntasks);
+}
+
 void ds_plan_print(const ds_plan *plan, FILE *f) {
     const ds_job *job = plan->job;
     double total = 0;
@@ -313,6 +397,7 @@ void ds_plan_print(const ds_plan *plan, FILE *f) {
             "estimated work ", job->path, plan->ntasks, plan->ngroups, plan->train_n, plan->test_n);
     print_cost(f, total);
     fprintf(f, "LOP\n");
+    if (job->nseeds > 1) print_replicates(plan, f);
     fprintf(f, "%5s  %-44s %-7s %10s  %-14s %s\n", "task", "id", "kind", "cost", "after", "output");
     for (int i = 0; i < plan->ntasks; i++) {
         const ds_task *t = &plan->tasks[i];

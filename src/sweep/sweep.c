@@ -808,6 +808,13 @@ int ds_sweep_dry_run(const char *job_path, FILE *out) {
             int ndone = 0;
             for (int i = 0; i < plan.ntasks; i++) ndone += done[i];
             fprintf(out, "%s exists: %d of %d tasks done\n", dir, ndone, plan.ntasks - 1);
+            for (int r = 0; job.nseeds > 1 && r < job.nseeds; r++) {
+                int n = 0, d = 0;
+                for (int i = 0; i < plan.ntasks; i++)
+                    if (plan.tasks[i].rep == r && plan.tasks[i].kind != DS_TASK_REDUCE)
+                        n++, d += done[i];
+                fprintf(out, "  seed %llu: %d of %d tasks done\n", (unsigned long long)job.seeds[r], d, n);
+            }
         }
         free(done);
         free(canon);

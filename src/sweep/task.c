@@ -23,9 +23,10 @@ static void task_path(const ds_worker_ctx *ctx, int task, char *out, size_t cap)
     ds_plan_task_path(ctx->plan, task, ctx->run_dir, out, cap);
 }
 
+// The seed in a task file's provenance is its replicate's ([run] seeds).
 static ds_provenance provenance(const ds_worker_ctx *ctx, const ds_task *t) {
     return (ds_provenance){.job_text = ctx->job->text, .code_version = ds_code_version(),
-                           .seed = ctx->job->seed, .task = t->id};
+                           .seed = ctx->job->seeds[t->rep], .task = t->id};
 }
 
 // Loads the model produced by TRAIN task `task`.
@@ -155,8 +156,18 @@ static int craft(const ds_classifier *c, const ds_craft *cp, const float *x, con
     return ds_craft_run(c, cp, x, labels, n, first, *rec, *x_adv);
 }
 
+// The attack's settings for this task: the job's, with the seed of the random starts (PGD,
+// Square, also when they craft a transfer) from the plan.
+static ds_craft task_craft(const ds_worker_ctx *ctx, const ds_task *t) {
+    ds_craft c = ctx->job->attacks[t->attack].craft;
+    if (c.kind == DS_KIND_PGD) c.pgd.seed = ds_plan_attack_seed(ctx->plan, t);
+    if (c.kind == DS_KIND_SQUARE) c.square.seed = ds_plan_attack_seed(ctx->plan, t);
+    return c;
+}
+
 static int attack(const ds_worker_ctx *ctx, const ds_task *t) {
     const ds_job_attack *a = &ctx->job->attacks[t->attack];
+    const ds_craft cp = task_craft(ctx, t);
     const int n = t->count;
     ds_model target = {0}, source = {0};
     ds_classifier ct = {0}, cs = {0};
@@ -173,14 +184,14 @@ static int attack(const ds_worker_ctx *ctx, const ds_task *t) {
     ds_range_pixels(x, ctx->test, t->first, n);
     const uint8_t *labels = ctx->test->labels + t->first;
     if (a->kind != DS_KIND_TRANSFER) {
-        rc = craft(&ct, &a->craft, x, labels, n, t->first, &rec, &nrec, &x_adv, 0);
+        rc = craft(&ct, &cp, x, labels, n, t->first, &rec, &nrec, &x_adv, 0);
         if (rc) goto done;
     } else {
         // Craft on the source model, then show the same images to the target.
         if ((rc = load_model(ctx, t->source_task, &source))) goto done;
         if ((rc = ds_classifier_from_model(&cs, &source, ATTACK_BATCH, ctx->threads))) goto done;
         ds_attack_record *src = NULL;
-        rc = craft(&cs, &a->craft, x, labels, n, t->first, &src, &nrec, &x_adv, 1);
+        rc = craft(&cs, &cp, x, labels, n, t->first, &src, &nrec, &x_adv, 1);
         if (!rc) {
             out = calloc((size_t)nrec, sizeof *out);
             x_rep = malloc(sizeof(float) * DS_PIXELS * (size_t)nrec);
@@ -191,7 +202,7 @@ static int attack(const ds_worker_ctx *ctx, const ds_task *t) {
             for (int i = 0; i < nrec; i++)
                 memcpy(x_rep + (size_t)i * DS_PIXELS,
                        x + (size_t)(src[i].index - t->first) * DS_PIXELS, sizeof(float) * DS_PIXELS);
-            rc = ds_attack_transfer(&ct, x_rep, x_adv, src, nrec, 0, ds_craft_denormals(&a->craft), out);
+            rc = ds_attack_transfer(&ct, x_rep, x_adv, src, nrec, 0, ds_craft_denormals(&cp), out);
         }
         free(src);
         rec = out;
