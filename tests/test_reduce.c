@@ -679,6 +679,32 @@ START_TEST(test_seeds_aggregate) {
 }
 END_TEST
 
+// summary.md's Rounding table over two seeds: mean ± sd (n) of each setting, the mean
+// zero-gradient share in brackets, one line per base model.
+START_TEST(test_seeds_rounding) {
+    char text[4096];
+    snprintf(text, sizeof text, "%s[attack fgsm-flush]\nkind = fgsm\ndenormals = flush\n"
+             "models = baseline students\nsamples = 10\nshard = 4\n", SEEDS_JOB);
+    dynamic_rows = 1;
+    build_run(text);
+    reduce_ok();
+    char *md = slurp("summary.md", NULL), line[256];
+    const char *m = "T1/student";
+    two k = two_of(rate(seed_row(5, m, "fgsm")), rate(seed_row(7, m, "fgsm")));
+    two f = two_of(rate(seed_row(5, m, "fgsm-flush")), rate(seed_row(7, m, "fgsm-flush")));
+    double kz = (seed_row(5, m, "fgsm")->zero_grad + seed_row(7, m, "fgsm")->zero_grad) / 20.0;
+    double fz = (seed_row(5, m, "fgsm-flush")->zero_grad + seed_row(7, m, "fgsm-flush")->zero_grad) / 20.0;
+    snprintf(line, sizeof line, "| T1/student | 1 | %.2f ± %.2f (2) (%.2f) | %.2f ± %.2f (2) (%.2f) |",
+             100 * k.mean, 100 * k.sd, 100 * kz, 100 * f.mean, 100 * f.sd, 100 * fz);
+    expect_line(md, line);
+    const char *rounding = strstr(md, "## Rounding");
+    ck_assert_ptr_nonnull(rounding);
+    ck_assert_ptr_null(strstr(rounding, "| s5/T1/student |")); // per base model, not per seed
+    free(md);
+    teardown();
+}
+END_TEST
+
 // summary.h5 of two seeds: the per-seed rows' seed and Wilson interval, the "aggregate" and
 // "aggregate_models" tables.
 START_TEST(test_seeds_summary_h5) {
@@ -1262,6 +1288,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_stats_wilson);
     tcase_add_test(tc, test_csv_exact);
     tcase_add_test(tc, test_seeds_aggregate);
+    tcase_add_test(tc, test_seeds_rounding);
     tcase_add_test(tc, test_seeds_summary_h5);
     tcase_add_test(tc, test_seeds_figure);
     tcase_add_test(tc, test_summary_h5);
