@@ -6,7 +6,7 @@
 # rates' mean, sample sd, min, max and 95% t interval (t = tan(0.475 pi) for one degree of
 # freedom), computed here in awk from the one-seed sweeps' rows; Figure 1's data holds the two
 # seeds' rates. About 40 s on 2 cores.
-TEST=it_seeds
+TEST=it_seeds_reduce
 source "$(dirname "$0")/tools/sweep_env.sh"
 start=$SECONDS
 
