@@ -20,6 +20,9 @@
 //              batch = 128, lr = 0.1, momentum = 0.5, dropout = 0.5
 //              lr_decay = 1          ; the last lr_decay_last share of every training's epochs
 //              lr_decay_last = 0.25  ;   runs at lr * lr_decay (1 = constant lr: the paper)
+//              init = pytorch        ; a training from scratch starts from PyTorch's default
+//                                    ;   (U(+-1/sqrt(fan_in)) weights and biases) or glorot
+//                                    ;   (Glorot-uniform weights, zero biases: Keras'); ds_nn.h
 //   [distill]  temperatures = 1 2 5 10 20 30 40 50 100
 //   [attack NAME]                    ; one section per attack configuration, NAME unique
 //              kind = fgsm | jsma | cw-l2 | transfer

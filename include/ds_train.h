@@ -32,7 +32,8 @@ typedef struct {
 // Where a training that resumes no checkpoint starts.
 typedef struct {
     const ds_model *source; // weights to start from (copied; caller-owned), or NULL:
-    uint64_t init_seed;     // a fresh ds_model_init(init_seed)
+    uint64_t init_seed;     // a fresh ds_model_init_as(init_seed, init)
+    ds_init init;           // DS_INIT_PYTORCH (0, the default) or DS_INIT_GLOROT (ds_nn.h)
 } ds_train_start;
 
 // The trained model: saved as group `group` of a new file `path` (ds_store_save_model) with

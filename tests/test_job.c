@@ -517,6 +517,30 @@ START_TEST(old_jobs_keep_their_canonical_text) {
 }
 END_TEST
 
+// [train] init: parsed by ds_init_parse, in the canonical text only when not the default.
+START_TEST(init_key) {
+    char *glorot = with_train_keys("init = glorot\n"), *pytorch = with_train_keys("init = pytorch\n");
+    ds_job a = parse_ok(small_job), g = parse_ok(glorot), p = parse_ok(pytorch);
+    ck_assert_int_eq(a.init, DS_INIT_PYTORCH);
+    ck_assert_int_eq(g.init, DS_INIT_GLOROT);
+    ck_assert_int_eq(p.init, DS_INIT_PYTORCH);
+    char *ca = ds_job_canonical(&a), *cg = ds_job_canonical(&g), *cp = ds_job_canonical(&p);
+    ck_assert_str_eq(ca, cp);
+    ck_assert_str_eq(ca, small_job_canonical);
+    ck_assert_ptr_nonnull(strstr(cg, "train.dropout = 0.5\ntrain.init = glorot\ndistill.temperatures"));
+    free(ca);
+    free(cg);
+    free(cp);
+    free(glorot);
+    free(pytorch);
+    ds_job_free(&a);
+    ds_job_free(&g);
+    ds_job_free(&p);
+    expect_error(BASE "[train]\ninit = xavier\n", "bad.job:4:",
+                 "[train] init: unknown init 'xavier' (expected one of: pytorch, glorot)");
+}
+END_TEST
+
 // The seeds of small_job's tasks at the code before replicates (commit ff3f740), in plan order.
 static const uint64_t small_job_task_seeds[20] = {
     0x5a8f73a84d54a4bbull, 0xbb957c0119f4e30bull, 0xdcf6a85a8fc87e26ull, 0x6b57a76aa1b77f85ull,
@@ -839,6 +863,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, seeds_do_not_depend_on_position);
     tcase_add_test(tc, seeds_key);
     tcase_add_test(tc, old_jobs_keep_their_canonical_text);
+    tcase_add_test(tc, init_key);
     tcase_add_test(tc, one_seed_plan_unchanged);
     tcase_add_test(tc, replicate_plan);
     tcase_add_test(tc, journal_rules);

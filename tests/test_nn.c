@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <zlib.h>
 
 static void fill(float *x, size_t n, uint64_t seed, float lo, float hi) {
     ds_rng r = ds_rng_stream(seed, 99, 0);
@@ -627,6 +628,87 @@ START_TEST(test_divergence_detected) {
 }
 END_TEST
 
+// ---- Initialisations ----
+
+// PyTorch's default as before [train] init existed: CRC-32 of the whole parameter arena and two
+// values, recorded with ds_model_init at commit ff3f740.
+START_TEST(test_init_pytorch_unchanged) {
+    const struct { uint64_t seed; uint32_t crc; float w0, b_last; } known[] = {
+        {42, 0xfc8ea4d9u, 0x1.6cda0cp-3f, -0x1.eed7c6p-6f},
+        {1, 0xd51d7c3bu, -0x1.b240cp-4f, -0x1.3bd8f6p-7f},
+        {0xFEDCBA9876543210ull, 0x2698cf1cu, -0x1.0b98p-6f, -0x1.7ed8aep-6f},
+    };
+    size_t bytes = ds_params_count() * sizeof(float);
+    for (int i = 0; i < 3; i++) {
+        ds_model a, b;
+        ck_assert_int_eq(ds_model_init_as(&a, known[i].seed, DS_INIT_PYTORCH), DS_OK);
+        ck_assert_int_eq(ds_model_init(&b, known[i].seed), DS_OK);
+        ck_assert_int_eq(memcmp(a.mem, b.mem, bytes), 0);
+        ck_assert_uint_eq(crc32(0, (const Bytef *)a.mem, (uInt)bytes), known[i].crc);
+        ck_assert(a.p.w[0][0] == known[i].w0);
+        ck_assert(a.p.b[6][9] == known[i].b_last);
+        ck_assert_uint_eq(a.seed, known[i].seed);
+        ds_model_free(&a);
+        ds_model_free(&b);
+    }
+}
+END_TEST
+
+// Glorot-uniform (Keras' glorot_uniform): w ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out)), a
+// convolution's fans counting its 3x3 window; biases 0. Per layer: every weight inside [-a, a],
+// the largest close to a, the mean within 4 standard errors of 0 and the variance within 4
+// standard errors of a^2/3 (the sample variance of n uniform draws has relative standard error
+// sqrt(0.8 / n)).
+START_TEST(test_init_glorot) {
+    const int fan_in[DS_NUM_LAYERS] = {9, 288, 288, 576, 1024, 200, 200};
+    const int fan_out[DS_NUM_LAYERS] = {288, 288, 576, 576, 200, 200, 10};
+    const uint64_t seeds[] = {3, 7};
+    for (int si = 0; si < 2; si++) {
+        ds_model m, p;
+        ck_assert_int_eq(ds_model_init_as(&m, seeds[si], DS_INIT_GLOROT), DS_OK);
+        ck_assert_int_eq(ds_model_init_as(&p, seeds[si], DS_INIT_PYTORCH), DS_OK);
+        ck_assert_uint_eq(m.seed, seeds[si]);
+        for (int l = 0; l < DS_NUM_LAYERS; l++) {
+            const char *name = ds_layer_shapes[l].name;
+            double a = sqrt(6.0 / (fan_in[l] + fan_out[l]));
+            size_t n = ds_weight_count(l);
+            double sum = 0, sq = 0, maxabs = 0;
+            for (size_t i = 0; i < n; i++) {
+                double w = m.p.w[l][i];
+                ck_assert_msg(fabs(w) <= a * (1 + 1e-6), "%s[%zu] = %g outside +-%g", name, i, w, a);
+                sum += w, sq += w * w;
+                maxabs = fmax(maxabs, fabs(w));
+            }
+            double mean = sum / n, var = sq / n - mean * mean, se = a / sqrt(3.0 * n);
+            double rel = 4 * sqrt(0.8 / n);
+            ck_assert_msg(fabs(mean) < 4 * se, "%s: mean %g, standard error %g", name, mean, se);
+            ck_assert_msg(fabs(var / (a * a / 3) - 1) < rel, "%s: variance %g, expected %g +- %.1f%%",
+                          name, var, a * a / 3, 100 * rel);
+            ck_assert_msg(maxabs > a * (1 - 20.0 / n), "%s: largest |w| %g of a = %g", name, maxabs, a);
+            for (int i = 0; i < ds_layer_shapes[l].out; i++)
+                ck_assert_msg(m.p.b[l][i] == 0.0f, "%s: bias %d = %g", name, i, m.p.b[l][i]);
+            // The same uniform draws as PyTorch's default, scaled by the other bound.
+            double ratio = a * sqrt((double)fan_in[l]);
+            for (size_t i = 0; i < n; i += n / 7 + 1)
+                ck_assert_msg(fabs(m.p.w[l][i] - ratio * p.p.w[l][i]) <= 1e-6 * a, "%s[%zu]", name, i);
+        }
+        ds_model_free(&m);
+        ds_model_free(&p);
+    }
+    ds_init k;
+    ck_assert_int_eq(ds_init_parse("glorot", &k), DS_OK);
+    ck_assert_int_eq(k, DS_INIT_GLOROT);
+    ck_assert_int_eq(ds_init_parse("pytorch", &k), DS_OK);
+    ck_assert_int_eq(k, DS_INIT_PYTORCH);
+    ck_assert_str_eq(ds_init_name(DS_INIT_GLOROT), "glorot");
+    ck_assert_str_eq(ds_init_name(DS_INIT_PYTORCH), "pytorch");
+    ck_assert_int_eq(ds_init_parse("Glorot", &k), DS_EINVAL);
+    ck_assert_str_eq(ds_errmsg(), "unknown init 'Glorot' (expected one of: pytorch, glorot)");
+    ds_model x;
+    ck_assert_int_eq(ds_model_init_as(&x, 1, (ds_init)7), DS_EINVAL);
+}
+END_TEST
+
 START_TEST(test_param_count) {
     // 320 + 9248 + 18496 + 36928 + 205000 + 40200 + 2010
     ck_assert_uint_eq(ds_params_count(), 312202);
@@ -672,6 +754,8 @@ int main(void) {
     tcase_add_test(layers, test_softmax_xent_known);
     tcase_add_test(layers, test_softmax_xent_stable);
     tcase_add_test(layers, test_param_count);
+    tcase_add_test(layers, test_init_pytorch_unchanged);
+    tcase_add_test(layers, test_init_glorot);
     tcase_add_test(layers, test_layer_geometry);
     suite_add_tcase(s, layers);
     // "network" (forward and input gradient) is what tests/valgrind.sh runs; "gradients", the

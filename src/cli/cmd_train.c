@@ -22,6 +22,8 @@ static const char train_usage[] =
     "  --temperature T       training temperature (default 1)\n"
     "  --teacher FILE[:GROUP]  distil: train on this teacher's soft labels at T (role student)\n"
     "  --init FILE[:GROUP]   start from these weights instead of a fresh initialisation\n"
+    "  --init-kind NAME      the fresh initialisation: pytorch (default: PyTorch's default) or\n"
+    "                        glorot (Glorot-uniform weights, zero biases: Keras' default)\n"
     "  --role NAME           baseline, teacher or student (default: from T and --teacher)\n"
     "  --group NAME          HDF5 group of the model in FILE (default: the role)\n"
     "  --seed N              initialisation, shuffling and dropout (default 1)\n"
@@ -31,6 +33,8 @@ static const char train_usage[] =
 typedef struct {
     const char *data, *dataset, *out, *teacher, *init, *role, *group, *checkpoint;
     int train_count;
+    ds_init init_kind;   // --init-kind (a fresh initialisation only)
+    int init_kind_set;
     ds_train_config cfg;
 } train_opts;
 
@@ -53,6 +57,11 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--teacher")) o->teacher = v;
         else if (!strcmp(a, "--init")) o->init = v;
+        else if (!strcmp(a, "--init-kind")) {
+            rc = ds_init_parse(v, &o->init_kind);
+            if (rc) rc = ds_fail_context(rc, "--init-kind");
+            o->init_kind_set = 1;
+        }
         else if (!strcmp(a, "--role")) o->role = v;
         else if (!strcmp(a, "--group")) o->group = v;
         else if (!strcmp(a, "--checkpoint")) o->checkpoint = v;
@@ -74,6 +83,8 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         if (rc) return rc;
     }
     if (!o->out) return ds_fail(DS_EINVAL, "--out FILE.h5 is required (see --help)");
+    if (o->init && o->init_kind_set)
+        return ds_fail(DS_EINVAL, "--init-kind chooses a fresh initialisation; --init FILE starts from weights");
     if (!o->role) o->role = o->teacher ? "student" : o->cfg.temperature != 1.0f ? "teacher" : "baseline";
     if (strcmp(o->role, "baseline") && strcmp(o->role, "teacher") && strcmp(o->role, "student") &&
         strcmp(o->role, "warmstart"))
@@ -109,6 +120,7 @@ static void print_progress(void *user, const ds_train_event *e) {
     if (e->kind == DS_TRAIN_START) {
         if (e->resumed) printf("resuming from %s after epoch %d\n", o->checkpoint, e->epoch);
         else if (o->init) printf("starting from %s\n", p->init);
+        else if (o->init_kind != DS_INIT_PYTORCH) printf("initialisation %s\n", ds_init_name(o->init_kind));
         printf("training %s at T=%g on %d samples: %d epochs, batch %d, lr %g, momentum %g, dropout %g, seed %llu, %d threads\n",
                o->role, c->temperature, p->n, c->epochs, c->batch, c->lr, c->momentum, c->dropout,
                (unsigned long long)c->seed, c->threads);
@@ -149,7 +161,8 @@ static int train(const train_opts *o) {
     if (!rc && o->init) rc = ds_cli_load_model(o->init, &init, resolved, sizeof resolved);
     if (!rc) {
         ds_provenance prov = {.job_text = "", .code_version = ds_code_version(), .seed = o->cfg.seed, .task = o->group};
-        ds_train_start start = {.source = o->init ? &init : NULL, .init_seed = o->cfg.seed};
+        ds_train_start start = {.source = o->init ? &init : NULL, .init_seed = o->cfg.seed,
+                                 .init = o->init_kind};
         snprintf(name, sizeof name, "%s:%s", o->out, o->group); // "out.h5:baseline: training diverged: ..."
         ds_train_output out = {.path = o->out, .group = o->group, .role = o->role, .name = name, .prov = &prov};
         ds_ckpt_policy policy = {.path = o->checkpoint, .damaged = DS_CKPT_DAMAGED_FAILS};

@@ -1,4 +1,5 @@
-// The model's parameters: one arena, pointers into it, PyTorch's default initialisation.
+// The model's parameters: one arena, pointers into it, and their initialisations (PyTorch's
+// default, Glorot-uniform).
 #include "ds_error.h"
 #include "ds_nn.h"
 #include "ds_rng.h"
@@ -62,21 +63,46 @@ int ds_model_alloc(ds_model *m) {
     return DS_OK;
 }
 
-int ds_model_init(ds_model *m, uint64_t seed) {
+int ds_init_parse(const char *s, ds_init *out) {
+    if (s && !strcmp(s, "pytorch")) *out = DS_INIT_PYTORCH;
+    else if (s && !strcmp(s, "glorot")) *out = DS_INIT_GLOROT;
+    else return ds_fail(DS_EINVAL, "unknown init '%s' (expected one of: pytorch, glorot)", s ? s : "(null)");
+    return DS_OK;
+}
+
+const char *ds_init_name(ds_init i) {
+    return i == DS_INIT_PYTORCH ? "pytorch" : i == DS_INIT_GLOROT ? "glorot" : "?";
+}
+
+// Layer l's weights (and for PyTorch its biases) as U(-bound, bound) from stream
+// (seed, DS_STREAM_INIT, l): weights first, then biases, so PyTorch's draws are today's.
+//   pytorch: bound 1/sqrt(fan_in) for w and b
+//   glorot:  bound sqrt(6/(fan_in + fan_out)) for w, b = 0; a conv's fans count its k*k window
+//            (fan_in = in*k*k, fan_out = out*k*k, as Keras' glorot_uniform)
+static void init_layer(ds_model *m, int l, uint64_t seed, ds_init init) {
+    const ds_layer_shape *s = &ds_layer_shapes[l];
+    int k2 = s->k ? s->k * s->k : 1;
+    int fan_in = s->in * k2, fan_out = s->out * k2;
+    float bound = init == DS_INIT_GLOROT ? sqrtf(6.0f / (float)(fan_in + fan_out))
+                                         : 1.0f / sqrtf((float)fan_in);
+    ds_rng r = ds_rng_stream(seed, DS_STREAM_INIT, (uint64_t)l);
+    for (size_t i = 0; i < ds_weight_count(l); i++)
+        m->p.w[l][i] = (2.0f * ds_rng_uniform(&r) - 1.0f) * bound;
+    for (int i = 0; i < s->out; i++)
+        m->p.b[l][i] = init == DS_INIT_GLOROT ? 0.0f : (2.0f * ds_rng_uniform(&r) - 1.0f) * bound;
+}
+
+int ds_model_init_as(ds_model *m, uint64_t seed, ds_init init) {
+    if (init != DS_INIT_PYTORCH && init != DS_INIT_GLOROT)
+        return ds_fail(DS_EINVAL, "model: unknown initialisation %d", (int)init);
     int rc = ds_model_alloc(m);
     if (rc) return rc;
     m->seed = seed;
-    for (int l = 0; l < DS_NUM_LAYERS; l++) {
-        const ds_layer_shape *s = &ds_layer_shapes[l];
-        int fan_in = s->in * (s->k ? s->k * s->k : 1);
-        float bound = 1.0f / sqrtf((float)fan_in);
-        ds_rng r = ds_rng_stream(seed, DS_STREAM_INIT, (uint64_t)l);
-        for (size_t i = 0; i < ds_weight_count(l); i++)
-            m->p.w[l][i] = (2.0f * ds_rng_uniform(&r) - 1.0f) * bound;
-        for (int i = 0; i < s->out; i++) m->p.b[l][i] = (2.0f * ds_rng_uniform(&r) - 1.0f) * bound;
-    }
+    for (int l = 0; l < DS_NUM_LAYERS; l++) init_layer(m, l, seed, init);
     return DS_OK;
 }
+
+int ds_model_init(ds_model *m, uint64_t seed) { return ds_model_init_as(m, seed, DS_INIT_PYTORCH); }
 
 int ds_model_copy(ds_model *dst, const ds_model *src) {
     float *mem = malloc(ds_params_count() * sizeof(float));

@@ -7,6 +7,7 @@
 
 #include "ds_attack.h"
 #include "ds_error.h"
+#include "ds_nn.h"
 #include "ds_strbuf.h"
 
 #include <ctype.h>
@@ -342,6 +343,14 @@ static void parse_data(parser *p, ds_job *job) {
     get_int(p, s, "test_samples", 1, 1000000000, 1, &job->test_samples);
 }
 
+// A word parsed by its library's own parser (ds_space_parse, ds_init_parse, ...), its message behind the
+// file, line, section and key.
+#define GET_WORD(p, sec, key, parse, out)                                                          \
+    do {                                                                                           \
+        entry *e_ = find(p, sec, key);                                                             \
+        if (e_ && parse(e_->value, out)) perr(p, e_->line, "[%s] %s: %s", sec, key, ds_errmsg());  \
+    } while (0)
+
 static void parse_train(parser *p, ds_job *job) {
     const char *s = "train";
     int epochs = 50;
@@ -357,6 +366,7 @@ static void parse_train(parser *p, ds_job *job) {
     get_double(p, s, "dropout", 0, 0, 0.99, &job->dropout);
     get_double(p, s, "lr_decay", 0, 1, 1, &job->lr_decay);
     get_double(p, s, "lr_decay_last", 0, 0, 1, &job->lr_decay_last);
+    GET_WORD(p, s, "init", ds_init_parse, &job->init);
     if (job->train_samples > 0 && job->batch > job->train_samples) {
         entry *e = find(p, s, "batch");
         perr(p, e ? e->line : 0, "[train] batch: %d is larger than [data] train_samples = %d",
@@ -422,13 +432,6 @@ static void get_float(parser *p, const char *sec, const char *key, double lo, in
     if (get_double(p, sec, key, lo, lo_open, hi, &v) == 1) *out = (float)v;
 }
 
-// A word parsed by the attack library's own parser (ds_space_parse, ...), its message behind the
-// file, line, section and key.
-#define GET_WORD(p, sec, key, parse, out)                                                          \
-    do {                                                                                           \
-        entry *e_ = find(p, sec, key);                                                             \
-        if (e_ && parse(e_->value, out)) perr(p, e_->line, "[%s] %s: %s", sec, key, ds_errmsg());  \
-    } while (0)
 
 static void parse_numerics(parser *p, const char *s, ds_numerics *n, int softmax_keys) {
     GET_WORD(p, s, "denormals", ds_denormals_parse, &n->denormals);
@@ -752,6 +755,8 @@ char *ds_job_canonical(const ds_job *job) {
     ds_sb_printf(&b, "train.dropout = %.17g\n", job->dropout);
     if (job->lr_decay != 1) // only when set: runs made before the key existed stay the same job
         ds_sb_printf(&b, "train.lr_decay = %.17g last %.17g\n", job->lr_decay, job->lr_decay_last);
+    if (job->init != DS_INIT_PYTORCH) // likewise: only when not the default
+        ds_sb_printf(&b, "train.init = %s\n", ds_init_name(job->init));
     ds_sb_printf(&b, "distill.temperatures =");
     for (int i = 0; i < job->ntemps; i++) ds_sb_printf(&b, " %.17g", job->temps[i]);
     ds_sb_printf(&b, "\n");

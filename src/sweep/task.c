@@ -106,7 +106,8 @@ static int train(const ds_worker_ctx *ctx, const ds_task *t) {
     if (!rc && t->source_task >= 0) rc = load_model(ctx, t->source_task, &source);
     if (!rc) {
         ds_provenance prov = provenance(ctx, t);
-        ds_train_start start = {.source = t->source_task >= 0 ? &source : NULL, .init_seed = t->seed};
+        ds_train_start start = {.source = t->source_task >= 0 ? &source : NULL, .init_seed = t->seed,
+                                 .init = ctx->job->init};
         ds_train_output o = {.path = out, .group = t->model, .role = ds_role_name(t->role),
                              .name = t->id, .prov = &prov};
         ds_ckpt_policy policy = {.path = ckpt, .damaged = DS_CKPT_DAMAGED_RESTARTS};

@@ -70,7 +70,7 @@ static int resume(run *r, int *resumed) {
 static int start_model(run *r, const ds_train_start *s) {
     int resumed, rc = resume(r, &resumed);
     if (!rc && !resumed) {
-        rc = s->source ? ds_model_copy(&r->m, s->source) : ds_model_init(&r->m, s->init_seed);
+        rc = s->source ? ds_model_copy(&r->m, s->source) : ds_model_init_as(&r->m, s->init_seed, s->init);
         r->m.epochs = 0;
     }
     if (rc) return rc;
