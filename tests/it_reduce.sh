@@ -43,13 +43,13 @@ EOF
 run="$WORK/results/red"
 run_sweep 1 "$WORK/red.job" "$WORK/sweep.log" || fail "the sweep failed: $(tail -5 "$WORK/sweep.log")"
 grep -q 'done   reduce' "$WORK/sweep.log" || fail "the sweep did not reduce: $(tail -3 "$WORK/sweep.log")"
-outputs="weights.h5 soft_labels.h5 adversarial.h5 summary.h5 summary.csv summary.md figure1.dat figure1.gp"
+outputs="weights.h5 soft_labels.h5 adversarial.h5 summary.h5 summary.csv summary-seeds.csv summary.md figure1.dat figure1.gp"
 for f in $outputs; do [ -s "$run/$f" ] || fail "$f missing or empty"; done
 ls -a "$run" | grep -q '^\.reduce-' && fail "staged .reduce-* files left behind: $(ls -a "$run")"
 csv="$run/summary.csv"
 
 # ---- The CSV: exact header, rows in plan order ----
-[ "$(head -1 "$csv")" = "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,zero_grad_share" ] ||
+[ "$(head -1 "$csv")" = "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,zero_grad_share,seed,success_lo,success_hi" ] ||
     fail "summary.csv header: $(head -1 "$csv")"
 expected="baseline,1,fgsm baseline,1,jsma T1/student,1,fgsm T1/student,1,jsma T1/student,1,transfer \
 T100/student,100,fgsm T100/student,100,jsma T100/student,100,transfer"
@@ -75,8 +75,17 @@ stats() {
                printf "%d %d %.17g %.17g %.17g\n", n, s, s / n, c / n, z / n }'
 }
 
+# One seed: summary-seeds.csv has the same rows, n_seeds 1, mean = min = max = the row's rate.
+paste -d, <(tail -n +2 "$csv" | cut -d, -f1-4,7) <(tail -n +2 "$run/summary-seeds.csv" | cut -d, -f1-7,9,10) |
+    awk -F, '$1 != $6 || $2 != $7 || $3 != $8 || $4 != $9 || $10 != 1 || $11 != 3 || $5 != $12 || $5 != $13 || $5 != $14 { bad = 1; print }
+             END { exit bad }' || fail "summary-seeds.csv of one seed is not summary.csv's rows with n_seeds 1"
+[ "$(wc -l <"$run/summary-seeds.csv")" -eq "$(wc -l <"$csv")" ] || fail "summary-seeds.csv has not one row per summary.csv row"
+
 # ---- Every row against adversarial.h5 and against the shards themselves ----
-tail -n +2 "$csv" | while IFS=, read -r model temp attack params n succ rate clean zero; do
+tail -n +2 "$csv" | while IFS=, read -r model temp attack params n succ rate clean zero seed lo hi; do
+    [ "$seed" = 3 ] || fail "$model $attack: seed column '$seed', the job's seed is 3"
+    awk -v l="$lo" -v r="$rate" -v h="$hi" 'BEGIN { exit !(0 <= l && l <= r && r <= h && h <= 1) }' ||
+        fail "$model $attack: Wilson interval [$lo, $hi] does not hold the rate $rate in [0, 1]"
     group="/$model/$attack" # the configurations of this job are named like their kind
     records "$run/adversarial.h5" "$group/records" >"$WORK/merged.txt"
     read -r rn rs rr rc rz <<<"$(stats <"$WORK/merged.txt")"

@@ -15,12 +15,99 @@
 #include "ds_store.h"
 #include "ds_filecrc.h"
 #include "ds_run.h"
+#include "ds_stats.h"
 #include "testutil.h"
 
 #include <dirent.h>
 #include <ftw.h>
 #include <math.h>
 #include <sys/stat.h>
+
+// ---- Statistics (ds_stats.h): known answers ----
+
+START_TEST(test_stats_t_quantiles) {
+    // Student t 0.975 quantiles as published (4 decimals: NIST/SEMATECH e-Handbook, Table of
+    // upper critical values of the t distribution).
+    static const struct { int df; double t; } pub[] = {
+        {1, 12.7062}, {2, 4.3027}, {4, 2.7764}, {9, 2.2622}, {29, 2.0452}};
+    for (size_t i = 0; i < sizeof pub / sizeof *pub; i++) {
+        double t = ds_t_quantile(0.975, pub[i].df);
+        ck_assert_msg(fabs(t - pub[i].t) < 1e-4, "df %d: %.10f, published %.4f", pub[i].df, t,
+                      pub[i].t);
+        ck_assert(fabs(ds_t_cdf(t, pub[i].df) - 0.975) < 1e-13); // the inverse of the CDF
+        ck_assert(ds_t_quantile(0.025, pub[i].df) == -t);        // symmetry
+    }
+    // df = 1 is the Cauchy distribution: F(t) = 1/2 + atan(t)/pi, so t = tan(0.475 pi).
+    ck_assert(fabs(ds_t_quantile(0.975, 1) - tan(0.475 * M_PI)) < 1e-11);
+    // df = 2: F(t) = 1/2 + t / (2 sqrt(2 + t^2)), so t = 2 (2p - 1) / sqrt(2 - 2 (2p-1)^2 / ... )
+    // i.e. t = (2p - 1) sqrt(2 / (1 - (2p - 1)^2)).
+    ck_assert(fabs(ds_t_quantile(0.975, 2) - 0.95 * sqrt(2 / (1 - 0.95 * 0.95))) < 1e-12);
+    ck_assert(ds_t_cdf(0, 7) == 0.5 && ds_t_quantile(0.5, 7) == 0);
+    // I_0.4(2, 3) = P(Binomial(4, 0.4) >= 2) = 6(.16)(.36) + 4(.064)(.6) + .0256 = 0.5248.
+    ck_assert(fabs(ds_betainc(2, 3, 0.4) - 0.5248) < 1e-14);
+    ck_assert(ds_betainc(2, 3, 0) == 0 && ds_betainc(2, 3, 1) == 1);
+    ck_assert(isnan(ds_betainc(2, 3, 1.5)) && isnan(ds_t_quantile(1, 3)) &&
+              isnan(ds_t_quantile(0.975, 0)));
+}
+END_TEST
+
+START_TEST(test_stats_mean_sd_interval) {
+    // By hand: 0.80 0.84 0.88 -> mean 0.84; deviations -0.04 0 0.04, squares 0.0032 / 2 = 0.0016,
+    // sd 0.04; half width t(0.975, 2) 0.04 / sqrt(3) = 4.30265 * 0.0230940 = 0.0993655.
+    const double x[] = {0.80, 0.84, 0.88};
+    ds_stats s;
+    ds_stats_compute(x, 3, &s);
+    ck_assert_int_eq(s.n, 3);
+    ck_assert(fabs(s.mean - 0.84) < 1e-15 && fabs(s.sd - 0.04) < 1e-15);
+    ck_assert(s.min == 0.80 && s.max == 0.88);
+    ck_assert_msg(fabs(s.lo - 0.7406345) < 1e-6 && fabs(s.hi - 0.9393655) < 1e-6, "[%.9f, %.9f]",
+                  s.lo, s.hi);
+    ck_assert(fabs((s.hi - s.lo) / 2 - 4.302652729749464 * 0.04 / sqrt(3)) < 1e-12);
+    // Two values a, b: sd = |a - b| / sqrt(2), half width t(0.975, 1) sd / sqrt(2) = 12.7062 |a-b|/2.
+    const double y[] = {0.25, 0.75};
+    ds_stats_compute(y, 2, &s);
+    ck_assert(s.mean == 0.5 && fabs(s.sd - 0.5 / sqrt(2)) < 1e-15);
+    ck_assert(fabs(s.lo - (0.5 - tan(0.475 * M_PI) * 0.25)) < 1e-11); // not clipped to [0, 1]
+    ck_assert(s.lo < 0 && s.hi > 1);
+    // One value: no spread, no interval. None: nothing.
+    ds_stats_compute(x + 1, 1, &s);
+    ck_assert(s.n == 1 && s.mean == 0.84 && s.min == 0.84 && s.max == 0.84);
+    ck_assert(isnan(s.sd) && isnan(s.lo) && isnan(s.hi));
+    ds_stats_compute(x, 0, &s);
+    ck_assert(s.n == 0 && isnan(s.mean) && isnan(s.min) && isnan(s.sd) && isnan(s.lo));
+    // Equal values: sd 0, the interval one point.
+    const double z[] = {0.3, 0.3, 0.3, 0.3};
+    ds_stats_compute(z, 4, &s);
+    ck_assert(s.sd == 0 && s.lo == 0.3 && s.hi == 0.3);
+}
+END_TEST
+
+START_TEST(test_stats_wilson) {
+    const double z2 = 1.959963984540054 * 1.959963984540054;
+    double lo, hi;
+    // 8 of 10 (by hand: centre (0.8 + 0.19207) / 1.38415 = 0.71673, half width 0.22658).
+    ds_wilson(8, 10, &lo, &hi);
+    ck_assert_msg(fabs(lo - 0.4902) < 1e-4 && fabs(hi - 0.9433) < 1e-4, "[%.6f, %.6f]", lo, hi);
+    // k = 0: [0, z^2 / (n + z^2)]; k = n: [n / (n + z^2), 1] (the closed forms at the ends).
+    ds_wilson(0, 10, &lo, &hi);
+    ck_assert(lo == 0 && fabs(hi - z2 / (10 + z2)) < 1e-15);
+    ds_wilson(10, 10, &lo, &hi);
+    ck_assert(hi == 1 && fabs(lo - 10 / (10 + z2)) < 1e-15);
+    ds_wilson(1, 1, &lo, &hi);
+    ck_assert(hi == 1 && fabs(lo - 1 / (1 + z2)) < 1e-15);
+    ds_wilson(0, 0, &lo, &hi);
+    ck_assert(isnan(lo) && isnan(hi));
+    // Always inside [0, 1] and around k/n; symmetric: [lo, hi](k) = 1 - [hi, lo](n - k).
+    for (int n = 1; n <= 60; n++)
+        for (int k = 0; k <= n; k++) {
+            double l2, h2;
+            ds_wilson(k, n, &lo, &hi);
+            ds_wilson(n - k, n, &l2, &h2);
+            ck_assert(0 <= lo && lo <= (double)k / n && (double)k / n <= hi && hi <= 1);
+            ck_assert(fabs(lo - (1 - h2)) < 1e-14 && fabs(hi - (1 - l2)) < 1e-14);
+        }
+}
+END_TEST
 
 // ---- The run ----
 
@@ -36,6 +123,7 @@ static const char *JOB_TEXT =
 #define TRAIN_N 6
 #define TEST_N 10
 #define NTASKS 25 // without the reducer: 8 train/soft, fgsm 3x3, jsma 2x2, transfer 2x2
+#define MAX_TASKS 128 // of any run built here
 
 // The summary rows in plan order, with what the generated records add up to.
 typedef struct {
@@ -77,8 +165,16 @@ static expected_row flush_rows[] = {
 static char run[512];
 static ds_job job;
 static ds_plan plan;
-static ds_model models[NTASKS + 1]; // by task index (TRAIN tasks)
-static float *soft[NTASKS + 1];     // by task index (SOFT tasks)
+static ds_model models[MAX_TASKS]; // by task index (TRAIN tasks)
+static float *soft[MAX_TASKS];     // by task index (SOFT tasks)
+
+// Runs whose rows are not in the tables above (several seeds: "s5/T100/student") set
+// dynamic_rows; their expected rows are then made on first use.
+#define MAX_DYN 64
+static int dynamic_rows;
+static expected_row dyn_rows[MAX_DYN];
+static char dyn_names[MAX_DYN][2][DS_JOB_NAME];
+static int ndyn;
 
 static uint64_t mix(uint64_t x) { // splitmix64
     x += 0x9E3779B97F4A7C15ull;
@@ -95,7 +191,25 @@ static expected_row *row_of(const char *model, const char *config) {
     for (int i = 0; i < NFLUSH; i++)
         if (!strcmp(flush_rows[i].model, model) && !strcmp(flush_rows[i].config, config))
             return &flush_rows[i];
-    ck_abort_msg("no expected row for %s %s", model, config);
+    for (int i = 0; i < ndyn; i++)
+        if (!strcmp(dyn_rows[i].model, model) && !strcmp(dyn_rows[i].config, config))
+            return &dyn_rows[i];
+    ck_assert_msg(dynamic_rows && ndyn < MAX_DYN, "no expected row for %s %s", model, config);
+    const ds_job_attack *a = NULL;
+    for (int i = 0; i < job.nattacks; i++)
+        if (!strcmp(job.attacks[i].name, config)) a = &job.attacks[i];
+    int g = -1;
+    for (int i = 0; i < plan.ngroups; i++)
+        if (!strcmp(plan.groups[i].model, model) && a == &job.attacks[plan.groups[i].attack]) g = i;
+    ck_assert(a && g >= 0);
+    expected_row *e = &dyn_rows[ndyn];
+    snprintf(dyn_names[ndyn][0], DS_JOB_NAME, "%s", model);
+    snprintf(dyn_names[ndyn][1], DS_JOB_NAME, "%s", config);
+    *e = (expected_row){.model = dyn_names[ndyn][0], .config = dyn_names[ndyn][1],
+                        .kind = ds_attack_kind_name(a->kind), .params = a->params,
+                        .T = plan.groups[g].temperature};
+    ndyn++;
+    return e;
     return NULL;
 }
 
@@ -121,7 +235,7 @@ static void make_model(int task) {
     snprintf(m->role, sizeof m->role, "%s", ds_role_name(t->role));
     m->epochs = t->epochs;
     m->seed = t->seed;
-    m->test_accuracy = 0.5 + 0.01 * task + 1.0 / 3;
+    m->test_accuracy = 0.5 + 0.01 * (task % 16) + 1.0 / 3; // below 1 in a second replicate too
     char path[1024];
     ds_plan_task_path(&plan, task, run, path, sizeof path);
     ds_provenance prov = {.job_text = job.text, .seed = job.seed, .task = t->id};
@@ -206,7 +320,9 @@ static void reset_row(expected_row *r) {
 static void reset(void) {
     for (int i = 0; i < NROWS; i++) reset_row(&rows[i]);
     for (int i = 0; i < NFLUSH; i++) reset_row(&flush_rows[i]);
-    for (int i = 0; i <= NTASKS; i++) {
+    for (int i = 0; i < ndyn; i++) reset_row(&dyn_rows[i]);
+    ndyn = 0;
+    for (int i = 0; i < MAX_TASKS; i++) {
         if (models[i].mem) ds_model_free(&models[i]);
         memset(&models[i], 0, sizeof models[i]);
         free(soft[i]);
@@ -234,6 +350,7 @@ static void build_run(const char *job_text) {
     free(canon);
     write_text("run.txt", state);
     ck_assert_int_eq(ds_plan_build(&plan, &job, TRAIN_N, TEST_N), DS_OK);
+    ck_assert_int_le(plan.ntasks, MAX_TASKS);
     for (int i = 0; i < plan.ntasks; i++) {
         switch (plan.tasks[i].kind) {
         case DS_TASK_TRAIN: make_model(i); break;
@@ -254,6 +371,7 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
 static void teardown(void) {
     if (run[0]) nftw(run, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     run[0] = '\0';
+    dynamic_rows = 0;
 }
 
 static char *slurp(const char *rel, size_t *n) {
@@ -295,31 +413,445 @@ static void reduce_ok(void) {
 
 // ---- Values ----
 
+// The 95% Wilson interval, written here from its other textbook form:
+// (2k + z^2 -/+ z sqrt(4 k (n - k) / n + z^2)) / (2 (n + z^2)), clipped to [0, 1].
+static void wilson_ref(int k, int n, double *lo, double *hi) {
+    const double z = 1.959963984540054;
+    double c = 2.0 * k + z * z, h = z * sqrt(4.0 * k * (n - k) / n + z * z), d = 2 * (n + z * z);
+    *lo = k == 0 ? 0 : fmax(0, (c - h) / d);
+    *hi = k == n ? 1 : fmin(1, (c + h) / d);
+}
+
+// One field of a CSV line (no quoted fields in these runs): the i-th, 0-based, into out.
+static void csv_get(const char *line, int i, char *out, size_t cap) {
+    const char *p = line;
+    for (int k = 0; k < i; k++) {
+        p = strchr(p, ',');
+        ck_assert_ptr_nonnull(p);
+        p++;
+    }
+    size_t n = strcspn(p, ",\n");
+    ck_assert_uint_lt(n, cap);
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static double csv_num(const char *line, int i) {
+    char f[64], *end;
+    csv_get(line, i, f, sizeof f);
+    if (!f[0]) return NAN;
+    double x = strtod(f, &end);
+    ck_assert_msg(*end == '\0', "field %d '%s' is not a number", i, f);
+    return x;
+}
+
+// The line of a CSV text that starts with prefix (exactly one).
+static const char *csv_line(const char *csv, const char *prefix) {
+    const char *hit = NULL;
+    for (const char *p = csv; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, prefix, strlen(prefix))) {
+            ck_assert_msg(!hit, "two lines start with '%s'", prefix);
+            hit = p;
+        }
+    ck_assert_msg(hit, "no line starts with '%s':\n%s", prefix, csv);
+    return hit;
+}
+
+static void assert_close(double got, double want, const char *what) {
+    ck_assert_msg((isnan(got) && isnan(want)) || fabs(got - want) <= 1e-12 * fmax(1, fabs(want)),
+                  "%s: %.17g, expected %.17g", what, got, want);
+}
+
+// summary.csv of a run: every plan group's row, its existing columns exactly as the reducer
+// before replicates wrote them (from the records counted at generation), then the appended
+// seed and Wilson interval. Returns the number of rows.
+static int check_summary_csv(const char *csv) {
+    const char *head = "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,"
+                       "zero_grad_share";
+    ck_assert_msg(!strncmp(csv, head, strlen(head)) &&
+                      !strncmp(csv + strlen(head), ",seed,success_lo,success_hi\n", 28),
+                  "header: %.200s", csv);
+    const char *line = strchr(csv, '\n') + 1;
+    for (int i = 0; i < plan.ngroups; i++, line = strchr(line, '\n') + 1) {
+        const ds_attack_group *g = &plan.groups[i];
+        const expected_row *e = row_of(g->model, job.attacks[g->attack].name);
+        ck_assert_int_gt(e->n, 0);
+        char want[1024];
+        int len = snprintf(want, sizeof want, "%s,%g,%s,%s,%d,%d,%.17g,%.17g,%.17g,%llu,", e->model,
+                           e->T, e->kind, e->params, e->n, e->successes,
+                           (double)e->successes / e->n, (double)e->correct / e->n,
+                           (double)e->zero_grad / e->n,
+                           (unsigned long long)job.seeds[g->rep]);
+        ck_assert_msg(!strncmp(line, want, (size_t)len), "row %d:\n%.300s\nexpected to start\n%s", i,
+                      line, want);
+        double lo, hi;
+        wilson_ref(e->successes, e->n, &lo, &hi);
+        assert_close(csv_num(line, 10), lo, "success_lo");
+        assert_close(csv_num(line, 11), hi, "success_hi");
+        ck_assert(csv_num(line, 10) <= (double)e->successes / e->n &&
+                  (double)e->successes / e->n <= csv_num(line, 11));
+        int commas = 0;
+        for (const char *p = line; *p != '\n'; p++) commas += *p == ',';
+        ck_assert_int_eq(commas, 11); // 12 columns: nothing else appended
+    }
+    ck_assert_str_eq(line, "");
+    return plan.ngroups;
+}
+
 START_TEST(test_csv_exact) {
     build_run(JOB_TEXT);
     ck_assert_int_eq(plan.ntasks - 1, NTASKS);
     reduce_ok();
-    // The expected text, from the records counted at generation.
-    char want[8192];
-    size_t len = (size_t)snprintf(want, sizeof want, "model,temperature,attack,params,n,successes,"
-                                  "success_rate,clean_accuracy,zero_grad_share\n");
-    for (int i = 0; i < NROWS; i++) {
-        const expected_row *e = &rows[i];
-        ck_assert_int_gt(e->n, 0);
-        len += (size_t)snprintf(want + len, sizeof want - len, "%s,%g,%s,%s,%d,%d,%.17g,%.17g,%.17g\n",
-                                e->model, e->T, e->kind, e->params, e->n, e->successes,
-                                (double)e->successes / e->n, (double)e->correct / e->n,
-                                (double)e->zero_grad / e->n);
-    }
+    // The existing columns: the expected text of the reducer before replicates, from the records
+    // counted at generation; each line continues with ",<seed>,<lo>,<hi>".
     char *csv = slurp("summary.csv", NULL);
     ck_assert_ptr_nonnull(csv);
-    ck_assert_str_eq(csv, want);
+    ck_assert_int_eq(check_summary_csv(csv), NROWS);
+    const char *line = strchr(csv, '\n') + 1;
+    for (int i = 0; i < NROWS; i++, line = strchr(line, '\n') + 1) {
+        const expected_row *e = &rows[i];
+        char want[1024];
+        int len = snprintf(want, sizeof want, "%s,%g,%s,%s,%d,%d,%.17g,%.17g,%.17g,5,", e->model,
+                           e->T, e->kind, e->params, e->n, e->successes,
+                           (double)e->successes / e->n, (double)e->correct / e->n,
+                           (double)e->zero_grad / e->n);
+        ck_assert(!strncmp(line, want, (size_t)len)); // in the order of the table above
+    }
     // Spot values known by construction: 10 FGSM samples, 2 JSMA samples x 9 targets, 3 x 9.
     ck_assert_int_eq(rows[0].n, 10);
     ck_assert_int_eq(rows[1].n, 18);
     ck_assert_int_eq(rows[3].n, 27);
     free(csv);
+    // summary-seeds.csv of one seed: n_seeds 1, the row's own values, no spread, no interval.
+    char want[8192];
+    size_t len = (size_t)snprintf(want, sizeof want, "model,temperature,attack,params,n_seeds,seeds,"
+                                  "success_rate_mean,success_rate_sd,success_rate_min,"
+                                  "success_rate_max,success_rate_t_lo,success_rate_t_hi,"
+                                  "clean_accuracy_mean,clean_accuracy_sd,test_accuracy_mean,"
+                                  "test_accuracy_sd\n");
+    for (int i = 0; i < NROWS; i++) {
+        const expected_row *e = &rows[i];
+        double rate = (double)e->successes / e->n;
+        len += (size_t)snprintf(want + len, sizeof want - len,
+                                "%s,%g,%s,%s,1,5,%.17g,,%.17g,%.17g,,,%.17g,,%.17g,\n", e->model, e->T,
+                                e->kind, e->params, rate, rate, rate, (double)e->correct / e->n,
+                                models[ds_plan_model_task(&plan, e->model)].test_accuracy);
+    }
+    char *seeds = slurp("summary-seeds.csv", NULL);
+    ck_assert_ptr_nonnull(seeds);
+    ck_assert_str_eq(seeds, want);
+    free(seeds);
     ck_assert_int_eq(staged_files_left(), 0);
+    teardown();
+}
+END_TEST
+
+// ---- Replicates: two seeds ----
+
+static void expect_line(const char *md, const char *line) {
+    if (strstr(md, line)) return;
+    fprintf(stderr, "summary.md:\n%s\n", md);
+    ck_abort_msg("summary.md lacks '%s'", line);
+}
+
+static int have_gnuplot(void) { return system("command -v gnuplot >/dev/null 2>&1") == 0; }
+
+static const char *SEEDS_JOB =
+    "[run]\nname = r\nseeds = 5 7\nthreads = 1\n"
+    "[data]\ntrain_samples = 6\ntest_samples = 10\n"
+    "[train]\nepochs = 1\nwarm_start = 1\nbatch = 2\n"
+    "[distill]\ntemperatures = 1 100\n"
+    "[attack fgsm]\nkind = fgsm\nmodels = baseline students\nsamples = 10\nshard = 4\n"
+    "[attack jsma]\nkind = jsma\nmodels = baseline students\nsamples = 2\nshard = 1\n";
+static const char *const SEEDS_MODELS[] = {"baseline", "T1/student", "T100/student"};
+static const char *const SEEDS_CONFIGS[] = {"fgsm", "jsma"};
+static const double T_975_1 = 12.706204736174707; // tan(0.475 pi): Student t, df 1, 0.975
+
+// Two values' statistics written out for n = 2: mean, sd = |a - b| / sqrt(2), and the 95% t
+// interval mean -/+ t(0.975, 1) sd / sqrt(2).
+typedef struct { double mean, sd, min, max, lo, hi; } two;
+static two two_of(double a, double b) {
+    two t = {.mean = (a + b) / 2, .sd = fabs(a - b) / sqrt(2), .min = fmin(a, b), .max = fmax(a, b)};
+    t.lo = t.mean - T_975_1 * t.sd / sqrt(2);
+    t.hi = t.mean + T_975_1 * t.sd / sqrt(2);
+    return t;
+}
+
+static const expected_row *seed_row(uint64_t seed, const char *model, const char *config) {
+    char name[DS_JOB_NAME];
+    snprintf(name, sizeof name, "s%llu/%s", (unsigned long long)seed, model);
+    return row_of(name, config);
+}
+
+static double seed_test_accuracy(uint64_t seed, const char *model) {
+    char name[DS_JOB_NAME];
+    snprintf(name, sizeof name, "s%llu/%s", (unsigned long long)seed, model);
+    int t = ds_plan_model_task(&plan, name);
+    ck_assert_int_ge(t, 0);
+    return models[t].test_accuracy;
+}
+
+static double rate(const expected_row *e) { return (double)e->successes / e->n; }
+
+START_TEST(test_seeds_aggregate) {
+    dynamic_rows = 1;
+    build_run(SEEDS_JOB);
+    ck_assert_int_eq(job.nseeds, 2);
+    reduce_ok();
+    // Per seed: every replicate's rows from its own records, named s<seed>/..., seed column.
+    char *csv = slurp("summary.csv", NULL);
+    ck_assert_int_eq(check_summary_csv(csv), 12);
+    ck_assert_ptr_nonnull(csv_line(csv, "s7/T100/student,100,fgsm,"));
+    ck_assert_ptr_nonnull(strstr(csv_line(csv, "s5/baseline,1,jsma,"), ",5,"));
+    free(csv);
+    // Over seeds: each (model, configuration) row holds the statistics of the two rows.
+    char *agg = slurp("summary-seeds.csv", NULL);
+    ck_assert_ptr_nonnull(agg);
+    int lines = 0;
+    for (const char *p = agg; (p = strchr(p, '\n')); p++) lines++;
+    ck_assert_int_eq(lines, 1 + 6);
+    for (int m = 0; m < 3; m++)
+        for (int c = 0; c < 2; c++) {
+            const expected_row *a = seed_row(5, SEEDS_MODELS[m], SEEDS_CONFIGS[c]);
+            const expected_row *b = seed_row(7, SEEDS_MODELS[m], SEEDS_CONFIGS[c]);
+            char prefix[512];
+            snprintf(prefix, sizeof prefix, "%s,%g,%s,%s,2,5 7,", SEEDS_MODELS[m], a->T, a->kind,
+                     a->params);
+            const char *line = csv_line(agg, prefix);
+            two s = two_of(rate(a), rate(b));
+            assert_close(csv_num(line, 6), s.mean, "success_rate_mean");
+            assert_close(csv_num(line, 7), s.sd, "success_rate_sd");
+            assert_close(csv_num(line, 8), s.min, "success_rate_min");
+            assert_close(csv_num(line, 9), s.max, "success_rate_max");
+            assert_close(csv_num(line, 10), s.lo, "success_rate_t_lo");
+            assert_close(csv_num(line, 11), s.hi, "success_rate_t_hi");
+            two k = two_of((double)a->correct / a->n, (double)b->correct / b->n);
+            assert_close(csv_num(line, 12), k.mean, "clean_accuracy_mean");
+            assert_close(csv_num(line, 13), k.sd, "clean_accuracy_sd");
+            two t = two_of(seed_test_accuracy(5, SEEDS_MODELS[m]), seed_test_accuracy(7, SEEDS_MODELS[m]));
+            assert_close(csv_num(line, 14), t.mean, "test_accuracy_mean");
+            assert_close(csv_num(line, 15), t.sd, "test_accuracy_sd");
+            ck_assert(t.sd > 0 && s.lo <= s.mean && s.mean <= s.hi); // two different replicates
+        }
+    // summary.md: mean ± sd (n) beside the papers, and whether the paper's value is inside.
+    char *md = slurp("summary.md", NULL), line[512];
+    expect_line(md, "2 seeds (replicates s<seed>/): 5 7;");
+    two acc = two_of(seed_test_accuracy(5, "baseline"), seed_test_accuracy(7, "baseline"));
+    snprintf(line, sizeof line, "| baseline test accuracy | 99.51 | %.2f ± %.2f (2) | %s | baseline, "
+             "2 seeds, 10 test samples; 95%% t interval %.2f–%.2f%% |", 100 * acc.mean,
+             100 * acc.sd, acc.lo <= 0.9951 && 0.9951 <= acc.hi ? "yes" : "no", 100 * acc.lo,
+             100 * acc.hi);
+    expect_line(md, line);
+    two f = two_of(rate(seed_row(5, "baseline", "fgsm")), rate(seed_row(7, "baseline", "fgsm")));
+    snprintf(line, sizeof line, "| FGSM eps=0.3 success on the baseline | 88.03 | %.2f ± %.2f (2) | "
+             "%s | [attack fgsm], 2 seeds of 10 attempts on 10 samples; 95%% t interval %.2f–%.2f%%",
+             100 * f.mean, 100 * f.sd, f.lo <= 0.8803 && 0.8803 <= f.hi ? "yes" : "no",
+             100 * f.lo, 100 * f.hi);
+    expect_line(md, line);
+    two j = two_of(rate(seed_row(5, "T100/student", "jsma")), rate(seed_row(7, "T100/student", "jsma")));
+    snprintf(line, sizeof line, "| JSMA success at T=100 | 0.45 | %.2f ± %.2f (2) | %s |",
+             100 * j.mean, 100 * j.sd, j.lo <= 0.0045 && 0.0045 <= j.hi ? "yes" : "no");
+    expect_line(md, line);
+    // "below 1.5": a bound, inside when our interval reaches below 1.5%.
+    two b = two_of(rate(seed_row(5, "T100/student", "fgsm")), rate(seed_row(7, "T100/student", "fgsm")));
+    snprintf(line, sizeof line, "| FGSM eps=0.3 success at T=100 | below 1.5 | %.2f ± %.2f (2) | %s |",
+             100 * b.mean, 100 * b.sd, b.lo <= 0.015 ? "yes" : "no");
+    expect_line(md, line);
+    // The models over seeds; the attacks over seeds; every replicate's row with its Wilson interval.
+    two st = two_of(seed_test_accuracy(5, "T100/student"), seed_test_accuracy(7, "T100/student"));
+    snprintf(line, sizeof line, "| T100/student | student | 100 | 1 (+1 warm start) | %.2f ± %.2f (2) "
+             "| %.2f | %.2f | %.2f–%.2f |", 100 * st.mean, 100 * st.sd, 100 * st.min, 100 * st.max,
+             100 * st.lo, 100 * st.hi);
+    expect_line(md, line);
+    snprintf(line, sizeof line, "| T100/student | 100 | fgsm | fgsm | %s | 10 | %.2f ± %.2f (2) | "
+             "%.2f–%.2f | ", seed_row(5, "T100/student", "fgsm")->params, 100 * b.mean, 100 * b.sd,
+             100 * b.lo, 100 * b.hi);
+    expect_line(md, line);
+    const expected_row *e = seed_row(7, "T100/student", "fgsm");
+    double lo, hi;
+    wilson_ref(e->successes, e->n, &lo, &hi);
+    snprintf(line, sizeof line, "| s7/T100/student | 100 | fgsm | fgsm | %s | 10 | %d | %.2f | "
+             "%.2f–%.2f | ", e->params, e->successes, 100 * rate(e), 100 * lo, 100 * hi);
+    expect_line(md, line);
+    free(md);
+    free(agg);
+    teardown();
+}
+END_TEST
+
+// summary.md's Rounding table over two seeds: mean ± sd (n) of each setting, the mean
+// zero-gradient share in brackets, one line per base model.
+START_TEST(test_seeds_rounding) {
+    char text[4096];
+    snprintf(text, sizeof text, "%s[attack fgsm-flush]\nkind = fgsm\ndenormals = flush\n"
+             "models = baseline students\nsamples = 10\nshard = 4\n", SEEDS_JOB);
+    dynamic_rows = 1;
+    build_run(text);
+    reduce_ok();
+    char *md = slurp("summary.md", NULL), line[256];
+    const char *m = "T1/student";
+    two k = two_of(rate(seed_row(5, m, "fgsm")), rate(seed_row(7, m, "fgsm")));
+    two f = two_of(rate(seed_row(5, m, "fgsm-flush")), rate(seed_row(7, m, "fgsm-flush")));
+    double kz = (seed_row(5, m, "fgsm")->zero_grad + seed_row(7, m, "fgsm")->zero_grad) / 20.0;
+    double fz = (seed_row(5, m, "fgsm-flush")->zero_grad + seed_row(7, m, "fgsm-flush")->zero_grad) / 20.0;
+    snprintf(line, sizeof line, "| T1/student | 1 | %.2f ± %.2f (2) (%.2f) | %.2f ± %.2f (2) (%.2f) |",
+             100 * k.mean, 100 * k.sd, 100 * kz, 100 * f.mean, 100 * f.sd, 100 * fz);
+    expect_line(md, line);
+    const char *rounding = strstr(md, "## Rounding");
+    ck_assert_ptr_nonnull(rounding);
+    ck_assert_ptr_null(strstr(rounding, "| s5/T1/student |")); // per base model, not per seed
+    free(md);
+    teardown();
+}
+END_TEST
+
+// summary.h5 of two seeds: the per-seed rows' seed and Wilson interval, the "aggregate" and
+// "aggregate_models" tables.
+START_TEST(test_seeds_summary_h5) {
+    dynamic_rows = 1;
+    build_run(SEEDS_JOB);
+    reduce_ok();
+    char path[1024];
+    path_in_run("summary.h5", path, sizeof path);
+    hid_t f, str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, H5T_VARIABLE);
+    ck_assert_int_eq(ds_h5_open(path, 0, &f), DS_OK);
+    typedef struct {
+        char *model;
+        uint64_t seed;
+        double lo, hi;
+    } srow;
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(srow));
+    H5Tinsert(t, "model", HOFFSET(srow, model), str);
+    H5Tinsert(t, "seed", HOFFSET(srow, seed), H5T_NATIVE_UINT64);
+    H5Tinsert(t, "success_lo", HOFFSET(srow, lo), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "success_hi", HOFFSET(srow, hi), H5T_NATIVE_DOUBLE);
+    srow s[12];
+    hid_t d = H5Dopen2(f, "summary", H5P_DEFAULT), sp = H5Dget_space(d);
+    ck_assert_int_eq(H5Sget_simple_extent_npoints(sp), 12);
+    ck_assert_int_ge(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s), 0);
+    for (int i = 0; i < 12; i++) {
+        const ds_attack_group *g = &plan.groups[i];
+        const expected_row *e = row_of(g->model, job.attacks[g->attack].name);
+        double lo, hi;
+        wilson_ref(e->successes, e->n, &lo, &hi);
+        ck_assert_str_eq(s[i].model, g->model);
+        ck_assert(s[i].seed == (!strncmp(g->model, "s5/", 3) ? 5u : 7u));
+        assert_close(s[i].lo, lo, "success_lo");
+        assert_close(s[i].hi, hi, "success_hi");
+    }
+    H5Dvlen_reclaim(t, sp, H5P_DEFAULT, s);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Tclose(t);
+    typedef struct {
+        char *model, *config, *seeds;
+        int64_t n;
+        double mean, lo, hi;
+    } arow;
+    t = H5Tcreate(H5T_COMPOUND, sizeof(arow));
+    H5Tinsert(t, "model", HOFFSET(arow, model), str);
+    H5Tinsert(t, "config", HOFFSET(arow, config), str);
+    H5Tinsert(t, "seeds", HOFFSET(arow, seeds), str);
+    H5Tinsert(t, "n_seeds", HOFFSET(arow, n), H5T_NATIVE_INT64);
+    H5Tinsert(t, "success_rate_mean", HOFFSET(arow, mean), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "success_rate_t_lo", HOFFSET(arow, lo), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "success_rate_t_hi", HOFFSET(arow, hi), H5T_NATIVE_DOUBLE);
+    arow a[6];
+    d = H5Dopen2(f, "aggregate", H5P_DEFAULT), sp = H5Dget_space(d);
+    ck_assert_int_eq(H5Sget_simple_extent_npoints(sp), 6);
+    ck_assert_int_ge(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, a), 0);
+    for (int i = 0; i < 6; i++) {
+        two w = two_of(rate(seed_row(5, a[i].model, a[i].config)),
+                       rate(seed_row(7, a[i].model, a[i].config)));
+        ck_assert_int_eq(a[i].n, 2);
+        ck_assert_str_eq(a[i].seeds, "5 7");
+        assert_close(a[i].mean, w.mean, "aggregate success_rate_mean");
+        assert_close(a[i].lo, w.lo, "aggregate success_rate_t_lo");
+        assert_close(a[i].hi, w.hi, "aggregate success_rate_t_hi");
+    }
+    ck_assert_str_eq(a[0].model, "baseline"); // in plan order
+    ck_assert_str_eq(a[5].model, "T100/student");
+    H5Dvlen_reclaim(t, sp, H5P_DEFAULT, a);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Tclose(t);
+    typedef struct {
+        char *model;
+        int64_t n;
+        double mean, sd, lo, hi;
+    } mrow;
+    t = H5Tcreate(H5T_COMPOUND, sizeof(mrow));
+    H5Tinsert(t, "model", HOFFSET(mrow, model), str);
+    H5Tinsert(t, "n_seeds", HOFFSET(mrow, n), H5T_NATIVE_INT64);
+    H5Tinsert(t, "test_accuracy_mean", HOFFSET(mrow, mean), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "test_accuracy_sd", HOFFSET(mrow, sd), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "test_accuracy_t_lo", HOFFSET(mrow, lo), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "test_accuracy_t_hi", HOFFSET(mrow, hi), H5T_NATIVE_DOUBLE);
+    mrow m[6];
+    d = H5Dopen2(f, "aggregate_models", H5P_DEFAULT), sp = H5Dget_space(d);
+    ck_assert_int_eq(H5Sget_simple_extent_npoints(sp), 6); // warmstart, baseline, 2 teachers, 2 students
+    ck_assert_int_ge(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, m), 0);
+    for (int i = 0; i < 6; i++) {
+        two w = two_of(seed_test_accuracy(5, m[i].model), seed_test_accuracy(7, m[i].model));
+        ck_assert_int_eq(m[i].n, 2);
+        assert_close(m[i].mean, w.mean, "test_accuracy_mean");
+        assert_close(m[i].sd, w.sd, "test_accuracy_sd");
+        assert_close(m[i].lo, w.lo, "test_accuracy_t_lo");
+        assert_close(m[i].hi, w.hi, "test_accuracy_t_hi");
+    }
+    H5Dvlen_reclaim(t, sp, H5P_DEFAULT, m);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Tclose(t);
+    H5Fclose(f);
+    H5Tclose(str);
+    teardown();
+}
+END_TEST
+
+// Figure 1 of two seeds: the mean with its interval per temperature and each seed's rate in
+// figure1.dat; error bars and faint per-seed curves in figure1.gp; gnuplot draws it.
+START_TEST(test_seeds_figure) {
+    dynamic_rows = 1;
+    build_run(SEEDS_JOB);
+    unsetenv("DS_GNUPLOT");
+    reduce_ok();
+    char *dat = slurp("figure1.dat", NULL), *gp = slurp("figure1.gp", NULL);
+    ck_assert_ptr_nonnull(strstr(dat, "# index 1: [attack jsma]"));
+    const char *p = strstr(dat, "\n100 "); // fgsm (index 0), T=100
+    ck_assert_ptr_nonnull(p);
+    double v[9];
+    int n;
+    ck_assert_int_eq(sscanf(p + 1, "%lf %lf %lf %lf %lf %d %lf %lf %lf", &v[0], &v[1], &v[2], &v[3],
+                            &v[4], &n, &v[6], &v[7], &v[8]), 9);
+    const expected_row *a = seed_row(5, "T100/student", "fgsm"), *b = seed_row(7, "T100/student", "fgsm");
+    two s = two_of(rate(a), rate(b)),
+        base = two_of(rate(seed_row(5, "baseline", "fgsm")), rate(seed_row(7, "baseline", "fgsm")));
+    ck_assert(v[0] == 100 && n == 2);
+    const double want[] = {100, s.mean, s.lo, s.hi, base.mean, 2, s.sd, rate(a), rate(b)};
+    for (int i = 1; i < 9; i++)
+        if (i != 5) ck_assert_msg(fabs(v[i] - 100 * want[i]) < 1e-7, "column %d: %g, want %g", i + 1, v[i], 100 * want[i]);
+    // Means with error bars, configurations 4% of T apart; seeds dotted and faint; baseline dashed.
+    ck_assert_ptr_nonnull(strstr(gp, "index 0 using ($1*0.980581):2:3:4 with yerrorlines lw 2 pt 7"));
+    ck_assert_ptr_nonnull(strstr(gp, "index 1 using ($1*1.0198):2:3:4 with yerrorlines lw 2 pt 5"));
+    ck_assert_ptr_nonnull(strstr(gp, "index 0 using ($1*0.980581):8 with linespoints dt (3,3) lw 1.5 pt 7 "
+                                     "ps 0.7 lc rgb '#501f77b4' notitle"));
+    ck_assert_ptr_nonnull(strstr(gp, "index 1 using ($1*1.0198):9 with linespoints dt (3,3)"));
+    ck_assert_ptr_nonnull(strstr(gp, "index 0 using 1:5 with lines dt 2"));
+    // The seeds' curves come first (drawn behind), the file named once, first.
+    ck_assert(strstr(gp, "with linespoints dt (3,3)") < strstr(gp, "yerrorlines"));
+    ck_assert_ptr_nonnull(strstr(gp, "plot 'figure1.dat' index 0 using ($1*0.980581):8 "));
+    if (have_gnuplot()) {
+        size_t len;
+        char *png = slurp("figure1.png", &len), *svg = slurp("figure1.svg", NULL);
+        ck_assert(png && len > 1000 && !memcmp(png, "\x89PNG", 4));
+        ck_assert(svg && strstr(svg, "<svg"));
+        free(png);
+        free(svg);
+    }
+    free(dat);
+    free(gp);
     teardown();
 }
 END_TEST
@@ -458,12 +990,6 @@ START_TEST(test_weights_and_soft_labels_bit_identical) {
     teardown();
 }
 END_TEST
-
-static void expect_line(const char *md, const char *line) {
-    if (strstr(md, line)) return;
-    fprintf(stderr, "summary.md:\n%s\n", md);
-    ck_abort_msg("summary.md lacks '%s'", line);
-}
 
 START_TEST(test_markdown_beside_the_papers) {
     build_run(JOB_TEXT);
@@ -695,8 +1221,6 @@ END_TEST
 
 // ---- Figure ----
 
-static int have_gnuplot(void) { return system("command -v gnuplot >/dev/null 2>&1") == 0; }
-
 START_TEST(test_figure) {
     build_run(JOB_TEXT);
     unsetenv("DS_GNUPLOT");
@@ -744,7 +1268,7 @@ START_TEST(test_no_attacks) {
     reduce_ok();
     char *csv = slurp("summary.csv", NULL);
     ck_assert_str_eq(csv, "model,temperature,attack,params,n,successes,success_rate,"
-                          "clean_accuracy,zero_grad_share\n");
+                          "clean_accuracy,zero_grad_share,seed,success_lo,success_hi\n");
     ck_assert(exists("weights.h5") && exists("soft_labels.h5") && !exists("figure1.dat"));
     char *md = slurp("summary.md", NULL);
     ck_assert(strstr(md, "| T2.5/student | student | 2.5 | 1 |"));
@@ -759,7 +1283,14 @@ static Suite *suite(void) {
     Suite *s = suite_create("reduce");
     TCase *tc = tcase_create("reduce");
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_stats_t_quantiles);
+    tcase_add_test(tc, test_stats_mean_sd_interval);
+    tcase_add_test(tc, test_stats_wilson);
     tcase_add_test(tc, test_csv_exact);
+    tcase_add_test(tc, test_seeds_aggregate);
+    tcase_add_test(tc, test_seeds_rounding);
+    tcase_add_test(tc, test_seeds_summary_h5);
+    tcase_add_test(tc, test_seeds_figure);
     tcase_add_test(tc, test_summary_h5);
     tcase_add_test(tc, test_adversarial_records_in_sample_order);
     tcase_add_test(tc, test_weights_and_soft_labels_bit_identical);

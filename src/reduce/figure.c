@@ -2,6 +2,10 @@
 // against the distillation temperature (log scale), one curve per attack configuration, with the
 // baseline's rate of the same configuration as a dashed line of the same colour.
 //
+// With several seeds ([run] seeds), each point is the mean over the seeds with its 95% Student t
+// interval as an error bar, each seed's curve faint and dotted behind it, and the baseline's
+// mean dashed; point types and dash patterns keep it readable in black and white.
+//
 // figure1.dat and figure1.gp are kept in the run folder (`cd RUN && gnuplot figure1.gp` re-plots).
 // gnuplot ($DS_GNUPLOT, default "gnuplot" on the PATH; an empty DS_GNUPLOT switches the figures
 // off silently) runs without a shell, in the run folder, on a copy of the script whose outputs
@@ -42,6 +46,54 @@ static const reduce_row *baseline_row(const reducer *r, int ai) {
     for (int i = 0; i < r->plan.ngroups; i++)
         if (r->rows[i].g->attack == ai && r->rows[i].g->role == DS_ROLE_BASELINE) return &r->rows[i];
     return NULL;
+}
+
+// Several seeds: the baseline's aggregate of configuration ai, or NULL.
+static const reduce_agg *baseline_agg(const reducer *r, int ai) {
+    for (int i = 0; i < r->naggs; i++)
+        if (r->aggs[i].row->g->attack == ai && r->aggs[i].row->g->role == DS_ROLE_BASELINE)
+            return &r->aggs[i];
+    return NULL;
+}
+
+static void dat_pct(ds_strbuf *b, double x) {
+    if (isnan(x)) ds_sb_printf(b, " NaN");
+    else ds_sb_printf(b, " %.10g", 100 * x);
+}
+
+// Several seeds: one block per configuration, one line per temperature (its students over the
+// seeds), then every seed's own rate.
+static void write_dat_seeds(ds_strbuf *b, const reducer *r, const int *cfg, int n) {
+    ds_sb_printf(b, "# figure1.dat (distill_sweep): adversarial success of the distilled (student) "
+                 "networks against the temperature, over %d seeds.\n"
+                 "# One block per attack configuration (gnuplot index 0, 1, ...), separated by two "
+                 "blank lines.\n"
+                 "# columns: T  mean_success_%%  t95_lo_%%  t95_hi_%%  baseline_mean_%% (NaN: "
+                 "baseline not attacked)  n_seeds  sd_%%, then success_%% of seed",
+                 r->job.nseeds);
+    for (int j = 0; j < r->job.nseeds; j++)
+        ds_sb_printf(b, " %llu", (unsigned long long)r->job.seeds[j]);
+    ds_sb_printf(b, " (NaN: missing)\n");
+    for (int k = 0; k < n; k++) {
+        const ds_job_attack *a = &r->job.attacks[cfg[k]];
+        const reduce_agg *base = baseline_agg(r, cfg[k]);
+        ds_sb_printf(b, "%s# index %d: [attack %s] %s %s\n", k ? "\n\n" : "", k, a->name,
+                     ds_attack_kind_name(a->kind), a->params);
+        for (int i = 0; i < r->naggs; i++) {
+            const reduce_agg *g = &r->aggs[i];
+            if (g->row->g->attack != cfg[k] || g->row->g->role != DS_ROLE_STUDENT) continue;
+            ds_sb_printf(b, "%g", g->row->g->temperature);
+            dat_pct(b, g->success.mean);
+            dat_pct(b, g->success.lo);
+            dat_pct(b, g->success.hi);
+            dat_pct(b, base ? base->success.mean : NAN);
+            ds_sb_printf(b, " %d", g->success.n);
+            dat_pct(b, g->success.sd);
+            for (int j = 0; j < r->job.nseeds; j++)
+                dat_pct(b, g->reps[j] ? g->reps[j]->rates.success_rate : NAN);
+            ds_sb_printf(b, "\n");
+        }
+    }
 }
 
 static void write_dat(ds_strbuf *b, const reducer *r, const int *cfg, int n) {
@@ -105,10 +157,21 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
     ds_sb_printf(b, ")\nset ytics 0, 10, 100\n"
                  "set xlabel 'distillation temperature T (log scale)'\n"
                  "set ylabel 'adversarial success rate (%%)'\n"
-                 "set grid\n"
-                 "set key outside right top vertical Left reverse noenhanced title \"solid: students\\ndashed: baseline\"\n"
-                 "# solid: the students (distilled at T); dashed: the baseline, same configuration\n"
-                 "plot ");
+                 "set grid\n");
+    int seeds = r->job.nseeds > 1;
+    if (seeds)
+        ds_sb_printf(b, "set bars small\n"
+                     "set key outside right top vertical Left reverse noenhanced title \"solid: "
+                     "students, mean over %d seeds\\nbars: 95%% t interval\\ndotted: each seed\\n"
+                     "dashed: baseline (mean)\"\n"
+                     "# solid with error bars: the students' mean over the seeds with its 95%% "
+                     "Student t interval;\n# dotted, faint: each seed; dashed: the baseline's mean, "
+                     "same configuration\n"
+                     "plot ", r->job.nseeds);
+    else
+        ds_sb_printf(b, "set key outside right top vertical Left reverse noenhanced title \"solid: students\\ndashed: baseline\"\n"
+                     "# solid: the students (distilled at T); dashed: the baseline, same configuration\n"
+                     "plot ");
     // 16 colours (tab10, then six of tab20's light ones) and 15 point types, so that up to 15
     // configurations (a job with every rounding variant of its attacks) stay apart.
     static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
@@ -117,6 +180,21 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
                                           "#ffbb78"};
     static const int points[] = {7, 5, 9, 11, 13, 15, 4, 6, 8, 10, 12, 14, 1, 2, 3};
     enum { NCOL = sizeof colours / sizeof colours[0], NPT = sizeof points / sizeof points[0] };
+    // Several seeds: every seed's curve first, so that the means are drawn over them. Each
+    // configuration's points sit a few percent of T apart ("dodge", x * 1.04^(k - (n-1)/2) on
+    // the log axis) so that error bars at the same temperature do not hide each other.
+    for (int k = 0; seeds && k < n; k++) {
+        char x[64];
+        snprintf(x, sizeof x, "($1*%.6g)", pow(1.04, k - (n - 1) / 2.0));
+        for (int j = 0; j < r->job.nseeds; j++) {
+            if (k || j) ds_sb_printf(b, ", \\\n     ");
+            gp_str(b, k || j ? "" : dat);
+            // '#AARRGGBB' (AA 0 = opaque): faint behind the mean; the configuration's point type
+            ds_sb_printf(b, " index %d using %s:%d with linespoints dt (3,3) lw 1.5 pt %d ps 0.7 "
+                         "lc rgb '#50%s' notitle", k, x, 8 + j, points[k % NPT],
+                         colours[k % NCOL] + 1);
+        }
+    }
     for (int k = 0; k < n; k++) {
         const ds_job_attack *a = &r->job.attacks[cfg[k]];
         const char *kind = ds_attack_kind_name(a->kind), *colour = colours[k % NCOL];
@@ -124,16 +202,21 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
         // The section name, and the kind when the name does not start with it.
         if (!strncmp(a->name, kind, strlen(kind))) snprintf(t, sizeof t, "%s", a->name);
         else snprintf(t, sizeof t, "%s (%s)", a->name, kind);
-        if (k) ds_sb_printf(b, ", \\\n     ");
-        gp_str(b, k ? "" : dat);
-        ds_sb_printf(b, " index %d using 1:2 with linespoints lw 2 pt %d ps 1.3 lc rgb '%s' title ", k,
-                     points[k % NPT], colour);
+        if (k || seeds) ds_sb_printf(b, ", \\\n     ");
+        gp_str(b, k || seeds ? "" : dat);
+        if (seeds)
+            ds_sb_printf(b, " index %d using ($1*%.6g):2:3:4 with yerrorlines lw 2 pt %d ps 1.3 lc "
+                         "rgb '%s' title ", k, pow(1.04, k - (n - 1) / 2.0), points[k % NPT],
+                         colour);
+        else
+            ds_sb_printf(b, " index %d using 1:2 with linespoints lw 2 pt %d ps 1.3 lc rgb '%s' "
+                         "title ", k, points[k % NPT], colour);
         gp_str(b, t);
-        if (baseline_row(r, cfg[k])) {
+        if (seeds ? baseline_agg(r, cfg[k]) != NULL : baseline_row(r, cfg[k]) != NULL) {
             size_t len = strlen(t);
             snprintf(t + len, sizeof t - len, ", baseline");
-            ds_sb_printf(b, ", \\\n     '' index %d using 1:3 with lines dt 2 lw 1.5 lc rgb '%s' "
-                         "title ", k, colour);
+            ds_sb_printf(b, ", \\\n     '' index %d using 1:%d with lines dt 2 lw 1.5 lc rgb '%s' "
+                         "title ", k, seeds ? 5 : 3, colour);
             gp_str(b, t);
         }
     }
@@ -239,7 +322,8 @@ int reduce_figure(reducer *r) {
     }
     char path[1200];
     ds_strbuf dat = {0}, gp = {0}, run = {0};
-    write_dat(&dat, r, cfg, n);
+    if (r->job.nseeds > 1) write_dat_seeds(&dat, r, cfg, n);
+    else write_dat(&dat, r, cfg, n);
     write_gp(&gp, r, cfg, n, "figure1.dat", "figure1.png", "figure1.svg");
     // Staged names for gnuplot's own run (the kept script names the final files).
     if ((rc = reduce_stage(r, "figure1.dat", path, sizeof path)) ||

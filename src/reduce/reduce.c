@@ -1,6 +1,7 @@
 // The reducer (ds_reduce.h): rebuilds the run's plan, checks that every task is done, writes
-// weights.h5, soft_labels.h5, adversarial.h5, summary.h5, summary.csv, summary.md and figure1.*
-// under staged names, then renames them into place (see reduce_internal.h).
+// weights.h5, soft_labels.h5, adversarial.h5, summary.h5, summary.csv, summary-seeds.csv,
+// summary.md and figure1.* under staged names, then renames them into place (see
+// reduce_internal.h).
 #include "ds_reduce.h"
 
 #include "ds_atomic.h"
@@ -151,8 +152,10 @@ int ds_reduce_run(const char *run_dir) {
     if (!rc) rc = reduce_weights(r);
     if (!rc) rc = reduce_soft_labels(r);
     if (!rc) rc = reduce_adversarial(r);
+    if (!rc) rc = reduce_replicates(r);
     if (!rc) rc = reduce_summary_h5(r);
     if (!rc) rc = reduce_summary_csv(r);
+    if (!rc) rc = reduce_seeds_csv(r);
     if (!rc) rc = reduce_summary_md(r);
     if (!rc) rc = reduce_figure(r);
     if (!rc) rc = commit_staged(r);
@@ -160,6 +163,8 @@ int ds_reduce_run(const char *run_dir) {
 
     free(r->test_accuracy);
     free(r->rows);
+    free(r->aggs);
+    free(r->model_aggs);
     ds_plan_free(&r->plan);
     ds_job_free(&r->job);
     free(r);

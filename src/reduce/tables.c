@@ -5,6 +5,7 @@
 #include "ds_h5.h"
 #include "reduce_internal.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ typedef struct {
     int64_t first, count;          // test samples
     int64_t correct, correct_successes, zero_grad;
     double mean_l0, mean_l2, mean_linf, mean_iterations; // over successful attempts (iterations: all)
+    uint64_t seed;                 // the replicate's seed
+    double success_lo, success_hi; // 95% Wilson interval of success_rate over the n attempts
 } summary_row;
 
 static hid_t summary_type(hid_t str) {
@@ -58,6 +61,9 @@ static hid_t summary_type(hid_t str) {
     F(mean_l2, H5T_NATIVE_DOUBLE);
     F(mean_linf, H5T_NATIVE_DOUBLE);
     F(mean_iterations, H5T_NATIVE_DOUBLE);
+    F(seed, H5T_NATIVE_UINT64);
+    F(success_lo, H5T_NATIVE_DOUBLE);
+    F(success_hi, H5T_NATIVE_DOUBLE);
 #undef F
     if (e < 0) {
         H5Tclose(t);
@@ -77,7 +83,8 @@ static void fill_row(const reduce_row *r, summary_row *s) {
         .config = r->a->name, .role = ds_role_name(r->g->role), .first = r->g->first,
         .count = r->g->count, .correct = q->correct, .correct_successes = q->correct_successes,
         .zero_grad = q->zero_grad, .mean_l0 = q->mean_l0, .mean_l2 = q->mean_l2,
-        .mean_linf = q->mean_linf, .mean_iterations = q->mean_iterations};
+        .mean_linf = q->mean_linf, .mean_iterations = q->mean_iterations, .seed = r->seed,
+        .success_lo = r->success_lo, .success_hi = r->success_hi};
 }
 
 static int write_summary(hid_t file, const reducer *r) {
@@ -108,6 +115,10 @@ static int write_summary(hid_t file, const reducer *r) {
                                         "model classified correctly / n");
     if (!rc) rc = ds_h5_attr_set_string(d, "zero_grad_share", "attempts whose first input "
                                         "gradient was exactly zero / n");
+    if (!rc) rc = ds_h5_attr_set_string(d, "success_lo", "lower end of the 95% Wilson score "
+                                        "interval of success_rate over the n attempts");
+    if (!rc) rc = ds_h5_attr_set_string(d, "success_hi", "upper end of the 95% Wilson score "
+                                        "interval of success_rate over the n attempts");
 out:
     if (d >= 0) H5Dclose(d);
     if (space >= 0) H5Sclose(space);
@@ -125,6 +136,7 @@ int reduce_summary_h5(reducer *r) {
     ds_h5_writer w;
     if ((rc = ds_h5_begin(&w, path, &r->prov))) return rc;
     rc = write_summary(w.file, r);
+    if (!rc) rc = reduce_aggregate_h5(r, w.file);
     if (!rc) rc = ds_h5_attr_set_string(w.file, "dataset", r->dataset);
     if (!rc) rc = ds_h5_attr_set_int64(w.file, "train_n", r->plan.train_n);
     if (!rc) rc = ds_h5_attr_set_int64(w.file, "test_n", r->plan.test_n);
@@ -149,10 +161,12 @@ static void csv_field(ds_strbuf *b, const char *s) {
     ds_sb_printf(b, "\"");
 }
 
+void reduce_csv_field(ds_strbuf *b, const char *s) { csv_field(b, s); }
+
 int reduce_summary_csv(reducer *r) {
     ds_strbuf b = {0};
     ds_sb_printf(&b, "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,"
-                 "zero_grad_share\n");
+                 "zero_grad_share,seed,success_lo,success_hi\n");
     for (int i = 0; i < r->plan.ngroups; i++) {
         const reduce_row *row = &r->rows[i];
         csv_field(&b, row->g->model);
@@ -160,8 +174,15 @@ int reduce_summary_csv(reducer *r) {
         csv_field(&b, ds_attack_kind_name(row->a->kind));
         ds_sb_printf(&b, ",");
         csv_field(&b, reduce_row_params(row));
-        ds_sb_printf(&b, ",%d,%d,%.17g,%.17g,%.17g\n", row->rates.attempts, row->rates.successes,
+        ds_sb_printf(&b, ",%d,%d,%.17g,%.17g,%.17g", row->rates.attempts, row->rates.successes,
                      row->rates.success_rate, row->clean_accuracy, row->rates.zero_grad_share);
+        // Appended columns (existing ones keep their place): seed, Wilson interval ("" if n = 0).
+        ds_sb_printf(&b, ",%" PRIu64 ",", row->seed);
+        if (row->rates.attempts)
+            ds_sb_printf(&b, "%.17g,%.17g", row->success_lo, row->success_hi);
+        else
+            ds_sb_printf(&b, ",");
+        ds_sb_printf(&b, "\n");
     }
     int rc = b.failed ? ds_fail(DS_ENOMEM, "summary.csv: out of memory")
                       : reduce_write_text(r, "summary.csv", b.s, b.len);
@@ -174,13 +195,6 @@ int reduce_summary_csv(reducer *r) {
 static void pct(ds_strbuf *b, double x) {
     if (isnan(x)) ds_sb_printf(b, "—");
     else ds_sb_printf(b, "%.2f", 100.0 * x);
-}
-
-// The row of attack configuration ai against model, or NULL.
-static const reduce_row *find_row(const reducer *r, const char *model, int ai) {
-    for (int i = 0; i < r->plan.ngroups; i++)
-        if (r->rows[i].g->attack == ai && !strcmp(r->rows[i].g->model, model)) return &r->rows[i];
-    return NULL;
 }
 
 // The first attack configuration that is the papers' FGSM (eps 0.3 on the softmax, true labels),
@@ -210,9 +224,9 @@ static const char *T100_STUDENT = "T100/student";
 static void md_models(ds_strbuf *b, const reducer *r) {
     ds_sb_printf(b, "## Models\n\n"
                  "Test accuracy on the %d test samples of the run (the `test_accuracy` attribute of "
-                 "each model in weights.h5).\n\n"
-                 "| model | role | T | epochs | test accuracy (%%) |\n|---|---|---:|---:|---:|\n",
-                 r->plan.test_n);
+                 "each model in weights.h5).\n\n", r->plan.test_n);
+    if (r->job.nseeds > 1) reduce_md_models_over_seeds(b, r);
+    ds_sb_printf(b, "| model | role | T | epochs | test accuracy (%%) |\n|---|---|---:|---:|---:|\n");
     int bad = 0;
     for (int i = 0; i < r->plan.ntasks; i++) {
         const ds_task *t = &r->plan.tasks[i];
@@ -250,10 +264,13 @@ static void md_attacks(ds_strbuf *b, const reducer *r) {
                  "same rows as fractions at full precision). *success* is over all attempts, "
                  "*on correct* over the attempts whose clean input the model classified correctly; "
                  "*zero grad.* is the share of attempts whose first input gradient was exactly zero "
-                 "(gradient masking).\n\n"
-                 "| model | T | attack | configuration | params | attempts | successes | success (%%) "
-                 "| on correct (%%) | clean accuracy (%%) | zero grad. (%%) |\n"
-                 "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+                 "(gradient masking).\n\n");
+    int seeds = r->job.nseeds > 1; // then also the table over seeds, and a Wilson column
+    if (seeds) reduce_md_attacks_over_seeds(b, r);
+    ds_sb_printf(b, "| model | T | attack | configuration | params | attempts | successes | success (%%) "
+                 "|%s on correct (%%) | clean accuracy (%%) | zero grad. (%%) |\n"
+                 "|---|---:|---|---|---|---:|---:|---:|%s---:|---:|---:|\n",
+                 seeds ? " 95% Wilson (%) |" : "", seeds ? "---:|" : "");
     for (int i = 0; i < r->plan.ngroups; i++) {
         const reduce_row *row = &r->rows[i];
         ds_sb_printf(b, "| %s | %g | %s | %s | %s | %d | %d | ", row->g->model, row->g->temperature,
@@ -261,6 +278,10 @@ static void md_attacks(ds_strbuf *b, const reducer *r) {
                      row->rates.attempts, row->rates.successes);
         pct(b, row->rates.success_rate);
         ds_sb_printf(b, " | ");
+        if (seeds) {
+            reduce_md_interval(b, row->success_lo, row->success_hi);
+            ds_sb_printf(b, " | ");
+        }
         if (row->rates.correct) pct(b, row->rates.success_rate_correct);
         else ds_sb_printf(b, "—");
         ds_sb_printf(b, " | ");
@@ -269,21 +290,64 @@ static void md_attacks(ds_strbuf *b, const reducer *r) {
         pct(b, row->rates.zero_grad_share);
         ds_sb_printf(b, " |\n");
     }
-    if (!r->plan.ngroups) ds_sb_printf(b, "| (no attacks in this job) | | | | | | | | | | |\n");
+    if (!r->plan.ngroups)
+        ds_sb_printf(b, "| (no attacks in this job) | | | | | | | | | | |%s\n", seeds ? " |" : "");
     ds_sb_printf(b, "\n");
 }
 
-// One "Beside the papers" line: ours is the row's success rate (or a model's test accuracy).
-static void paper_line(ds_strbuf *b, const char *what, const char *paper, const reduce_row *row,
-                       const char *missing) {
-    ds_sb_printf(b, "| %s | %s | ", what, paper);
-    if (!row) {
-        ds_sb_printf(b, "— | %s |\n", missing);
+// A number of the papers: as the table shows it, and the range it states (a value: lo = hi).
+typedef struct {
+    const char *text;
+    double lo, hi; // percent
+} paper_value;
+
+// Several seeds: "yes" if the paper's value (any of its range) lies inside our 95% t interval.
+static void inside_cell(ds_strbuf *b, paper_value p, const ds_stats *s) {
+    if (isnan(s->lo) || isnan(s->hi)) ds_sb_printf(b, "—");
+    else ds_sb_printf(b, "%s", p.lo <= 100 * s->hi && p.hi >= 100 * s->lo ? "yes" : "no");
+}
+
+// One "Beside the papers" line: ours is the success rate of an attack configuration against a
+// model (one seed: the row's, with its Wilson interval; several: mean ± sd over the seeds).
+static void paper_line(ds_strbuf *b, const reducer *r, const char *what, paper_value paper,
+                       const reduce_agg *agg, const char *missing) {
+    int seeds = r->job.nseeds > 1;
+    ds_sb_printf(b, "| %s | %s | ", what, paper.text);
+    if (!agg) {
+        ds_sb_printf(b, "— |%s %s |\n", seeds ? " — |" : "", missing);
+        return;
+    }
+    const reduce_row *row = agg->row;
+    if (seeds) {
+        reduce_md_mean_sd(b, &agg->success);
+        ds_sb_printf(b, " | ");
+        inside_cell(b, paper, &agg->success);
+        ds_sb_printf(b, " | [attack %s], %d seeds of %d attempts on %d samples; 95%% t interval ",
+                     row->a->name, agg->success.n, row->rates.attempts, row->g->count);
+        reduce_md_interval(b, agg->success.lo, agg->success.hi);
+        ds_sb_printf(b, "%%");
+        // The other rates as means (the Attacks table has their spread).
+        if (row->a->kind == DS_KIND_FGSM && agg->success_correct.n) {
+            ds_sb_printf(b, "; mean ");
+            pct(b, agg->success_correct.mean);
+            ds_sb_printf(b, "%% over the correctly classified");
+        }
+        if (agg->zero_grad.max > 0) {
+            ds_sb_printf(b, "; zero gradient in ");
+            pct(b, agg->zero_grad.mean);
+            ds_sb_printf(b, "%% (mean)");
+        }
+        ds_sb_printf(b, " |\n");
         return;
     }
     pct(b, row->rates.success_rate);
     ds_sb_printf(b, " | [attack %s], %d attempts on %d samples", row->a->name, row->rates.attempts,
                  row->g->count);
+    if (row->rates.attempts) {
+        ds_sb_printf(b, " (95%% Wilson interval ");
+        reduce_md_interval(b, row->success_lo, row->success_hi);
+        ds_sb_printf(b, "%%)");
+    }
     if (row->a->kind == DS_KIND_FGSM && row->rates.correct) {
         ds_sb_printf(b, "; ");
         pct(b, row->rates.success_rate_correct);
@@ -297,10 +361,25 @@ static void paper_line(ds_strbuf *b, const char *what, const char *paper, const 
     ds_sb_printf(b, " |\n");
 }
 
-static void accuracy_line(ds_strbuf *b, const reducer *r, const char *what, const char *paper,
+static void accuracy_line(ds_strbuf *b, const reducer *r, const char *what, paper_value paper,
                           const char *model) {
+    ds_sb_printf(b, "| %s | %s | ", what, paper.text);
+    if (r->job.nseeds > 1) {
+        const reduce_model_agg *m = reduce_find_model_agg(r, model);
+        if (!m) {
+            ds_sb_printf(b, "— | — | no %s in this sweep |\n", model);
+            return;
+        }
+        reduce_md_mean_sd(b, &m->test_accuracy);
+        ds_sb_printf(b, " | ");
+        inside_cell(b, paper, &m->test_accuracy);
+        ds_sb_printf(b, " | %s, %d seeds, %d test samples; 95%% t interval ", model,
+                     m->test_accuracy.n, r->plan.test_n);
+        reduce_md_interval(b, m->test_accuracy.lo, m->test_accuracy.hi);
+        ds_sb_printf(b, "%% |\n");
+        return;
+    }
     int t = ds_plan_model_task(&r->plan, model);
-    ds_sb_printf(b, "| %s | %s | ", what, paper);
     if (t < 0) {
         ds_sb_printf(b, "— | no %s in this sweep |\n", model);
         return;
@@ -311,32 +390,43 @@ static void accuracy_line(ds_strbuf *b, const reducer *r, const char *what, cons
 
 static void md_papers(ds_strbuf *b, const reducer *r) {
     const ds_job *job = &r->job;
-    int has100 = ds_plan_model_task(&r->plan, T100_STUDENT) >= 0;
+    int has100 = reduce_find_model_agg(r, T100_STUDENT) != NULL, seeds = job->nseeds > 1;
     ds_sb_printf(b, "## Beside the papers\n\n"
                  "Papernot et al., *Distillation as a Defense to Adversarial Perturbations against "
                  "Deep Neural Networks* (S&P 2016), MNIST. The papers crafted FGSM examples for all "
                  "10,000 test samples and ran JSMA on a subset (about 100 samples, 9 targets each); "
-                 "compare with care when this run used fewer samples or shorter training.\n\n"
-                 "| quantity | paper (%%) | this run (%%) | notes |\n|---|---:|---:|---|\n");
-    accuracy_line(b, r, "baseline test accuracy", "99.51", "baseline");
-    accuracy_line(b, r, "distilled (T=100 student) test accuracy", "99.05", T100_STUDENT);
+                 "compare with care when this run used fewer samples or shorter training.\n\n");
+    if (seeds)
+        ds_sb_printf(b, "*This run* is the mean ± sample standard deviation (number of seeds) over "
+                     "the %d seeds; *in our interval* says whether the paper's value (for a range "
+                     "or a bound: any part of it) lies inside our 95%% Student t interval over the "
+                     "seeds.\n\n"
+                     "| quantity | paper (%%) | this run (%%) | in our interval | notes |\n"
+                     "|---|---:|---:|---|---|\n", job->nseeds);
+    else
+        ds_sb_printf(b, "| quantity | paper (%%) | this run (%%) | notes |\n|---|---:|---:|---|\n");
+    accuracy_line(b, r, "baseline test accuracy", (paper_value){"99.51", 99.51, 99.51}, "baseline");
+    accuracy_line(b, r, "distilled (T=100 student) test accuracy",
+                  (paper_value){"99.05", 99.05, 99.05}, T100_STUDENT);
     const char *no100 = has100 ? "T100/student not attacked by this configuration"
                                : "T=100 is not in this sweep";
     int f = paper_attack(job, DS_KIND_FGSM), j = paper_attack(job, DS_KIND_JSMA);
     const char *nof = "no FGSM eps=0.3 space=softmax labels=true configuration in this job";
     const char *noj = "no JSMA theta=1 gamma=0.145 space=softmax configuration in this job";
-    paper_line(b, "FGSM eps=0.3 success on the baseline", "88.03",
-               f < 0 ? NULL : find_row(r, "baseline", f), f < 0 ? nof : "baseline not attacked");
-    paper_line(b, "FGSM eps=0.3 success at T=100", "below 1.5",
-               f < 0 ? NULL : find_row(r, T100_STUDENT, f), f < 0 ? nof : no100);
-    paper_line(b, "JSMA success on the baseline", "~96-97 (reported)",
-               j < 0 ? NULL : find_row(r, "baseline", j), j < 0 ? noj : "baseline not attacked");
-    paper_line(b, "JSMA success at T=100", "0.45", j < 0 ? NULL : find_row(r, T100_STUDENT, j),
-               j < 0 ? noj : no100);
+    paper_line(b, r, "FGSM eps=0.3 success on the baseline", (paper_value){"88.03", 88.03, 88.03},
+               f < 0 ? NULL : reduce_find_agg(r, "baseline", f),
+               f < 0 ? nof : "baseline not attacked");
+    paper_line(b, r, "FGSM eps=0.3 success at T=100", (paper_value){"below 1.5", 0, 1.5},
+               f < 0 ? NULL : reduce_find_agg(r, T100_STUDENT, f), f < 0 ? nof : no100);
+    paper_line(b, r, "JSMA success on the baseline", (paper_value){"~96-97 (reported)", 96, 97},
+               j < 0 ? NULL : reduce_find_agg(r, "baseline", j),
+               j < 0 ? noj : "baseline not attacked");
+    paper_line(b, r, "JSMA success at T=100", (paper_value){"0.45", 0.45, 0.45},
+               j < 0 ? NULL : reduce_find_agg(r, T100_STUDENT, j), j < 0 ? noj : no100);
     int c = paper_attack(job, DS_KIND_CW_L2);
     if (c >= 0) // Carlini & Wagner, "Defensive Distillation is Not Robust to Adversarial Examples"
-        paper_line(b, "C&W L2 success at T=100 (Carlini & Wagner 2016)", "~100",
-                   find_row(r, T100_STUDENT, c), no100);
+        paper_line(b, r, "C&W L2 success at T=100 (Carlini & Wagner 2016)",
+                   (paper_value){"~100", 100, 100}, reduce_find_agg(r, T100_STUDENT, c), no100);
     ds_sb_printf(b, "\n");
 }
 
@@ -370,7 +460,9 @@ static void md_rounding(ds_strbuf *b, const reducer *r) {
             ds_sb_printf(b, "## Rounding\n\n"
                          "The same attack with different rounding of its gradients (`denormals`, "
                          "`gradient`, `precision`: README, Definitions). Success (%%) and, in "
-                         "brackets, the share of attempts with an exactly zero first gradient.\n\n");
+                         "brackets, the share of attempts with an exactly zero first gradient%s.\n\n",
+                         job->nseeds > 1 ? " (over the seeds: mean ± sd (number of seeds), and "
+                                           "the mean share)" : "");
         ds_sb_printf(b, "%s `%s`:\n\n| model | T |", ds_attack_kind_name(job->attacks[i].kind),
                      job->attacks[i].name);
         for (int k = 0; k < n; k++) {
@@ -382,20 +474,22 @@ static void md_rounding(ds_strbuf *b, const reducer *r) {
         ds_sb_printf(b, "\n|---|---:|");
         for (int k = 0; k < n; k++) ds_sb_printf(b, "---:|");
         ds_sb_printf(b, "\n");
-        for (int g = 0; g < r->plan.ngroups; g++) {
-            if (r->rows[g].g->attack != i) continue;
-            const char *model = r->rows[g].g->model;
-            ds_sb_printf(b, "| %s | %g |", model, r->rows[g].g->temperature);
+        for (int g = 0; g < r->naggs; g++) { // one seed: one aggregate per row
+            const reduce_row *first = r->aggs[g].row;
+            if (first->g->attack != i) continue;
+            const char *model = first->g->base_model;
+            ds_sb_printf(b, "| %s | %g |", model, first->g->temperature);
             for (int k = 0; k < n; k++) {
-                const reduce_row *row = find_row(r, model, fam[k]);
+                const reduce_agg *x = reduce_find_agg(r, model, fam[k]);
                 ds_sb_printf(b, " ");
-                if (!row) {
+                if (!x) {
                     ds_sb_printf(b, "— |");
                     continue;
                 }
-                pct(b, row->rates.success_rate);
+                if (job->nseeds > 1) reduce_md_mean_sd(b, &x->success);
+                else pct(b, x->row->rates.success_rate);
                 ds_sb_printf(b, " (");
-                pct(b, row->rates.zero_grad_share);
+                pct(b, x->zero_grad.mean); // one seed: the row's share itself
                 ds_sb_printf(b, ") |");
             }
             ds_sb_printf(b, "\n");
@@ -441,14 +535,22 @@ static void md_definitions(ds_strbuf *b, const reducer *r) {
 int reduce_summary_md(reducer *r) {
     ds_strbuf b = {0};
     ds_sb_printf(&b, "# distill_sweep results: %s\n\n", r->job.name);
-    ds_sb_printf(&b, "Dataset %s: %d training and %d test samples; job seed %llu; temperatures",
-                 r->dataset[0] ? r->dataset : "(unknown)", r->plan.train_n, r->plan.test_n,
-                 (unsigned long long)r->job.seed);
+    ds_sb_printf(&b, "Dataset %s: %d training and %d test samples; ",
+                 r->dataset[0] ? r->dataset : "(unknown)", r->plan.train_n, r->plan.test_n);
+    if (r->job.nseeds == 1) {
+        ds_sb_printf(&b, "job seed %llu", (unsigned long long)r->job.seed);
+    } else { // every seed a full replicate, its models named s<seed>/...
+        ds_sb_printf(&b, "%d seeds (replicates s<seed>/):", r->job.nseeds);
+        for (int i = 0; i < r->job.nseeds; i++)
+            ds_sb_printf(&b, " %llu", (unsigned long long)r->job.seeds[i]);
+    }
+    ds_sb_printf(&b, "; temperatures");
     for (int i = 0; i < r->job.ntemps; i++) ds_sb_printf(&b, " %g", r->job.temps[i]);
     ds_sb_printf(&b, "; %s. Files: weights.h5, soft_labels.h5, adversarial.h5, summary.h5, "
-                 "summary.csv, figure1.png (figure1.gp and figure1.dat to re-plot).\n\n",
+                 "summary.csv, %sfigure1.png (figure1.gp and figure1.dat to re-plot).\n\n",
                  r->job.warm_start > 0 ? "teachers and students start from a shared warm start"
-                                    : "every network trained from scratch");
+                                    : "every network trained from scratch",
+                 r->job.nseeds > 1 ? "summary-seeds.csv (over the seeds), " : "");
     md_models(&b, r);
     md_attacks(&b, r);
     md_papers(&b, r);
