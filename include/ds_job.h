@@ -25,7 +25,8 @@
 //              first = 0             ; first test sample (default 0)
 //              samples = 100         ; how many test samples (or "all": the rest of the set)
 //              shard = 1000          ; samples per task (default depends on the kind)
-//              fgsm:     eps = 0.3, space = softmax|logits|logits_T, labels = true|predicted
+//              fgsm:     eps = 0.3 (or a list, 0.1 0.2 0.3: one summary row per eps),
+//                        space = softmax|logits|logits_T, labels = true|predicted
 //              jsma:     theta = 1, gamma = 0.145, space = softmax|logits|logits_T
 //              fgsm, jsma: denormals = keep|flush, gradient = stable|framework,
 //                        precision = float32|float64 (how the gradients are rounded: ds_attack.h)
@@ -113,6 +114,10 @@ int ds_job_parse(ds_job *job, const char *path);
 // Same from text in memory; `path` only names it in messages.
 int ds_job_parse_text(ds_job *job, const char *text, const char *path);
 void ds_job_free(ds_job *job);
+// The `params` string of configuration a with crafting settings c (a->craft, or a copy of it at
+// one ε of its list: the reducer's per-ε rows): ds_craft_string, for transfer behind
+// "source=<source> craft=<kind> ". The one place that builds it.
+void ds_job_attack_params(const ds_job_attack *a, const ds_craft *c, char *out, size_t cap);
 
 // The job as canonical text: every setting with defaults filled in, one "section.key = value"
 // per line, without comments, the run name, the results folder and threads. Two jobs compute

@@ -391,11 +391,50 @@ static void parse_numerics(parser *p, const char *s, ds_numerics *n, int softmax
     GET_WORD(p, s, "precision", ds_precision_parse, &n->precision);
 }
 
+// ---- fgsm eps lists (issue 17, helper "checks": minimal; the pgd branch parses the same) ----
+// `eps = 0.05 0.1 0.3` (blanks or commas): up to DS_FGSM_MAX_EPS distinct values in (0, 1], kept
+// in the order written (the records are eps-major in that order). One value: get_float, as before.
+static void get_eps_list(parser *p, const char *s, float *eps, int *n_eps) {
+    entry *e = find(p, s, "eps");
+    if (!e) return;
+    if (!strpbrk(e->value, " \t,")) {
+        e->used = 0;
+        get_float(p, s, "eps", 0, 1, 1, &eps[0]);
+        return;
+    }
+    char buf[MAX_LINE];
+    scopy(buf, sizeof buf, e->value);
+    float v[DS_FGSM_MAX_EPS];
+    int n = 0;
+    for (char *tok = strtok(buf, " \t,"); tok; tok = strtok(NULL, " \t,")) {
+        char *end;
+        errno = 0;
+        double d = strtod(tok, &end);
+        if (*end || errno || !isfinite(d) || d <= 0 || d > 1) {
+            perr(p, e->line, "[%s] eps: expected numbers in (0, 1], got '%s'", s, tok);
+            return;
+        }
+        if (n == DS_FGSM_MAX_EPS) {
+            perr(p, e->line, "[%s] eps: at most %d values", s, DS_FGSM_MAX_EPS);
+            return;
+        }
+        for (int k = 0; k < n; k++)
+            if (v[k] == (float)d) {
+                perr(p, e->line, "[%s] eps: %g appears twice", s, d);
+                return;
+            }
+        v[n++] = (float)d;
+    }
+    memcpy(eps, v, sizeof(float) * (size_t)n);
+    *n_eps = n;
+}
+// ---- end of fgsm eps lists ----
+
 static void parse_craft(parser *p, const char *s, ds_craft *c) {
     int v;
     switch (c->kind) {
     case DS_KIND_FGSM:
-        get_float(p, s, "eps", 0, 1, 1, &c->fgsm.eps[0]);
+        get_eps_list(p, s, c->fgsm.eps, &c->fgsm.n_eps);
         GET_WORD(p, s, "space", ds_space_parse, &c->fgsm.space);
         GET_WORD(p, s, "labels", ds_label_mode_parse, &c->fgsm.labels);
         parse_numerics(p, s, &c->fgsm.num, 1);
@@ -537,15 +576,18 @@ static void parse_attack(parser *p, ds_job *job, const char *s, int header) {
                                              : DS_TARGET_BASELINE | DS_TARGET_STUDENTS;
     parse_models(p, s, job, a);
     parse_range(p, job, s, header, a);
+    ds_job_attack_params(a, &a->craft, a->params, sizeof a->params);
+    job->nattacks++;
+}
+
+void ds_job_attack_params(const ds_job_attack *a, const ds_craft *c, char *out, size_t cap) {
     char cp[160], src[DS_JOB_NAME];
-    ds_craft_string(&a->craft, DS_PIXELS, cp, sizeof cp);
+    ds_craft_string(c, DS_PIXELS, cp, sizeof cp);
     scopy(src, sizeof src, a->source);
     if (a->kind == DS_KIND_TRANSFER)
-        snprintf(a->params, sizeof a->params, "source=%s craft=%s %s", src,
-                 ds_attack_kind_name(a->craft.kind), cp);
+        snprintf(out, cap, "source=%s craft=%s %s", src, ds_attack_kind_name(c->kind), cp);
     else
-        scopy(a->params, sizeof a->params, cp);
-    job->nattacks++;
+        scopy(out, cap, cp);
 }
 
 static void set_defaults(ds_job *job, const char *path) {
@@ -714,8 +756,11 @@ char *ds_job_canonical(const ds_job *job) {
         // Every float in full (%.9g round-trips a float), in case %g in params rounds two values
         // together.
         const ds_craft *c = &a->craft;
-        if (c->kind == DS_KIND_FGSM)
-            ds_sb_printf(&b, "attack.%s.exact = eps %.9g\n", a->name, (double)c->fgsm.eps[0]);
+        if (c->kind == DS_KIND_FGSM) { // one ε: the line of runs made before ε lists
+            ds_sb_printf(&b, "attack.%s.exact = eps", a->name);
+            for (int k = 0; k < c->fgsm.n_eps; k++) ds_sb_printf(&b, " %.9g", (double)c->fgsm.eps[k]);
+            ds_sb_printf(&b, "\n");
+        }
         else if (c->kind == DS_KIND_JSMA)
             ds_sb_printf(&b, "attack.%s.exact = theta %.9g gamma %.9g\n", a->name,
                          (double)c->jsma.theta, (double)c->jsma.gamma);
