@@ -16,6 +16,7 @@
 #include "ds_filecrc.h"
 #include "ds_run.h"
 #include "testutil.h"
+#include "../src/reduce/reduce_internal.h" // the checks on reducers built here (no kind parser)
 
 #include <dirent.h>
 #include <ftw.h>
@@ -36,11 +37,13 @@ static const char *JOB_TEXT =
 #define TRAIN_N 6
 #define TEST_N 10
 #define NTASKS 25 // without the reducer: 8 train/soft, fgsm 3x3, jsma 2x2, transfer 2x2
+#define MAX_TASKS 64
 
 // The summary rows in plan order, with what the generated records add up to.
 typedef struct {
     const char *model, *config, *kind, *params;
     double T;
+    int e; // ε index of a configuration with an ε list (rows made by row_for)
     int n, successes, correct, zero_grad;
     ds_attack_record *rec; // all records of the group, in sample order
     float *images;         // JSMA groups only
@@ -77,8 +80,16 @@ static expected_row flush_rows[] = {
 static char run[512];
 static ds_job job;
 static ds_plan plan;
-static ds_model models[NTASKS + 1]; // by task index (TRAIN tasks)
-static float *soft[NTASKS + 1];     // by task index (SOFT tasks)
+static ds_model models[MAX_TASKS]; // by task index (TRAIN tasks)
+static float *soft[MAX_TASKS];     // by task index (SOFT tasks)
+
+// The rows of configurations that are not in the tables above (ε lists, the checks' jobs), per
+// (model, configuration, ε index), made while the shards are generated.
+static expected_row extra[128];
+static int nextra;
+
+// Optional: sets the outcome of record r (ε index e of its configuration) after the random fill.
+static void (*outcome_hook)(const ds_task *t, const ds_job_attack *a, int e, ds_attack_record *r);
 
 static uint64_t mix(uint64_t x) { // splitmix64
     x += 0x9E3779B97F4A7C15ull;
@@ -97,6 +108,25 @@ static expected_row *row_of(const char *model, const char *config) {
             return &flush_rows[i];
     ck_abort_msg("no expected row for %s %s", model, config);
     return NULL;
+}
+
+// The expected row of (model, config, ε index e): a row of the tables above (e = 0), or one of
+// extra[] (made if create).
+static expected_row *row_for(const char *model, const char *config, int e, int create) {
+    if (e == 0) {
+        for (int i = 0; i < NROWS; i++)
+            if (!strcmp(rows[i].model, model) && !strcmp(rows[i].config, config)) return &rows[i];
+        for (int i = 0; i < NFLUSH; i++)
+            if (!strcmp(flush_rows[i].model, model) && !strcmp(flush_rows[i].config, config))
+                return &flush_rows[i];
+    }
+    for (int i = 0; i < nextra; i++)
+        if (!strcmp(extra[i].model, model) && !strcmp(extra[i].config, config) && extra[i].e == e)
+            return &extra[i];
+    if (!create) return NULL;
+    ck_assert_int_lt(nextra, (int)(sizeof extra / sizeof *extra));
+    extra[nextra] = (expected_row){.model = model, .config = config, .e = e};
+    return &extra[nextra++];
 }
 
 static void path_in_run(const char *rel, char *out, size_t cap) { snprintf(out, cap, "%s/%s", run, rel); }
@@ -137,21 +167,25 @@ static void make_soft(int task) {
                      DS_OK);
 }
 
-// One shard: FGSM one record per sample, JSMA (and transfer of JSMA) one per (sample, target).
+// One shard: FGSM (and transfer of FGSM) one record per sample, and per ε with an ε list
+// (ε-major); JSMA (and transfer of JSMA) one per (sample, target).
 static void make_shard(int task) {
     const ds_task *t = &plan.tasks[task];
     const ds_job_attack *a = &job.attacks[t->attack];
-    int per = a->kind == DS_KIND_FGSM ? 1 : DS_CLASSES - 1, n = t->count * per;
+    int per = a->craft.kind == DS_KIND_FGSM ? 1 : DS_CLASSES - 1;
+    int slices = a->craft.kind == DS_KIND_FGSM ? a->craft.fgsm.n_eps : 1;
+    int len = t->count * per, n = len * slices; // len: records of one ε
     int images = a->kind == DS_KIND_JSMA;
     ds_attack_record *rec = calloc((size_t)n, sizeof *rec);
     float *img = images ? malloc(sizeof(float) * DS_PIXELS * (size_t)n) : NULL;
-    expected_row *e = row_of(t->model, a->name);
     for (int k = 0; k < n; k++) {
         ds_attack_record *r = &rec[k];
         uint64_t h = mix((uint64_t)task * 7919 + (uint64_t)k);
-        r->index = t->first + k / per;
+        int ei = k / len, kk = k % len;
+        expected_row *e = row_for(t->model, a->name, slices > 1 ? ei : 0, 1);
+        r->index = t->first + kk / per;
         r->label = (r->index * 7 + 3) % DS_CLASSES;
-        r->target = per == 1 ? -1 : (r->label + 1 + k % per) % DS_CLASSES;
+        r->target = per == 1 ? -1 : (r->label + 1 + kk % per) % DS_CLASSES;
         r->clean_pred = h % 4 == 0 ? (r->label + 1) % DS_CLASSES : r->label;
         r->success = (h >> 8) % 3 != 0;
         r->adv_pred = r->success ? (per == 1 ? (r->label + 2) % DS_CLASSES : r->target) : r->label;
@@ -162,19 +196,25 @@ static void make_shard(int task) {
         r->linf = unit(mix(h));
         if (img)
             for (int p = 0; p < DS_PIXELS; p++) img[(size_t)k * DS_PIXELS + p] = unit(mix(h + p));
+        if (outcome_hook) outcome_hook(t, a, ei, r);
         e->n++;
         e->successes += r->success;
         e->correct += r->clean_pred == r->label;
         e->zero_grad += r->zero_grad;
     }
-    // Keep the group's records (and images) in sample order: shards are made in plan order.
-    e->rec = realloc(e->rec, sizeof *rec * (size_t)(e->nrec + n));
-    memcpy(e->rec + e->nrec, rec, sizeof *rec * (size_t)n);
-    if (img) {
-        e->images = realloc(e->images, sizeof(float) * DS_PIXELS * (size_t)(e->nrec + n));
-        memcpy(e->images + (size_t)e->nrec * DS_PIXELS, img, sizeof(float) * DS_PIXELS * (size_t)n);
+    // Keep each row's records (and images) in sample order: shards are made in plan order.
+    for (int ei = 0; ei < slices; ei++) {
+        expected_row *e = row_for(t->model, a->name, slices > 1 ? ei : 0, 1);
+        const ds_attack_record *from = rec + (size_t)ei * (size_t)len;
+        e->rec = realloc(e->rec, sizeof *rec * (size_t)(e->nrec + len));
+        memcpy(e->rec + e->nrec, from, sizeof *rec * (size_t)len);
+        if (img) {
+            e->images = realloc(e->images, sizeof(float) * DS_PIXELS * (size_t)(e->nrec + len));
+            memcpy(e->images + (size_t)e->nrec * DS_PIXELS, img + (size_t)ei * len * DS_PIXELS,
+                   sizeof(float) * DS_PIXELS * (size_t)len);
+        }
+        e->nrec += len;
     }
-    e->nrec += n;
     ds_attack_set s = {.first = t->first, .count = t->count, .n_records = n, .records = rec,
                        .n_in = img ? DS_PIXELS : 0, .images = img};
     snprintf(s.group, sizeof s.group, "%s", a->name);
@@ -206,7 +246,9 @@ static void reset_row(expected_row *r) {
 static void reset(void) {
     for (int i = 0; i < NROWS; i++) reset_row(&rows[i]);
     for (int i = 0; i < NFLUSH; i++) reset_row(&flush_rows[i]);
-    for (int i = 0; i <= NTASKS; i++) {
+    for (int i = 0; i < nextra; i++) reset_row(&extra[i]);
+    nextra = 0;
+    for (int i = 0; i < MAX_TASKS; i++) {
         if (models[i].mem) ds_model_free(&models[i]);
         memset(&models[i], 0, sizeof models[i]);
         free(soft[i]);
@@ -234,6 +276,7 @@ static void build_run(const char *job_text) {
     free(canon);
     write_text("run.txt", state);
     ck_assert_int_eq(ds_plan_build(&plan, &job, TRAIN_N, TEST_N), DS_OK);
+    ck_assert_int_le(plan.ntasks, MAX_TASKS);
     for (int i = 0; i < plan.ntasks; i++) {
         switch (plan.tasks[i].kind) {
         case DS_TASK_TRAIN: make_model(i); break;
@@ -649,6 +692,16 @@ static void swapped(ds_attack_set *s) {
     s->records[0] = s->records[s->n_records - 1];
     s->records[s->n_records - 1] = r;
 }
+static void drop_last(ds_attack_set *s) { s->n_records--; }
+// Restores the 12 records of a 4-sample shard with 3 ε, with the last slice (records 8-11,
+// samples 0-3) out of order.
+static void swap_in_last_slice(ds_attack_set *s) {
+    s->n_records = 12;
+    s->records = realloc(s->records, sizeof *s->records * 12);
+    s->records[11] = s->records[7];
+    s->records[11].index = 0;
+    s->records[8].index = 3;
+}
 static void no_images(ds_attack_set *s) {
     free(s->images);
     s->images = NULL;
@@ -755,6 +808,640 @@ START_TEST(test_no_attacks) {
 }
 END_TEST
 
+// ---- Per-ε rows (issue 17) ----
+
+// JOB_TEXT plus an FGSM ε list and a transfer of one: one summary row per ε.
+static const char *EPS_EXTRA =
+    "[attack curve]\nkind = fgsm\neps = 0.1 0.3 0.5\nmodels = baseline students\nsamples = 10\n"
+    "shard = 4\n"
+    "[attack tcurve]\nkind = transfer\ncraft = fgsm\neps = 0.1, 0.3\nmodels = students\n"
+    "first = 2\nsamples = 5\nshard = 2\n";
+
+// The params of configuration a at its ε index e, from its own params: the "eps=a,b,c" word
+// replaced by "eps=<that value>".
+static void params_at(const ds_job_attack *a, int e, char *out, size_t cap) {
+    const char *p = strstr(a->params, "eps=");
+    ck_assert_ptr_nonnull(p);
+    const char *end = strchr(p, ' ');
+    snprintf(out, cap, "%.*seps=%g%s", (int)(p - a->params), a->params,
+             (double)a->craft.fgsm.eps[e], end ? end : "");
+}
+
+// summary.csv as it must be: the groups in plan order, each ε of a list its own row, with the
+// counts of the records generated for that (model, configuration, ε).
+static void expected_csv(char *want, size_t cap) {
+    size_t len = (size_t)snprintf(want, cap, "model,temperature,attack,params,n,successes,"
+                                  "success_rate,clean_accuracy,zero_grad_share\n");
+    for (int g = 0; g < plan.ngroups; g++) {
+        const ds_attack_group *ag = &plan.groups[g];
+        const ds_job_attack *a = &job.attacks[ag->attack];
+        int slices = a->craft.kind == DS_KIND_FGSM ? a->craft.fgsm.n_eps : 1;
+        for (int e = 0; e < slices; e++) {
+            const expected_row *x = row_for(ag->model, a->name, slices > 1 ? e : 0, 0);
+            ck_assert_ptr_nonnull(x);
+            char params[256];
+            if (slices > 1) params_at(a, e, params, sizeof params);
+            else snprintf(params, sizeof params, "%s", a->params);
+            len += (size_t)snprintf(want + len, cap - len, "%s,%g,%s,%s,%d,%d,%.17g,%.17g,%.17g\n",
+                                    ag->model, ag->temperature, ds_attack_kind_name(a->kind),
+                                    params, x->n, x->successes, (double)x->successes / x->n,
+                                    (double)x->correct / x->n, (double)x->zero_grad / x->n);
+        }
+    }
+}
+
+START_TEST(test_eps_rows) {
+    char text[4096];
+    snprintf(text, sizeof text, "%s%s", JOB_TEXT, EPS_EXTRA);
+    build_run(text);
+    reduce_ok();
+    // One row per ε, rates over that ε's records; the one-ε configurations as before.
+    char want[16384], *csv = slurp("summary.csv", NULL);
+    expected_csv(want, sizeof want);
+    ck_assert_str_eq(csv, want);
+    ck_assert(strstr(csv, "\nbaseline,1,fgsm,eps=0.5 space=softmax labels=true denormals=keep "
+                          "gradient=stable precision=float32,10,"));
+    ck_assert(strstr(csv, "\nT100/student,100,transfer,source=baseline craft=fgsm eps=0.3 "
+                          "space=softmax labels=true denormals=keep gradient=stable "
+                          "precision=float32,5,"));
+    // Each ε of the list is a slice of 10 records, and its rates are that slice's.
+    const expected_row *c1 = row_for("T1/student", "curve", 1, 0);
+    ck_assert_int_eq(c1->n, 10);
+    ds_attack_rates q;
+    ds_attack_rates_compute(c1->rec, c1->nrec, &q);
+    ck_assert_int_eq(q.successes, c1->successes);
+    // adversarial.h5: the group's records ε-major, each ε in sample order, params as the job's.
+    char path[1024];
+    path_in_run("adversarial.h5", path, sizeof path);
+    ds_attack_set s;
+    ck_assert_int_eq(ds_attack_results_load(path, "T1/student/curve", &s), DS_OK);
+    ck_assert_int_eq(s.n_records, 30);
+    ck_assert_str_eq(s.params, "eps=0.1,0.3,0.5 space=softmax labels=true denormals=keep "
+                               "gradient=stable precision=float32");
+    for (int e = 0; e < 3; e++) {
+        const expected_row *x = row_for("T1/student", "curve", e, 0);
+        ck_assert(memcmp(s.records + 10 * e, x->rec, sizeof *x->rec * 10) == 0);
+    }
+    ds_attack_set_free(&s);
+    char *md = slurp("summary.md", NULL);
+    ck_assert(strstr(md, "| T100/student | 100 | fgsm | curve | eps=0.3 space=softmax "));
+    // figure1: one curve per configuration and ε.
+    char *dat = slurp("figure1.dat", NULL);
+    ck_assert(strstr(dat, "[attack curve] fgsm eps=0.5 space=softmax labels=true"));
+    free(dat);
+    free(md);
+    free(csv);
+    // A shard's ε slices are checked one by one.
+    snapshot snap;
+    take(&snap);
+    replace_shard("attack/baseline/curve/0-4", drop_last);
+    assert_refused(DS_EFORMAT, "tasks/atk-baseline-curve-000000.h5: curve: 11 records, expected 12 "
+                               "(3 eps values x 4 samples)");
+    replace_shard("attack/baseline/curve/0-4", swap_in_last_slice); // back to 12 records
+    assert_refused(DS_EFORMAT, "tasks/atk-baseline-curve-000000.h5: curve: record 9: sample 1 out "
+                               "of order");
+    assert_untouched(&snap);
+    teardown();
+}
+END_TEST
+
+// The same job with `eps = 0.3` written out: the same params, the same rows.
+START_TEST(test_one_eps_unchanged) {
+    char text[4096];
+    snprintf(text, sizeof text, "%s", JOB_TEXT);
+    char *at = strstr(text, "[attack fgsm]\nkind = fgsm\n");
+    ck_assert_ptr_nonnull(at);
+    memmove(at + 36, at + 26, strlen(at + 26) + 1);
+    memcpy(at + 26, "eps = 0.3\n", 10);
+    build_run(text);
+    ck_assert_int_eq(job.attacks[0].craft.fgsm.n_eps, 1);
+    reduce_ok();
+    char want[8192], *csv = slurp("summary.csv", NULL);
+    expected_csv(want, sizeof want);
+    ck_assert_str_eq(csv, want);
+    ck_assert(strstr(csv, "\nbaseline,1,fgsm,eps=0.3 space=softmax labels=true denormals=keep "
+                          "gradient=stable precision=float32,10,"));
+    ck_assert(!exists("figure2.dat")); // no ε list, no ε curve
+    free(csv);
+    teardown();
+}
+END_TEST
+
+// ---- The checks on a reduced run (FGSM: the kinds a job can name on this branch) ----
+
+// Per configuration (by name) and ε index: how many of the first samples are fooled.
+static int fooled_first(const char *model, const char *config, int e) {
+    int student = !strcmp(model, "T100/student");
+    if (!strcmp(config, "fl")) return student ? (int[]){1, 3, 2}[e] : (int[]){5, 8, 10}[e];
+    if (!strcmp(config, "fl-flush")) return student ? 0 : (int[]){5, 8, 10}[e];
+    if (!strcmp(config, "fl-logitsT")) return student ? 9 : 8;
+    if (!strcmp(config, "tr")) return 6;
+    ck_abort_msg("no outcome for %s", config);
+    return 0;
+}
+
+// The student misclassifies sample 9 (so it is fooled by every attack: success = misclassified),
+// and its softmax gradients are zero on the samples no attack fooled.
+static void checks_hook(const ds_task *t, const ds_job_attack *a, int e, ds_attack_record *r) {
+    int student = !strcmp(t->model, "T100/student"), i = r->index;
+    int wrong = student && i == 9, fooled = wrong || i < fooled_first(t->model, a->name, e);
+    r->clean_pred = wrong ? (r->label + 1) % DS_CLASSES : r->label;
+    r->success = (uint8_t)fooled;
+    r->adv_pred = fooled ? (r->label + 2) % DS_CLASSES : r->label;
+    r->zero_grad = (uint8_t)(student && a->craft.fgsm.space == DS_SPACE_SOFTMAX &&
+                             a->kind == DS_KIND_FGSM && !fooled);
+}
+
+static const char *CHECKS_JOB =
+    "[run]\nname = r\nseed = 5\nthreads = 1\n"
+    "[data]\ntrain_samples = 6\ntest_samples = 10\n"
+    "[train]\nepochs = 1\nwarm_start = 1\nbatch = 2\n"
+    "[distill]\ntemperatures = 100\n"
+    "[attack fl]\nkind = fgsm\neps = 0.1 0.3 0.5\nsamples = 10\nshard = 4\n"
+    "[attack fl-flush]\nkind = fgsm\neps = 0.1 0.3 0.5\ndenormals = flush\nsamples = 10\n"
+    "[attack fl-logitsT]\nkind = fgsm\nspace = logits_T\nsamples = 10\nshard = 5\n"
+    "[attack tr]\nkind = transfer\ncraft = fgsm\nmodels = students\nsamples = 10\n";
+
+static void expect_prefix_line(const char *text, const char *line) {
+    char needle[512];
+    snprintf(needle, sizeof needle, "\n%s", line);
+    ck_assert_msg(strstr(text, needle), "no line starting '%s' in:\n%s", line, text);
+}
+
+START_TEST(test_checks_reduced) {
+    outcome_hook = checks_hook;
+    build_run(CHECKS_JOB);
+    outcome_hook = NULL;
+    unsetenv("DS_GNUPLOT");
+    reduce_ok();
+    char *ck = slurp("checks.csv", NULL), *rb = slurp("robust.csv", NULL);
+    ck_assert_ptr_nonnull(ck);
+    ck_assert(!strncmp(ck, "model,temperature,check,verdict,value,reference,detail\n", 55));
+    // The baseline: nothing to flag.
+    expect_prefix_line(ck, "baseline,1,iterative,n/a,,,\"no PGD (L-inf) and FGSM at the same eps, "
+                           "space, labels and rounding\"\n");
+    expect_prefix_line(ck, "baseline,1,eps_curve,pass,1,0.98999999999999999,lowest at a largest "
+                           "eps: fl eps=0.5 100.00%; never falls\n");
+    expect_prefix_line(ck, "baseline,1,gradient_free,n/a,,,");
+    expect_prefix_line(ck, "baseline,1,transfer,n/a,,,");
+    expect_prefix_line(ck, "baseline,1,zero_grad,pass,0,0.01,");
+    expect_prefix_line(ck, "baseline,1,logits,pass,0.80000000000000004,0.80000000000000004,"
+                           "fl-logitsT eps=0.3 80.00% vs best fl eps=0.3 80.00% (+0.00 points; "
+                           "1 comparison)\n");
+    expect_prefix_line(ck, "baseline,1,rounding,pass,0.5,0.5,");
+    // The T=100 student: the ε curve falls (40% -> 30%) and the flushed one stays at 10%; 90%
+    // zero gradients; logits/T beats the softmax by 60 points; the flush costs 30 points; the
+    // transfer (70%) stays below the logits/T attack (100%).
+    expect_prefix_line(ck, "T100/student,100,eps_curve,FAIL,0.10000000000000001,"
+                           "0.98999999999999999,\"lowest at a largest eps: fl-flush eps=0.5 "
+                           "10.00%; largest fall 10.00 points (fl, eps 0.3 -> 0.5)\"\n");
+    expect_prefix_line(ck, "T100/student,100,zero_grad,FAIL,0.90000000000000002,0.01,\"largest: "
+                           "fl-flush eps=0.1, 9 of 10 attempts (90.00%)\"\n");
+    expect_prefix_line(ck, "T100/student,100,logits,FAIL,1,0.40000000000000002,fl-logitsT eps=0.3 "
+                           "100.00% vs best fl eps=0.3 40.00% (+60.00 points; 1 comparison)\n");
+    expect_prefix_line(ck, "T100/student,100,rounding,FAIL,0.40000000000000002,"
+                           "0.10000000000000001,fl eps=0.3 40.00% vs fl-flush eps=0.3 10.00% "
+                           "(+30.00 points; 3 comparisons)\n");
+    expect_prefix_line(ck, "T100/student,100,transfer,pass,0.69999999999999996,1,tr eps=0.3 "
+                           "70.00% vs best fl-logitsT eps=0.3 100.00% (-30.00 points; 1 "
+                           "comparison)\n");
+    expect_prefix_line(ck, "T100/student,100,iterative,n/a,,,");
+    expect_prefix_line(ck, "T100/student,100,gradient_free,n/a,,,");
+    // Robust accuracy, counted by hand from checks_hook.
+    ck_assert_str_eq(rb, "model,temperature,norm,eps,n,robust,robust_accuracy,attacks\n"
+                         "baseline,1,linf,0.1,10,5,0.5,fl fl-flush\n"
+                         "baseline,1,linf,0.3,10,2,0.20000000000000001,fl fl-flush fl-logitsT\n"
+                         "baseline,1,linf,0.5,10,0,0,fl fl-flush\n"
+                         "T100/student,100,linf,0.1,10,8,0.80000000000000004,fl fl-flush\n"
+                         "T100/student,100,linf,0.3,10,0,0,fl fl-flush fl-logitsT tr\n"
+                         "T100/student,100,linf,0.5,10,7,0.69999999999999996,fl fl-flush\n");
+    // summary.md: the model x check table and the flagged model with its reasons.
+    char *md = slurp("summary.md", NULL);
+    expect_line(md, "| model | T | iterative | eps_curve | gradient_free | transfer | zero_grad | "
+                    "logits | rounding | gradient masking suspected |");
+    expect_line(md, "| baseline | 1 | n/a | pass | n/a | n/a | pass | pass | pass | no |");
+    expect_line(md, "| T100/student | 100 | n/a | **FAIL** | n/a | pass | **FAIL** | **FAIL** | "
+                    "**FAIL** | **yes** |");
+    expect_line(md, "**T100/student: gradient masking suspected.**\n- eps_curve: ");
+    expect_line(md, "- rounding: the rounding of the gradients moves success: fl eps=0.3 40.00%");
+    ck_assert(!strstr(md, "**baseline: gradient masking suspected"));
+    expect_line(md, "| T100/student | 100 | linf | 0.3 | 10 | 0 | 0.00 | fl fl-flush fl-logitsT tr |");
+    // summary.h5: the same tables.
+    char path[1024];
+    path_in_run("summary.h5", path, sizeof path);
+    hid_t f;
+    ck_assert_int_eq(ds_h5_open(path, 0, &f), DS_OK);
+    hid_t d = H5Dopen2(f, "robust", H5P_DEFAULT), c = H5Dopen2(f, "checks", H5P_DEFAULT);
+    ck_assert(d >= 0 && c >= 0);
+    hid_t sp = H5Dget_space(d), sc = H5Dget_space(c);
+    ck_assert_int_eq(H5Sget_simple_extent_npoints(sp), 6);
+    ck_assert_int_eq(H5Sget_simple_extent_npoints(sc), 2 * REDUCE_NCHECKS);
+    struct { int64_t n, robust; double acc; } got[6];
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof got[0]);
+    H5Tinsert(t, "n", 0, H5T_NATIVE_INT64);
+    H5Tinsert(t, "robust", 8, H5T_NATIVE_INT64);
+    H5Tinsert(t, "robust_accuracy", 16, H5T_NATIVE_DOUBLE);
+    ck_assert_int_ge(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, got), 0);
+    ck_assert(got[3].n == 10 && got[3].robust == 8 && got[3].acc == 0.8);
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Sclose(sc);
+    H5Dclose(d);
+    H5Dclose(c);
+    H5Fclose(f);
+    // figure2: success against ε, one block per (configuration with a list, model).
+    char *dat = slurp("figure2.dat", NULL), *gp = slurp("figure2.gp", NULL);
+    ck_assert_ptr_nonnull(dat);
+    ck_assert(strstr(dat, "# index 0: [attack fl] fgsm on baseline\n0.1 50 10 5 0\n0.3 80 10 8 0\n"
+                          "0.5 100 10 10 0\n"));
+    ck_assert(strstr(dat, "# index 3: [attack fl-flush] fgsm on T100/student\n0.1 10 10 1 90\n"));
+    ck_assert(strstr(gp, "set multiplot layout 1,2") && strstr(gp, "set output 'figure2.svg'"));
+    ck_assert(!strstr(gp, ".reduce-"));
+    if (have_gnuplot()) {
+        size_t n;
+        char *png = slurp("figure2.png", &n), *svg = slurp("figure2.svg", NULL);
+        ck_assert(png && n > 1000 && !memcmp(png, "\x89PNG", 4));
+        ck_assert(svg && strstr(svg, "<svg"));
+        free(png);
+        free(svg);
+    }
+    ck_assert_int_eq(staged_files_left(), 0);
+    free(dat);
+    free(gp);
+    free(md);
+    free(ck);
+    free(rb);
+    teardown();
+}
+END_TEST
+
+// ---- The checks on rows built here: every kind, each check both ways ----
+
+static reducer fr;
+static reduce_row frows[64];
+static ds_attack_group fgroups[64];
+static int nfgroups;
+
+static void fake_reset(void) {
+    reduce_checks_free(&fr);
+    reduce_rows_free(&fr);
+    memset(&fr, 0, sizeof fr);
+    memset(frows, 0, sizeof frows);
+    memset(fgroups, 0, sizeof fgroups);
+    nfgroups = 0;
+    fr.rows = frows;
+}
+
+static ds_craft c_fgsm(float eps, ds_space space) {
+    ds_craft c;
+    memset(&c, 0, sizeof c);
+    ds_craft_default(&c, DS_KIND_FGSM);
+    c.fgsm.eps[0] = eps;
+    c.fgsm.space = space;
+    return c;
+}
+static ds_craft c_pgd(float eps, ds_norm norm, ds_space space) {
+    ds_craft c;
+    memset(&c, 0, sizeof c);
+    c.kind = DS_KIND_PGD;
+    c.pgd.eps[0] = eps;
+    c.pgd.n_eps = 1;
+    c.pgd.norm = norm;
+    c.pgd.space = space;
+    c.pgd.steps = 100;
+    c.pgd.step = 0.01f;
+    c.pgd.restarts = 1;
+    return c;
+}
+static ds_craft c_square(float eps) {
+    ds_craft c;
+    memset(&c, 0, sizeof c);
+    c.kind = DS_KIND_SQUARE;
+    c.square.eps[0] = eps;
+    c.square.n_eps = 1;
+    c.square.queries = 1000;
+    c.square.p_init = 0.05f;
+    c.square.space = DS_SPACE_LOGITS;
+    return c;
+}
+
+// A configuration: its own kind, or a transfer from `source` (NULL: not a transfer).
+static int fake_attack(const char *name, ds_craft craft, const char *source) {
+    ds_job_attack *a = &fr.job.attacks[fr.job.nattacks];
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->kind = source ? DS_KIND_TRANSFER : craft.kind;
+    a->craft = craft;
+    if (source) snprintf(a->source, sizeof a->source, "%s", source);
+    ds_job_attack_params(a, &a->craft, a->params, sizeof a->params);
+    return fr.job.nattacks++;
+}
+
+// A row of configuration ai (ε index e) against model, over samples [first, first + n) with
+// outcomes pattern[i]: 'r' correct and not fooled, 'f' correct and fooled, 'w' misclassified
+// (and fooled); 'z' correct, not fooled, zero gradient.
+static reduce_row *fake_row(const char *model, double T, int ai, int e, int first,
+                            const char *pattern) {
+    int n = (int)strlen(pattern);
+    ds_attack_group *g = NULL;
+    for (int i = 0; i < nfgroups; i++)
+        if (fgroups[i].attack == ai && !strcmp(fgroups[i].model, model)) g = &fgroups[i];
+    if (!g) {
+        g = &fgroups[nfgroups++];
+        snprintf(g->model, sizeof g->model, "%s", model);
+        g->role = !strcmp(model, "baseline") ? DS_ROLE_BASELINE : DS_ROLE_STUDENT;
+        g->temperature = T;
+        g->attack = ai;
+        g->first = first;
+        g->count = n;
+    }
+    ds_attack_record rec[128];
+    for (int i = 0; i < n; i++) {
+        char o = pattern[i];
+        rec[i] = (ds_attack_record){.index = first + i, .label = 3, .target = -1,
+                                    .clean_pred = o == 'w' ? 4 : 3, .iterations = 1};
+        rec[i].success = o == 'f' || o == 'w';
+        rec[i].adv_pred = rec[i].success ? 5 : 3;
+        rec[i].zero_grad = o == 'z';
+    }
+    reduce_row *row = &frows[fr.nrows++];
+    reduce_row_setup(row, g, &fr.job.attacks[ai], e);
+    ck_assert_int_eq(reduce_row_records(row, rec, n), DS_OK);
+    return row;
+}
+
+// 100 samples, `fooled` of them fooled, `zero` of the others with a zero gradient.
+static const char *pat(int fooled, int zero) {
+    static char buf[8][101];
+    static int k;
+    char *p = buf[k++ % 8];
+    for (int i = 0; i < 100; i++) p[i] = i < fooled ? 'f' : i < fooled + zero ? 'z' : 'r';
+    p[100] = '\0';
+    return p;
+}
+
+static const reduce_check *fake_check(const char *model, const char *name) {
+    for (int i = 0; i < fr.nchecks; i++)
+        if (!strcmp(fr.checks[i].model, model) && !strcmp(reduce_check_name(fr.checks[i].check), name))
+            return &fr.checks[i];
+    ck_abort_msg("no check %s for %s", name, model);
+    return NULL;
+}
+
+static void expect_verdict(const char *model, const char *name, reduce_verdict v, double value,
+                           double reference) {
+    const reduce_check *c = fake_check(model, name);
+    ck_assert_msg(c->verdict == v, "%s %s: %s (%s), expected %s", model, name,
+                  reduce_verdict_name(c->verdict), c->detail, reduce_verdict_name(v));
+    if (v == REDUCE_NA) {
+        ck_assert(isnan(c->value) && isnan(c->reference));
+        return;
+    }
+    ck_assert_msg(fabs(c->value - value) < 1e-12 && fabs(c->reference - reference) < 1e-12,
+                  "%s %s: value %g reference %g, expected %g %g", model, name, c->value,
+                  c->reference, value, reference);
+}
+
+static void compute(void) { ck_assert_int_eq(reduce_checks_compute(&fr), DS_OK); }
+
+#define S "T100/student"
+
+START_TEST(test_check_iterative) {
+    fake_reset();
+    int f = fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL);
+    int p = fake_attack("pgd", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL);
+    fake_row(S, 100, f, 0, 0, pat(55, 0));
+    fake_row(S, 100, p, 0, 0, pat(53, 0)); // 2 points below the single step
+    compute();
+    expect_verdict(S, "iterative", REDUCE_FAIL, 0.53, 0.55);
+    fake_reset();
+    f = fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL);
+    p = fake_attack("pgd", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL);
+    fake_row(S, 100, f, 0, 0, pat(55, 0));
+    fake_row(S, 100, p, 0, 0, pat(54, 0)); // exactly one point: within the tolerance
+    compute();
+    expect_verdict(S, "iterative", REDUCE_PASS, 0.54, 0.55);
+    // Another space, another ε or L2: nothing to compare.
+    fake_reset();
+    f = fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL);
+    fake_row(S, 100, f, 0, 0, pat(55, 0));
+    fake_row(S, 100, fake_attack("pl", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_LOGITS), NULL), 0, 0, pat(1, 0));
+    fake_row(S, 100, fake_attack("pe", c_pgd(0.2f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(1, 0));
+    fake_row(S, 100, fake_attack("p2", c_pgd(0.3f, DS_NORM_L2, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(1, 0));
+    compute();
+    expect_verdict(S, "iterative", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_eps_curve) {
+    static const struct {
+        int s[3];
+        reduce_verdict v;
+    } cases[] = {
+        {{40, 30, 99}, REDUCE_FAIL},  // falls by 10 points
+        {{40, 60, 98}, REDUCE_FAIL},  // below 99% at the largest ε
+        {{40, 39, 99}, REDUCE_PASS},  // a fall of one point is within the tolerance
+        {{40, 60, 100}, REDUCE_PASS},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        fake_reset();
+        ds_craft c = c_fgsm(0.5f, DS_SPACE_SOFTMAX);
+        // The list as written, not sorted: 0.5 0.1 0.3; success as listed for 0.1 0.3 0.5.
+        c.fgsm.n_eps = 3;
+        c.fgsm.eps[0] = 0.5f, c.fgsm.eps[1] = 0.1f, c.fgsm.eps[2] = 0.3f;
+        int a = fake_attack("curve", c, NULL);
+        fake_row(S, 100, a, 0, 0, pat(cases[k].s[2], 0));
+        fake_row(S, 100, a, 1, 0, pat(cases[k].s[0], 0));
+        fake_row(S, 100, a, 2, 0, pat(cases[k].s[1], 0));
+        ck_assert(frows[0].eps == 0.5f && frows[1].eps == 0.1f);
+        compute();
+        expect_verdict(S, "eps_curve", cases[k].v, cases[k].s[2] / 100.0, 0.99);
+    }
+    // A one-ε configuration has no curve; nor has a transfer with a list.
+    fake_reset();
+    fake_row(S, 100, fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(5, 0));
+    ds_craft c = c_fgsm(0.1f, DS_SPACE_SOFTMAX);
+    c.fgsm.n_eps = 2;
+    c.fgsm.eps[1] = 0.3f;
+    int t = fake_attack("tr", c, "baseline");
+    fake_row(S, 100, t, 0, 0, pat(50, 0));
+    fake_row(S, 100, t, 1, 0, pat(10, 0));
+    compute();
+    expect_verdict(S, "eps_curve", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_gradient_free) {
+    for (int k = 0; k < 2; k++) {
+        fake_reset();
+        fake_row(S, 100, fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(50, 0));
+        fake_row(S, 100, fake_attack("pgd", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_LOGITS), NULL), 0, 0,
+                 pat(60, 0));
+        fake_row(S, 100, fake_attack("square", c_square(0.3f), NULL), 0, 0, pat(k ? 61 : 70, 0));
+        // A stronger white-box attack at another ε does not count.
+        fake_row(S, 100, fake_attack("pgd5", c_pgd(0.5f, DS_NORM_LINF, DS_SPACE_LOGITS), NULL), 0,
+                 0, pat(100, 0));
+        compute();
+        expect_verdict(S, "gradient_free", k ? REDUCE_PASS : REDUCE_FAIL, k ? 0.61 : 0.70, 0.60);
+    }
+    fake_reset();
+    fake_row(S, 100, fake_attack("square", c_square(0.3f), NULL), 0, 0, pat(70, 0));
+    compute();
+    expect_verdict(S, "gradient_free", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_transfer) {
+    // FGSM examples from the baseline (56%) against a student whose softmax FGSM gets 2%: FAIL;
+    // with an FGSM on the logits at 93% (the best white-box at that ε): pass.
+    for (int k = 0; k < 2; k++) {
+        fake_reset();
+        fake_row(S, 100, fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(2, 0));
+        if (k)
+            fake_row(S, 100, fake_attack("fgsm-z", c_fgsm(0.3f, DS_SPACE_LOGITS), NULL), 0, 0,
+                     pat(93, 0));
+        fake_row(S, 100, fake_attack("tr", c_fgsm(0.3f, DS_SPACE_SOFTMAX), "baseline"), 0, 0,
+                 pat(56, 0));
+        compute();
+        expect_verdict(S, "transfer", k ? REDUCE_PASS : REDUCE_FAIL, 0.56, k ? 0.93 : 0.02);
+    }
+    // JSMA examples: against the model's own JSMA.
+    fake_reset();
+    ds_craft j;
+    memset(&j, 0, sizeof j);
+    ds_craft_default(&j, DS_KIND_JSMA);
+    fake_row(S, 100, fake_attack("jsma", j, NULL), 0, 0, pat(0, 0));
+    fake_row(S, 100, fake_attack("tr", j, "baseline"), 0, 0, pat(20, 0));
+    // Transfer from another source, or to the baseline itself: not this check.
+    fake_row("baseline", 1, fake_attack("tr2", c_fgsm(0.3f, DS_SPACE_SOFTMAX), "baseline"), 0, 0,
+             pat(90, 0));
+    fake_row("baseline", 1, fake_attack("fb", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0,
+             pat(10, 0));
+    compute();
+    expect_verdict(S, "transfer", REDUCE_FAIL, 0.20, 0.0);
+    expect_verdict("baseline", "transfer", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_zero_grad) {
+    for (int k = 0; k < 2; k++) {
+        fake_reset();
+        fake_row(S, 100, fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0,
+                 pat(10, k ? 1 : 2));
+        // Zero gradients of an attack on the logits are not this check's.
+        fake_row(S, 100, fake_attack("fgsm-z", c_fgsm(0.3f, DS_SPACE_LOGITS), NULL), 0, 0,
+                 pat(10, 50));
+        compute();
+        expect_verdict(S, "zero_grad", k ? REDUCE_PASS : REDUCE_FAIL, k ? 0.01 : 0.02, 0.01);
+    }
+    fake_reset();
+    fake_row(S, 100, fake_attack("pgd", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL), 0, 0,
+             pat(0, 97));
+    compute();
+    expect_verdict(S, "zero_grad", REDUCE_FAIL, 0.97, 0.01);
+    fake_reset();
+    fake_row(S, 100, fake_attack("square", c_square(0.3f), NULL), 0, 0, pat(0, 0));
+    compute();
+    expect_verdict(S, "zero_grad", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_logits) {
+    for (int k = 0; k < 2; k++) {
+        fake_reset();
+        fake_row(S, 100, fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(2, 0));
+        fake_row(S, 100, fake_attack("fgsm-T", c_fgsm(0.3f, DS_SPACE_LOGITS_T), NULL), 0, 0,
+                 pat(k ? 3 : 93, 0));
+        // PGD on the logits has no PGD on the softmax to compare with.
+        fake_row(S, 100, fake_attack("pgd-z", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_LOGITS), NULL), 0,
+                 0, pat(100, 0));
+        compute();
+        expect_verdict(S, "logits", k ? REDUCE_PASS : REDUCE_FAIL, k ? 0.03 : 0.93, 0.02);
+    }
+    fake_reset();
+    fake_row(S, 100, fake_attack("pgd-z", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_LOGITS), NULL), 0, 0,
+             pat(100, 0));
+    compute();
+    expect_verdict(S, "logits", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_rounding) {
+    for (int k = 0; k < 2; k++) {
+        fake_reset();
+        ds_craft keep = c_fgsm(0.3f, DS_SPACE_SOFTMAX), flush = keep, f64 = keep;
+        flush.fgsm.num.denormals = DS_DENORMALS_FLUSH;
+        f64.fgsm.num.precision = DS_PRECISION_FLOAT64;
+        fake_row(S, 100, fake_attack("keep", keep, NULL), 0, 0, pat(40, 0));
+        fake_row(S, 100, fake_attack("flush", flush, NULL), 0, 0, pat(k ? 39 : 25, 0));
+        fake_row(S, 100, fake_attack("f64", f64, NULL), 0, 0, pat(40, 0));
+        // Another ε is another attack, not a rounding variant.
+        fake_row(S, 100, fake_attack("e5", c_fgsm(0.5f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(90, 0));
+        compute();
+        expect_verdict(S, "rounding", k ? REDUCE_PASS : REDUCE_FAIL, 0.40, k ? 0.39 : 0.25);
+    }
+    // PGD under two denormals settings, different random-start seeds: still one attack.
+    fake_reset();
+    ds_craft p = c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_SOFTMAX), q = p;
+    p.pgd.seed = 11;
+    q.pgd.seed = 12;
+    q.pgd.num.denormals = DS_DENORMALS_FLUSH;
+    fake_row(S, 100, fake_attack("p", p, NULL), 0, 0, pat(30, 0));
+    fake_row(S, 100, fake_attack("q", q, NULL), 0, 0, pat(80, 0));
+    compute();
+    expect_verdict(S, "rounding", REDUCE_FAIL, 0.80, 0.30);
+    fake_reset();
+    fake_row(S, 100, fake_attack("keep", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(40, 0));
+    compute();
+    expect_verdict(S, "rounding", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+// Robust accuracy by hand: three L-inf attacks at ε 0.3 on 10 samples.
+START_TEST(test_robust_accuracy) {
+    fake_reset();
+    int f = fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL);
+    int p = fake_attack("pgd", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL);
+    int q = fake_attack("square", c_square(0.3f), NULL);
+    fake_row(S, 100, f, 0, 0, "rrffrrwrrr");
+    fake_row(S, 100, p, 0, 0, "rfrrrrwrrf");
+    fake_row(S, 100, q, 0, 0, "rrrfrrwrrr");
+    // Other threat models: PGD at ε 0.1, PGD L2 at 0.3, and JSMA (no ε): rows of their own or
+    // none.
+    fake_row(S, 100, fake_attack("pgd1", c_pgd(0.1f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL), 0, 0,
+             "ffffffffff");
+    fake_row(S, 100, fake_attack("pgd2", c_pgd(0.3f, DS_NORM_L2, DS_SPACE_SOFTMAX), NULL), 0, 0,
+             "frrrrrrrrr");
+    ds_craft j;
+    memset(&j, 0, sizeof j);
+    ds_craft_default(&j, DS_KIND_JSMA);
+    fake_row(S, 100, fake_attack("jsma", j, NULL), 0, 0, "ffffffffff");
+    compute();
+    ck_assert_int_eq(fr.nrobust, 3);
+    const reduce_robust *o = &fr.robust[0]; // linf first, in increasing ε
+    ck_assert(o->norm == DS_NORM_LINF && o->eps == 0.1f && o->n == 10 && o->robust == 0);
+    o = &fr.robust[1];
+    ck_assert(o->norm == DS_NORM_LINF && o->eps == 0.3f);
+    ck_assert_int_eq(o->n, 10);
+    ck_assert_int_eq(o->robust, 5); // samples 0, 4, 5, 7, 8
+    ck_assert(o->robust_accuracy == 0.5);
+    ck_assert_str_eq(o->attacks, "fgsm pgd square");
+    o = &fr.robust[2];
+    ck_assert(o->norm == DS_NORM_L2 && o->n == 10 && o->robust == 9);
+    // A fourth attack on samples [2, 10) only: the intersection, 8 samples, 4 robust (4 5 7 8).
+    fake_row(S, 100, fake_attack("fgsm-z", c_fgsm(0.3f, DS_SPACE_LOGITS), NULL), 0, 2, "rrrrrrrr");
+    reduce_checks_free(&fr);
+    compute();
+    o = &fr.robust[1];
+    ck_assert_int_eq(o->n, 8);
+    ck_assert_int_eq(o->robust, 4);
+    ck_assert_str_eq(o->attacks, "fgsm pgd square fgsm-z");
+    fake_reset();
+}
+END_TEST
+
+#undef S
+
 static Suite *suite(void) {
     Suite *s = suite_create("reduce");
     TCase *tc = tcase_create("reduce");
@@ -773,6 +1460,17 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_not_a_run_folder);
     tcase_add_test(tc, test_figure);
     tcase_add_test(tc, test_no_attacks);
+    tcase_add_test(tc, test_eps_rows);
+    tcase_add_test(tc, test_one_eps_unchanged);
+    tcase_add_test(tc, test_checks_reduced);
+    tcase_add_test(tc, test_check_iterative);
+    tcase_add_test(tc, test_check_eps_curve);
+    tcase_add_test(tc, test_check_gradient_free);
+    tcase_add_test(tc, test_check_transfer);
+    tcase_add_test(tc, test_check_zero_grad);
+    tcase_add_test(tc, test_check_logits);
+    tcase_add_test(tc, test_check_rounding);
+    tcase_add_test(tc, test_robust_accuracy);
     suite_add_tcase(s, tc);
     return s;
 }

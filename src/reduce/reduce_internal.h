@@ -10,25 +10,70 @@
 #define DS_REDUCE_INTERNAL_H
 
 #include "ds_attack.h"
+#include "ds_h5.h"
 #include "ds_job.h"
 #include "ds_plan.h"
 #include "ds_store.h"
 #include "ds_strbuf.h"
 
+#include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
-// One row of the summary: one ds_attack_group (an attack configuration against one model).
+// One row of the summary: one ds_attack_group (an attack configuration against one model) at one
+// ε of its list (eps.c): a configuration with an ε list (FGSM, PGD, Square, or a transfer of
+// them) gives one row per ε, in list order, over that ε's slice of the records; every other
+// configuration one row over all its records. The rows of a group are consecutive.
 typedef struct {
     const ds_attack_group *g;
     const ds_job_attack *a;
-    ds_attack_rates rates;   // ds_attack_rates_compute over all the group's records
+    ds_attack_rates rates;   // ds_attack_rates_compute over the row's records
     double clean_accuracy;   // rates.correct / rates.attempts (0 when there are no attempts)
     double test_accuracy;    // the attacked model's test_accuracy attribute
     int n_shards;
     int has_images;          // the shards kept adversarial images
+    // ---- per-ε rows (eps.c) ----
+    int n_eps;               // ε values of the configuration's crafting settings; 0: no ε
+    int eps_index;           // which of them this row is (0 when n_eps <= 1)
+    float eps;               // that ε (NAN when n_eps == 0)
+    ds_craft craft;          // the crafting settings at this ε alone (n_eps 1): a->craft when
+                             //   the configuration has at most one ε
+    char params[256];        // the params column: a->params when n_eps <= 1, else the string
+                             //   of `craft` (ds_job_attack_params)
+    uint8_t *outcome;        // [g->count], rows with an ε (untargeted, one record per sample):
+                             //   REDUCE_CORRECT | REDUCE_FOOLED of sample g->first + i; else NULL
 } reduce_row;
 
-#define REDUCE_MAX_OUTPUTS 16
+#define REDUCE_CORRECT 1 // the clean input was classified correctly
+#define REDUCE_FOOLED 2  // the attack succeeded
+
+// ---- The per-sample worst case and the masking checks (checks.c) ----
+// robust.csv / summary.h5 "robust": one row per model and threat model (norm, ε).
+typedef struct {
+    const char *model;
+    double temperature;
+    ds_norm norm;
+    float eps;
+    int n;                 // samples attacked by every configuration of this threat model
+    int robust;            // of them: classified correctly and fooled by none
+    double robust_accuracy; // robust / n (NAN when n == 0)
+    char attacks[DS_JOB_MAX_ATTACKS * (DS_JOB_NAME + 1)]; // the configurations, space-separated
+} reduce_robust;
+
+typedef enum { REDUCE_NA, REDUCE_PASS, REDUCE_FAIL } reduce_verdict;
+#define REDUCE_NCHECKS 7
+
+// checks.csv / summary.h5 "checks": one row per attacked model and check.
+typedef struct {
+    const char *model;
+    double temperature;
+    int check;             // 0 .. REDUCE_NCHECKS-1 (reduce_check_name)
+    reduce_verdict verdict;
+    double value, reference; // NAN for n/a (checks.c says what each holds)
+    char detail[480];
+} reduce_check;
+
+#define REDUCE_MAX_OUTPUTS 32
 
 typedef struct {
     const char *name;          // final name in the run folder ("summary.csv")
@@ -42,7 +87,11 @@ typedef struct {
     ds_plan plan;
     char dataset[32];          // from run.txt ("mnist", "fashion-mnist"; "" if absent)
     double *test_accuracy;     // [plan.ntasks]: TRAIN tasks' test accuracy, NAN otherwise
-    reduce_row *rows;          // [plan.ngroups], plan order
+    reduce_row *rows;          // [nrows]: plan order, a group's ε in list order
+    int nrows;
+    int nrobust, nchecks;
+    reduce_robust *robust;     // [nrobust] (checks.c)
+    reduce_check *checks;      // [nchecks] (checks.c)
     ds_provenance prov;        // of every HDF5 file written (task "reduce")
     int noutputs;
     reduce_output outputs[REDUCE_MAX_OUTPUTS];
@@ -73,9 +122,55 @@ int reduce_summary_md(reducer *r);
 // The params column of a row: the job's params string (space-separated key=value).
 const char *reduce_row_params(const reduce_row *row);
 
+// Shared formatting: a CSV field (RFC 4180 quoting) and a rate as a percentage ("—" for NaN).
+void reduce_csv_field(ds_strbuf *b, const char *s);
+void reduce_md_pct(ds_strbuf *b, double x);
+
 // ---- figure.c ----
 // figure1.dat and figure1.gp, then figure1.png and figure1.svg with gnuplot (a missing or failing
 // gnuplot is a warning on stderr, not an error).
 int reduce_figure(reducer *r);
+// Runs gnuplot ($DS_GNUPLOT) in the run folder on the staged script `script` (relative to it),
+// which writes the staged files of outputs png and svg; marks them written when both exist. Its
+// stderr goes to the staged file of output `log`. A missing or failing gnuplot is a warning on
+// stderr naming the kept script `gp`, never an error. Output names must be string literals.
+int reduce_gnuplot(reducer *r, const char *script, const char *log, const char *png,
+                   const char *svg, const char *gp);
+// A gnuplot single-quoted string ('' stands for a quote inside).
+void reduce_gp_str(ds_strbuf *b, const char *s);
+// The curve of figure1 a row belongs to: one per configuration and ε index.
+static inline int reduce_row_curve(const reduce_row *row) {
+    return row->g->attack * DS_FGSM_MAX_EPS + row->eps_index;
+}
+
+// ---- eps.c: per-ε rows and the ε-curve figure ----
+// The ε list of crafting settings c: FGSM, PGD and Square; 0 (and *eps NULL) for the others.
+// eps may be NULL.
+int reduce_craft_eps(const ds_craft *c, const float **eps);
+// Summary rows of the plan: one per ε of each group's configuration (at least one per group).
+int reduce_rows_count(const ds_plan *plan, const ds_job *job);
+// Sets the identity of row (group g, configuration a, ε index e): n_eps, eps, craft, params.
+void reduce_row_setup(reduce_row *row, const ds_attack_group *g, const ds_job_attack *a, int e);
+// The row's rates and clean accuracy from its records rec [n] (for a row with an ε: its slice,
+// one record per sample in sample order), and its outcome array. DS_ENOMEM.
+int reduce_row_records(reduce_row *row, const ds_attack_record *rec, int n);
+// Frees the rows' outcome arrays.
+void reduce_rows_free(reducer *r);
+// figure2.dat and figure2.gp, then figure2.png/.svg: success against ε, one panel per
+// configuration with an ε list, one curve per model. Nothing when no configuration has a list.
+int reduce_figure2(reducer *r);
+
+// ---- checks.c: the per-sample worst case and the masking checks ----
+// Fills r->robust and r->checks from r->rows (DS_ENOMEM); freed by reduce_checks_free.
+int reduce_checks_compute(reducer *r);
+void reduce_checks_free(reducer *r);
+const char *reduce_check_name(int check);
+const char *reduce_verdict_name(reduce_verdict v); // "pass", "FAIL", "n/a"
+// Whether two crafting settings are the same attack but for their rounding settings (ds_numerics,
+// or the denormals of C&W and Square; a random-start seed is not a setting either).
+int reduce_same_but_numerics(const ds_craft *x, const ds_craft *y);
+int reduce_checks_csv(reducer *r);                     // checks.csv and robust.csv
+int reduce_checks_h5(hid_t file, const reducer *r);    // datasets "checks" and "robust"
+void reduce_checks_md(ds_strbuf *b, const reducer *r); // the two summary.md sections
 
 #endif
