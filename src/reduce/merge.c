@@ -295,6 +295,7 @@ static int group_attributes(hid_t g, const ds_attack_group *ag, const ds_job_att
 // whole group (ε e: [e * count, (e + 1) * count), in sample order). shard_n[k]: records of shard k.
 static int eps_major(ds_attack_record **all, size_t n, const int *shard_n, int nshards,
                      int nslices) {
+    if (n == 0) return DS_OK;
     ds_attack_record *o = malloc(sizeof *o * (n + 1));
     if (!o) return ds_fail(DS_ENOMEM, "reduce: out of memory for %zu records", n);
     size_t at = 0;
