@@ -35,7 +35,7 @@
 //              fgsm:     eps = 0.3, space = softmax|logits|logits_T, labels = true|predicted
 //              fgsm, pgd, square: eps is a list: eps = 0.05 0.1 0.2 0.3 (spaces or commas, distinct,
 //                        1 to DS_FGSM_MAX_EPS values, in (0, 1]; pgd l2: any > 0), records
-//                        eps-major in the order written
+//                        eps-major in the order written, one summary row per eps
 //              pgd:      norm = linf|l2, step = 0.01, steps = 100, random_start = true|false,
 //                        restarts = 1 (more need random_start), loss = ce|margin,
 //                        space = softmax|logits|logits_T, labels = true|predicted
@@ -131,6 +131,11 @@ int ds_job_parse(ds_job *job, const char *path);
 // Same from text in memory; `path` only names it in messages.
 int ds_job_parse_text(ds_job *job, const char *text, const char *path);
 void ds_job_free(ds_job *job);
+// The `params` string of configuration a with crafting settings c (a->craft, or a copy of it at
+// one ε of its list: the reducer's per-ε rows): ds_craft_string, for transfer behind
+// "source=<source> craft=<kind> ". The one place that builds it. Returns the string's full
+// length (as snprintf): a result >= cap was truncated (the parser refuses a->params over 255).
+int ds_job_attack_params(const ds_job_attack *a, const ds_craft *c, char *out, size_t cap);
 
 // The job as canonical text: every setting with defaults filled in, one "section.key = value"
 // per line, without comments, the run name, the results folder and threads. Two jobs compute

@@ -48,7 +48,8 @@
 //   weights.h5         /baseline, /T<t>/teacher, /T<t>/student (model groups)     [reducer]
 //   soft_labels.h5     /T<t> float32 [train_n,10]                                 [reducer]
 //   adversarial.h5     /<model>/<attack>/... per-sample results                     [reducer]
-//   summary.h5, summary.csv, summary.md, figure1.png, figure1.svg                 [reducer]
+//   summary.h5, summary.csv, summary-seeds.csv, summary.md, figure1.png/.svg     [reducer]
+//   checks.csv, robust.csv, figure2.png, figure2.svg (with an eps list)           [reducer]
 //
 // A task is done if and only if done.log has a valid line for it and its file exists with the
 // recorded size and CRC-32 (ds_run_tasks_done, ds_run.h: the one place that decides). Anything

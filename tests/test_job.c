@@ -249,6 +249,48 @@ START_TEST(numerics_keys) {
 }
 END_TEST
 
+// fgsm `eps = a b c` (issue 17, helper "checks"): the list in params and, in full, in the
+// canonical text; one ε keeps the line of runs made before lists; errors by line.
+START_TEST(fgsm_eps_list) {
+    ds_job j;
+    ck_assert_int_eq(ds_job_parse_text(&j, BASE ATK "eps = 0.05 0.3,0.1\n[attack t]\nkind = "
+                                       "transfer\ncraft = fgsm\neps = 0.2 0.4\n", "e.job"), DS_OK);
+    const ds_fgsm_params *f = &j.attacks[0].craft.fgsm;
+    ck_assert_int_eq(f->n_eps, 3);
+    ck_assert(f->eps[0] == 0.05f && f->eps[1] == 0.3f && f->eps[2] == 0.1f); // as written
+    ck_assert_str_eq(j.attacks[0].params, "eps=0.05,0.3,0.1 space=softmax labels=true "
+                                          "denormals=keep gradient=stable precision=float32");
+    ck_assert_str_eq(j.attacks[1].params, "source=baseline craft=fgsm eps=0.2,0.4 space=softmax "
+                                          "labels=true denormals=keep gradient=stable "
+                                          "precision=float32");
+    char *c = ds_job_canonical(&j);
+    ck_assert_ptr_nonnull(strstr(c, "attack.a.exact = eps 0.0500000007 0.300000012 0.100000001\n"));
+    free(c);
+    // The params string of one ε of the list: what the reducer's per-ε rows are named by.
+    ds_craft one = j.attacks[0].craft;
+    one.fgsm.eps[0] = one.fgsm.eps[1];
+    one.fgsm.n_eps = 1;
+    char params[256];
+    ck_assert_int_eq(ds_job_attack_params(&j.attacks[0], &one, params, sizeof params), 82);
+    ck_assert_str_eq(params, "eps=0.3 space=softmax labels=true denormals=keep gradient=stable "
+                             "precision=float32");
+    // Its length even when it does not fit (the parser's 255-character check uses it).
+    ck_assert_int_eq(ds_job_attack_params(&j.attacks[1], &j.attacks[1].craft, params, 10),
+                     (int)strlen(j.attacks[1].params));
+    ck_assert_str_eq(params, "source=ba");
+    ds_job_free(&j);
+    ck_assert_int_eq(ds_job_parse_text(&j, BASE ATK "eps = 0.3\n", "e.job"), DS_OK);
+    c = ds_job_canonical(&j);
+    ck_assert_ptr_nonnull(strstr(c, "attack.a.exact = eps 0.300000012\n"));
+    free(c);
+    ds_job_free(&j);
+    expect_error(BASE ATK "eps = 0.1 1.5\n", "bad.job:5:", "[attack a] eps: expected numbers in (0, 1], got '1.5'");
+    expect_error(BASE ATK "eps = 0.1 0.3 0.1\n", "bad.job:5:", "[attack a] eps: 0.1 appears twice");
+    expect_error(BASE ATK "eps = 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1 0.11 0.12 0.13 0.14 0.15 "
+                 "0.16 0.17\n", "bad.job:5:", "at most 16 values");
+}
+END_TEST
+
 START_TEST(error_cases) {
     expect_error("[run]\nseed = 1\n[bogus]\nx = 1\n" BASE, "bad.job:3:", "unknown section [bogus]");
     expect_error(BASE "[train]\nepochs = 2\nepoch = 3\n", "bad.job:5:", "unknown key 'epoch'");
@@ -1308,6 +1350,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, square_section);
     tcase_add_test(tc, pgd_and_eps_lists);
     tcase_add_test(tc, pgd_errors);
+    tcase_add_test(tc, fgsm_eps_list);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, known_plan);
     tcase_add_test(tc, seeds_do_not_depend_on_position);

@@ -17,6 +17,7 @@
 #include "ds_run.h"
 #include "ds_stats.h"
 #include "testutil.h"
+#include "../src/reduce/reduce_internal.h" // the checks on reducers built here (no kind parser)
 
 #include <dirent.h>
 #include <ftw.h>
@@ -129,6 +130,7 @@ static const char *JOB_TEXT =
 typedef struct {
     const char *model, *config, *kind, *params;
     double T;
+    int e; // ε index of a configuration with an ε list (rows made by row_for)
     int n, successes, correct, zero_grad;
     ds_attack_record *rec; // all records of the group, in sample order
     float *images;         // JSMA groups only
@@ -168,13 +170,15 @@ static ds_plan plan;
 static ds_model models[MAX_TASKS]; // by task index (TRAIN tasks)
 static float *soft[MAX_TASKS];     // by task index (SOFT tasks)
 
-// Runs whose rows are not in the tables above (several seeds: "s5/T100/student") set
-// dynamic_rows; their expected rows are then made on first use.
-#define MAX_DYN 64
-static int dynamic_rows;
-static expected_row dyn_rows[MAX_DYN];
-static char dyn_names[MAX_DYN][2][DS_JOB_NAME];
-static int ndyn;
+// The rows that are not in the tables above (several seeds: "s5/T100/student"; ε lists; the
+// checks' jobs), per (model, configuration, ε index), made while the shards are generated.
+#define MAX_EXTRA 128
+static expected_row extra[MAX_EXTRA];
+static char extra_names[MAX_EXTRA][3][256]; // model, configuration, params
+static int nextra;
+
+// Optional: sets the outcome of record r (ε index e of its configuration) after the random fill.
+static void (*outcome_hook)(const ds_task *t, const ds_job_attack *a, int e, ds_attack_record *r);
 
 static uint64_t mix(uint64_t x) { // splitmix64
     x += 0x9E3779B97F4A7C15ull;
@@ -185,16 +189,33 @@ static uint64_t mix(uint64_t x) { // splitmix64
 
 static float unit(uint64_t h) { return (float)(h >> 40) / (float)(1 << 24); } // [0,1)
 
-static expected_row *row_of(const char *model, const char *config) {
-    for (int i = 0; i < NROWS; i++)
-        if (!strcmp(rows[i].model, model) && !strcmp(rows[i].config, config)) return &rows[i];
-    for (int i = 0; i < NFLUSH; i++)
-        if (!strcmp(flush_rows[i].model, model) && !strcmp(flush_rows[i].config, config))
-            return &flush_rows[i];
-    for (int i = 0; i < ndyn; i++)
-        if (!strcmp(dyn_rows[i].model, model) && !strcmp(dyn_rows[i].config, config))
-            return &dyn_rows[i];
-    ck_assert_msg(dynamic_rows && ndyn < MAX_DYN, "no expected row for %s %s", model, config);
+// The params of configuration a at its ε index e, from its own params: the "eps=a,b,c" word
+// replaced by "eps=<that value>".
+static void params_at(const ds_job_attack *a, int e, char *out, size_t cap) {
+    const char *p = strstr(a->params, "eps=");
+    ck_assert_ptr_nonnull(p);
+    const char *end = strchr(p, ' ');
+    const float *eps;
+    ck_assert_int_gt(ds_craft_eps(&a->craft, &eps), e);
+    snprintf(out, cap, "%.*seps=%g%s", (int)(p - a->params), a->params, (double)eps[e],
+             end ? end : "");
+}
+
+// The expected row of (model, config, ε index e): a row of the tables above (e = 0), or one of
+// extra[] (made if create, with the kind, params and temperature of the plan's group).
+static expected_row *row_for(const char *model, const char *config, int e, int create) {
+    if (e == 0) {
+        for (int i = 0; i < NROWS; i++)
+            if (!strcmp(rows[i].model, model) && !strcmp(rows[i].config, config)) return &rows[i];
+        for (int i = 0; i < NFLUSH; i++)
+            if (!strcmp(flush_rows[i].model, model) && !strcmp(flush_rows[i].config, config))
+                return &flush_rows[i];
+    }
+    for (int i = 0; i < nextra; i++)
+        if (!strcmp(extra[i].model, model) && !strcmp(extra[i].config, config) && extra[i].e == e)
+            return &extra[i];
+    if (!create) return NULL;
+    ck_assert_int_lt(nextra, MAX_EXTRA);
     const ds_job_attack *a = NULL;
     for (int i = 0; i < job.nattacks; i++)
         if (!strcmp(job.attacks[i].name, config)) a = &job.attacks[i];
@@ -202,15 +223,21 @@ static expected_row *row_of(const char *model, const char *config) {
     for (int i = 0; i < plan.ngroups; i++)
         if (!strcmp(plan.groups[i].model, model) && a == &job.attacks[plan.groups[i].attack]) g = i;
     ck_assert(a && g >= 0);
-    expected_row *e = &dyn_rows[ndyn];
-    snprintf(dyn_names[ndyn][0], DS_JOB_NAME, "%s", model);
-    snprintf(dyn_names[ndyn][1], DS_JOB_NAME, "%s", config);
-    *e = (expected_row){.model = dyn_names[ndyn][0], .config = dyn_names[ndyn][1],
-                        .kind = ds_attack_kind_name(a->kind), .params = a->params,
-                        .T = plan.groups[g].temperature};
-    ndyn++;
+    char (*names)[256] = extra_names[nextra];
+    snprintf(names[0], 256, "%s", model);
+    snprintf(names[1], 256, "%s", config);
+    if (ds_craft_eps(&a->craft, NULL) > 1) params_at(a, e, names[2], 256);
+    else snprintf(names[2], 256, "%s", a->params);
+    extra[nextra] = (expected_row){.model = names[0], .config = names[1],
+                                   .kind = ds_attack_kind_name(a->kind), .params = names[2],
+                                   .T = plan.groups[g].temperature, .e = e};
+    return &extra[nextra++];
+}
+
+static expected_row *row_of(const char *model, const char *config) {
+    expected_row *e = row_for(model, config, 0, 0);
+    ck_assert_msg(e, "no expected row for %s %s", model, config);
     return e;
-    return NULL;
 }
 
 static void path_in_run(const char *rel, char *out, size_t cap) { snprintf(out, cap, "%s/%s", run, rel); }
@@ -251,21 +278,25 @@ static void make_soft(int task) {
                      DS_OK);
 }
 
-// One shard: FGSM one record per sample, JSMA (and transfer of JSMA) one per (sample, target).
+// One shard: FGSM (and transfer of FGSM; PGD, Square) one record per sample, and per ε with an
+// ε list (ε-major); JSMA (and transfer of JSMA) one per (sample, target).
 static void make_shard(int task) {
     const ds_task *t = &plan.tasks[task];
     const ds_job_attack *a = &job.attacks[t->attack];
-    int per = a->kind == DS_KIND_FGSM ? 1 : DS_CLASSES - 1, n = t->count * per;
+    int n_eps = ds_craft_eps(&a->craft, NULL); // FGSM, PGD, Square: one record per sample
+    int per = n_eps > 0 ? 1 : DS_CLASSES - 1, slices = n_eps > 1 ? n_eps : 1;
+    int len = t->count * per, n = len * slices; // len: records of one ε
     int images = a->kind == DS_KIND_JSMA;
     ds_attack_record *rec = calloc((size_t)n, sizeof *rec);
     float *img = images ? malloc(sizeof(float) * DS_PIXELS * (size_t)n) : NULL;
-    expected_row *e = row_of(t->model, a->name);
     for (int k = 0; k < n; k++) {
         ds_attack_record *r = &rec[k];
         uint64_t h = mix((uint64_t)task * 7919 + (uint64_t)k);
-        r->index = t->first + k / per;
+        int ei = k / len, kk = k % len;
+        expected_row *e = row_for(t->model, a->name, slices > 1 ? ei : 0, 1);
+        r->index = t->first + kk / per;
         r->label = (r->index * 7 + 3) % DS_CLASSES;
-        r->target = per == 1 ? -1 : (r->label + 1 + k % per) % DS_CLASSES;
+        r->target = per == 1 ? -1 : (r->label + 1 + kk % per) % DS_CLASSES;
         r->clean_pred = h % 4 == 0 ? (r->label + 1) % DS_CLASSES : r->label;
         r->success = (h >> 8) % 3 != 0;
         r->adv_pred = r->success ? (per == 1 ? (r->label + 2) % DS_CLASSES : r->target) : r->label;
@@ -276,19 +307,25 @@ static void make_shard(int task) {
         r->linf = unit(mix(h));
         if (img)
             for (int p = 0; p < DS_PIXELS; p++) img[(size_t)k * DS_PIXELS + p] = unit(mix(h + p));
+        if (outcome_hook) outcome_hook(t, a, ei, r);
         e->n++;
         e->successes += r->success;
         e->correct += r->clean_pred == r->label;
         e->zero_grad += r->zero_grad;
     }
-    // Keep the group's records (and images) in sample order: shards are made in plan order.
-    e->rec = realloc(e->rec, sizeof *rec * (size_t)(e->nrec + n));
-    memcpy(e->rec + e->nrec, rec, sizeof *rec * (size_t)n);
-    if (img) {
-        e->images = realloc(e->images, sizeof(float) * DS_PIXELS * (size_t)(e->nrec + n));
-        memcpy(e->images + (size_t)e->nrec * DS_PIXELS, img, sizeof(float) * DS_PIXELS * (size_t)n);
+    // Keep each row's records (and images) in sample order: shards are made in plan order.
+    for (int ei = 0; ei < slices; ei++) {
+        expected_row *e = row_for(t->model, a->name, slices > 1 ? ei : 0, 1);
+        const ds_attack_record *from = rec + (size_t)ei * (size_t)len;
+        e->rec = realloc(e->rec, sizeof *rec * (size_t)(e->nrec + len));
+        memcpy(e->rec + e->nrec, from, sizeof *rec * (size_t)len);
+        if (img) {
+            e->images = realloc(e->images, sizeof(float) * DS_PIXELS * (size_t)(e->nrec + len));
+            memcpy(e->images + (size_t)e->nrec * DS_PIXELS, img + (size_t)ei * len * DS_PIXELS,
+                   sizeof(float) * DS_PIXELS * (size_t)len);
+        }
+        e->nrec += len;
     }
-    e->nrec += n;
     ds_attack_set s = {.first = t->first, .count = t->count, .n_records = n, .records = rec,
                        .n_in = img ? DS_PIXELS : 0, .images = img};
     snprintf(s.group, sizeof s.group, "%s", a->name);
@@ -320,8 +357,8 @@ static void reset_row(expected_row *r) {
 static void reset(void) {
     for (int i = 0; i < NROWS; i++) reset_row(&rows[i]);
     for (int i = 0; i < NFLUSH; i++) reset_row(&flush_rows[i]);
-    for (int i = 0; i < ndyn; i++) reset_row(&dyn_rows[i]);
-    ndyn = 0;
+    for (int i = 0; i < nextra; i++) reset_row(&extra[i]);
+    nextra = 0;
     for (int i = 0; i < MAX_TASKS; i++) {
         if (models[i].mem) ds_model_free(&models[i]);
         memset(&models[i], 0, sizeof models[i]);
@@ -371,7 +408,6 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
 static void teardown(void) {
     if (run[0]) nftw(run, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     run[0] = '\0';
-    dynamic_rows = 0;
 }
 
 static char *slurp(const char *rel, size_t *n) {
@@ -457,14 +493,31 @@ static const char *csv_line(const char *csv, const char *prefix) {
     return hit;
 }
 
+// The k-th (0-based) of exactly n lines of a CSV text that start with prefix.
+static const char *csv_line_n(const char *csv, const char *prefix, int n, int k) {
+    const char *hit = NULL;
+    int count = 0;
+    for (const char *p = csv; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, prefix, strlen(prefix)) && count++ == k) hit = p;
+    ck_assert_msg(count == n && hit, "%d lines start with '%s', expected %d:\n%s", count, prefix,
+                  n, csv);
+    return hit;
+}
+
 static void assert_close(double got, double want, const char *what) {
     ck_assert_msg((isnan(got) && isnan(want)) || fabs(got - want) <= 1e-12 * fmax(1, fabs(want)),
                   "%s: %.17g, expected %.17g", what, got, want);
 }
 
-// summary.csv of a run: every plan group's row, its existing columns exactly as the reducer
-// before replicates wrote them (from the records counted at generation), then the appended
-// seed and Wilson interval. Returns the number of rows.
+// Summary rows of a plan group: one per ε of its configuration's list (at least one).
+static int group_slices(const ds_attack_group *g) {
+    int n = ds_craft_eps(&job.attacks[g->attack].craft, NULL);
+    return n > 1 ? n : 1;
+}
+
+// summary.csv of a run: every plan group's rows (one per ε of a list), their existing columns
+// exactly as the reducer before replicates wrote them (from the records counted at
+// generation), then the appended seed and Wilson interval. Returns the number of rows.
 static int check_summary_csv(const char *csv) {
     const char *head = "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,"
                        "zero_grad_share";
@@ -472,9 +525,12 @@ static int check_summary_csv(const char *csv) {
                       !strncmp(csv + strlen(head), ",seed,success_lo,success_hi\n", 28),
                   "header: %.200s", csv);
     const char *line = strchr(csv, '\n') + 1;
-    for (int i = 0; i < plan.ngroups; i++, line = strchr(line, '\n') + 1) {
-        const ds_attack_group *g = &plan.groups[i];
-        const expected_row *e = row_of(g->model, job.attacks[g->attack].name);
+    int i = 0;
+    for (int gi = 0, ei = 0; gi < plan.ngroups; i++, line = strchr(line, '\n') + 1) {
+        const ds_attack_group *g = &plan.groups[gi];
+        const expected_row *e = row_for(g->model, job.attacks[g->attack].name, ei, 0);
+        if (++ei == group_slices(g)) gi++, ei = 0; // the next row: the next ε, or group
+        ck_assert_ptr_nonnull(e);
         ck_assert_int_gt(e->n, 0);
         char want[1024];
         int len = snprintf(want, sizeof want, "%s,%g,%s,%s,%d,%d,%.17g,%.17g,%.17g,%llu,", e->model,
@@ -495,7 +551,27 @@ static int check_summary_csv(const char *csv) {
         ck_assert_int_eq(commas, 11); // 12 columns: nothing else appended
     }
     ck_assert_str_eq(line, "");
-    return plan.ngroups;
+    return i;
+}
+
+// A copy of a summary.csv without its last three columns (seed, success_lo, success_hi): the
+// columns of the reducer before replicates. Free it.
+static char *old_columns(const char *csv) {
+    char *out = malloc(strlen(csv) + 1), *o = out;
+    ck_assert_ptr_nonnull(out);
+    for (const char *p = csv; *p;) {
+        const char *end = strchr(p, '\n');
+        ck_assert_ptr_nonnull(end);
+        const char *cut = end;
+        for (int k = 0; k < 3; k++)
+            while (*--cut != ',') ck_assert(cut > p);
+        memcpy(o, p, (size_t)(cut - p));
+        o += cut - p;
+        *o++ = '\n';
+        p = end + 1;
+    }
+    *o = '\0';
+    return out;
 }
 
 START_TEST(test_csv_exact) {
@@ -594,7 +670,6 @@ static double seed_test_accuracy(uint64_t seed, const char *model) {
 static double rate(const expected_row *e) { return (double)e->successes / e->n; }
 
 START_TEST(test_seeds_aggregate) {
-    dynamic_rows = 1;
     build_run(SEEDS_JOB);
     ck_assert_int_eq(job.nseeds, 2);
     reduce_ok();
@@ -680,12 +755,12 @@ START_TEST(test_seeds_aggregate) {
 END_TEST
 
 // summary.md's Rounding table over two seeds: mean ± sd (n) of each setting, the mean
-// zero-gradient share in brackets, one line per base model.
+// zero-gradient share in brackets, one line per base model; the masking checks and robust
+// accuracy per model of each replicate, never over two replicates' rows.
 START_TEST(test_seeds_rounding) {
     char text[4096];
     snprintf(text, sizeof text, "%s[attack fgsm-flush]\nkind = fgsm\ndenormals = flush\n"
              "models = baseline students\nsamples = 10\nshard = 4\n", SEEDS_JOB);
-    dynamic_rows = 1;
     build_run(text);
     reduce_ok();
     char *md = slurp("summary.md", NULL), line[256];
@@ -697,9 +772,37 @@ START_TEST(test_seeds_rounding) {
     snprintf(line, sizeof line, "| T1/student | 1 | %.2f ± %.2f (2) (%.2f) | %.2f ± %.2f (2) (%.2f) |",
              100 * k.mean, 100 * k.sd, 100 * kz, 100 * f.mean, 100 * f.sd, 100 * fz);
     expect_line(md, line);
-    const char *rounding = strstr(md, "## Rounding");
-    ck_assert_ptr_nonnull(rounding);
-    ck_assert_ptr_null(strstr(rounding, "| s5/T1/student |")); // per base model, not per seed
+    const char *rounding = strstr(md, "## Rounding"), *next = strstr(rounding + 1, "\n## ");
+    ck_assert(rounding && next);
+    char *hit = strstr(rounding, "| s5/T1/student |");
+    ck_assert(!hit || hit > next); // per base model, not per seed
+    // The masking checks and the worst case: per model of one replicate, from its own rows.
+    char *ck = slurp("checks.csv", NULL), *rb = slurp("robust.csv", NULL), want[512];
+    for (int k = 0; k < 2; k++) {
+        uint64_t seed = k ? 7 : 5;
+        const expected_row *a = seed_row(seed, m, "fgsm"), *b = seed_row(seed, m, "fgsm-flush");
+        const expected_row *hi = rate(a) >= rate(b) ? a : b, *lo = hi == a ? b : a;
+        snprintf(want, sizeof want, "\ns%llu/T1/student,1,rounding,%s,%.17g,%.17g,%s eps=0.3 "
+                 "%.2f%% vs %s eps=0.3 %.2f%% (%+.2f points; 1 comparison)\n",
+                 (unsigned long long)seed,
+                 rate(hi) - rate(lo) > 0.01 + 1e-9 ? "FAIL" : "pass", rate(hi), rate(lo),
+                 hi->config, 100 * rate(hi), lo->config, 100 * rate(lo),
+                 100 * (rate(hi) - rate(lo)));
+        ck_assert_msg(strstr(ck, want), "checks.csv lacks '%s':\n%s", want + 1, ck);
+        // Robust: correct and fooled by neither FGSM of this replicate (one record per sample).
+        int robust = 0;
+        for (int i = 0; i < 10; i++) {
+            const ds_attack_record *x = &a->rec[i], *y = &b->rec[i];
+            ck_assert(x->index == i && y->index == i);
+            robust += x->clean_pred == x->label && !x->success && !y->success;
+        }
+        snprintf(want, sizeof want, "\ns%llu/T1/student,1,linf,0.3,10,%d,%.17g,fgsm fgsm-flush\n",
+                 (unsigned long long)seed, robust, robust / 10.0);
+        ck_assert_msg(strstr(rb, want), "robust.csv lacks '%s':\n%s", want + 1, rb);
+    }
+    ck_assert_ptr_null(strstr(rb, "\nT1/student,")); // no row over the replicates together
+    free(ck);
+    free(rb);
     free(md);
     teardown();
 }
@@ -708,7 +811,6 @@ END_TEST
 // summary.h5 of two seeds: the per-seed rows' seed and Wilson interval, the "aggregate" and
 // "aggregate_models" tables.
 START_TEST(test_seeds_summary_h5) {
-    dynamic_rows = 1;
     build_run(SEEDS_JOB);
     reduce_ok();
     char path[1024];
@@ -810,10 +912,145 @@ START_TEST(test_seeds_summary_h5) {
 }
 END_TEST
 
+// ---- Replicates and ε lists together ----
+
+// Two seeds and an FGSM ε list: every replicate's rows per ε (seed and Wilson columns), one
+// aggregate row per (base model, configuration, ε) holding the statistics of the two per-seed
+// rows of that ε; Figure 1 at the list's 0.3 only; figure2 the means over the seeds.
+static const char *SEEDS_EPS_EXTRA =
+    "[attack curve]\nkind = fgsm\neps = 0.5 0.1 0.3\nmodels = baseline students\nsamples = 10\n"
+    "shard = 4\n";
+static const float CURVE_EPS[] = {0.5f, 0.1f, 0.3f}; // as written: the rows' order
+
+static const expected_row *seed_row_eps(uint64_t seed, const char *model, int e) {
+    char name[DS_JOB_NAME];
+    snprintf(name, sizeof name, "s%llu/%s", (unsigned long long)seed, model);
+    const expected_row *x = row_for(name, "curve", e, 0);
+    ck_assert_ptr_nonnull(x);
+    return x;
+}
+
+START_TEST(test_seeds_eps_aggregate) {
+    char text[4096];
+    snprintf(text, sizeof text, "%s%s", SEEDS_JOB, SEEDS_EPS_EXTRA);
+    build_run(text);
+    ck_assert_int_eq(job.nseeds, 2);
+    unsetenv("DS_GNUPLOT");
+    reduce_ok();
+    // Per seed and ε: 12 rows of fgsm and jsma, and 2 seeds x 3 models x 3 eps of curve, each
+    // from its own slice of records, old columns exact, then seed and Wilson interval.
+    char *csv = slurp("summary.csv", NULL);
+    ck_assert_int_eq(check_summary_csv(csv), 12 + 18);
+    const expected_row *x = seed_row_eps(7, "T100/student", 1);
+    ck_assert_int_eq(x->n, 10);
+    ck_assert_str_eq(x->params, "eps=0.1 space=softmax labels=true denormals=keep gradient=stable "
+                                "precision=float32");
+    ck_assert_ptr_nonnull(csv_line(csv, "s7/T100/student,100,fgsm,eps=0.1 space=softmax "));
+    free(csv);
+    // Over seeds: one line per (model, configuration, ε), 6 + 9 of them.
+    char *agg = slurp("summary-seeds.csv", NULL);
+    int lines = 0;
+    for (const char *p = agg; (p = strchr(p, '\n')); p++) lines++;
+    ck_assert_int_eq(lines, 1 + 6 + 9);
+    for (int m = 0; m < 3; m++)
+        for (int e = 0; e < 3; e++) {
+            const expected_row *a = seed_row_eps(5, SEEDS_MODELS[m], e);
+            const expected_row *b = seed_row_eps(7, SEEDS_MODELS[m], e);
+            ck_assert_str_eq(a->params, b->params);
+            ck_assert(a->n == 10 && b->n == 10);
+            char prefix[512];
+            snprintf(prefix, sizeof prefix, "%s,%g,fgsm,eps=%g space=softmax labels=true "
+                     "denormals=keep gradient=stable precision=float32,2,5 7,", SEEDS_MODELS[m],
+                     a->T, (double)CURVE_EPS[e]);
+            // At 0.3 the line of [attack fgsm] has the same first columns (summary-seeds.csv
+            // names no configuration): the curve's is the second, in plan order.
+            const char *line = csv_line_n(agg, prefix, e == 2 ? 2 : 1, e == 2 ? 1 : 0);
+            two s = two_of(rate(a), rate(b));
+            assert_close(csv_num(line, 6), s.mean, "success_rate_mean");
+            assert_close(csv_num(line, 7), s.sd, "success_rate_sd");
+            assert_close(csv_num(line, 8), s.min, "success_rate_min");
+            assert_close(csv_num(line, 9), s.max, "success_rate_max");
+            assert_close(csv_num(line, 10), s.lo, "success_rate_t_lo");
+            assert_close(csv_num(line, 11), s.hi, "success_rate_t_hi");
+            two k = two_of((double)a->correct / a->n, (double)b->correct / b->n);
+            assert_close(csv_num(line, 12), k.mean, "clean_accuracy_mean");
+            assert_close(csv_num(line, 13), k.sd, "clean_accuracy_sd");
+        }
+    // summary.h5 "aggregate": the same 15 rows.
+    char path[1024];
+    path_in_run("summary.h5", path, sizeof path);
+    hid_t f, d, sp;
+    ck_assert_int_eq(ds_h5_open(path, 0, &f), DS_OK);
+    d = H5Dopen2(f, "aggregate", H5P_DEFAULT), sp = H5Dget_space(d);
+    ck_assert_int_eq(H5Sget_simple_extent_npoints(sp), 15);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    // summary.md over seeds: the ε 0.5 row of the T1 student.
+    char *md = slurp("summary.md", NULL), line[512];
+    two s = two_of(rate(seed_row_eps(5, "T1/student", 0)), rate(seed_row_eps(7, "T1/student", 0)));
+    snprintf(line, sizeof line, "| T1/student | 1 | fgsm | curve | eps=0.5 space=softmax labels=true "
+             "denormals=keep gradient=stable precision=float32 | 10 | %.2f ± %.2f (2) | %.2f–%.2f |",
+             100 * s.mean, 100 * s.sd, 100 * s.lo, 100 * s.hi);
+    expect_line(md, line);
+    // The checks per model of each replicate.
+    expect_line(md, "| s5/T100/student | 100 |");
+    expect_line(md, "| s7/baseline | 1 |");
+    // Figure 1 with several seeds: each configuration at one ε (0.3 of the list).
+    char *dat = slurp("figure1.dat", NULL);
+    ck_assert_ptr_nonnull(strstr(dat, "# index 0: [attack fgsm]"));
+    ck_assert_ptr_nonnull(strstr(dat, "# index 2: [attack curve] fgsm eps=0.3 space=softmax"));
+    ck_assert_ptr_null(strstr(dat, "# index 3:"));
+    ck_assert_ptr_null(strstr(dat, "[attack curve] fgsm eps=0.1 "));
+    two c = two_of(rate(seed_row_eps(5, "T100/student", 2)), rate(seed_row_eps(7, "T100/student", 2)));
+    const char *p = strstr(strstr(dat, "# index 2:"), "\n100 ");
+    ck_assert_ptr_nonnull(p);
+    double v[4];
+    ck_assert_int_eq(sscanf(p + 1, "%lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3]), 4);
+    ck_assert(fabs(v[1] - 100 * c.mean) < 1e-7 && fabs(v[2] - 100 * c.lo) < 1e-7 &&
+              fabs(v[3] - 100 * c.hi) < 1e-7);
+    free(dat);
+    // figure2: one curve per base model, the mean over seeds with its t interval, eps sorted.
+    dat = slurp("figure2.dat", NULL);
+    char *gp = slurp("figure2.gp", NULL);
+    const char *blk = strstr(dat, "# index 0: [attack curve] fgsm on baseline\n");
+    ck_assert_ptr_nonnull(blk);
+    ck_assert_ptr_null(strstr(dat, "s5/baseline"));
+    blk = strchr(blk, '\n') + 1;
+    for (int i = 0; i < 3; i++, blk = strchr(blk, '\n') + 1) {
+        static const int order[] = {1, 2, 0}; // 0.1 0.3 0.5
+        int e = order[i], n;
+        const expected_row *a = seed_row_eps(5, "baseline", e), *b = seed_row_eps(7, "baseline", e);
+        two w = two_of(rate(a), rate(b));
+        double u[8];
+        ck_assert_int_eq(sscanf(blk, "%lf %lf %lf %lf %d %lf %lf %lf", &u[0], &u[1], &u[2], &u[3],
+                                &n, &u[5], &u[6], &u[7]), 8);
+        ck_assert(fabs(u[0] - CURVE_EPS[e]) < 1e-6 && n == 2);
+        const double want[] = {0, w.mean, w.lo, w.hi, 0, w.sd, rate(a), rate(b)};
+        for (int k = 1; k < 8; k++)
+            if (k != 4)
+                ck_assert_msg(fabs(u[k] - 100 * want[k]) < 1e-7, "eps %g column %d: %g, want %g",
+                              u[0], k + 1, u[k], 100 * want[k]);
+    }
+    ck_assert_ptr_nonnull(strstr(gp, "index 0 using 1:2:3:4 with yerrorlines"));
+    if (have_gnuplot()) { // gnuplot draws both figures
+        size_t n1, n2;
+        char *p1 = slurp("figure1.png", &n1), *p2 = slurp("figure2.png", &n2);
+        ck_assert(p1 && p2 && n1 > 1000 && n2 > 1000 && !memcmp(p2, "\x89PNG", 4));
+        free(p1);
+        free(p2);
+    }
+    free(dat);
+    free(gp);
+    free(md);
+    free(agg);
+    teardown();
+}
+END_TEST
+
 // Figure 1 of two seeds: the mean with its interval per temperature and each seed's rate in
 // figure1.dat; error bars and faint per-seed curves in figure1.gp; gnuplot draws it.
 START_TEST(test_seeds_figure) {
-    dynamic_rows = 1;
     build_run(SEEDS_JOB);
     unsetenv("DS_GNUPLOT");
     reduce_ok();
@@ -1175,6 +1412,16 @@ static void swapped(ds_attack_set *s) {
     s->records[0] = s->records[s->n_records - 1];
     s->records[s->n_records - 1] = r;
 }
+static void drop_last(ds_attack_set *s) { s->n_records--; }
+// Restores the 12 records of a 4-sample shard with 3 ε, with the last slice (records 8-11,
+// samples 0-3) out of order.
+static void swap_in_last_slice(ds_attack_set *s) {
+    s->n_records = 12;
+    s->records = realloc(s->records, sizeof *s->records * 12);
+    s->records[11] = s->records[7];
+    s->records[11].index = 0;
+    s->records[8].index = 3;
+}
 static void no_images(ds_attack_set *s) {
     free(s->images);
     s->images = NULL;
@@ -1279,6 +1526,635 @@ START_TEST(test_no_attacks) {
 }
 END_TEST
 
+// ---- Per-ε rows (issue 17) ----
+
+// JOB_TEXT plus an FGSM ε list and a transfer of one: one summary row per ε.
+static const char *EPS_EXTRA =
+    "[attack curve]\nkind = fgsm\neps = 0.1 0.3 0.5\nmodels = baseline students\nsamples = 10\n"
+    "shard = 4\n"
+    "[attack tcurve]\nkind = transfer\ncraft = fgsm\neps = 0.1, 0.3\nmodels = students\n"
+    "first = 2\nsamples = 5\nshard = 2\n";
+
+// summary.csv as it must be in the columns of the reducer before replicates (old_columns): the
+// groups in plan order, each ε of a list its own row, with the counts of the records generated
+// for that (model, configuration, ε).
+static void expected_csv(char *want, size_t cap) {
+    size_t len = (size_t)snprintf(want, cap, "model,temperature,attack,params,n,successes,"
+                                  "success_rate,clean_accuracy,zero_grad_share\n");
+    for (int g = 0; g < plan.ngroups; g++) {
+        const ds_attack_group *ag = &plan.groups[g];
+        const ds_job_attack *a = &job.attacks[ag->attack];
+        int slices = group_slices(ag);
+        for (int e = 0; e < slices; e++) {
+            const expected_row *x = row_for(ag->model, a->name, slices > 1 ? e : 0, 0);
+            ck_assert_ptr_nonnull(x);
+            char params[256];
+            if (slices > 1) params_at(a, e, params, sizeof params);
+            else snprintf(params, sizeof params, "%s", a->params);
+            len += (size_t)snprintf(want + len, cap - len, "%s,%g,%s,%s,%d,%d,%.17g,%.17g,%.17g\n",
+                                    ag->model, ag->temperature, ds_attack_kind_name(a->kind),
+                                    params, x->n, x->successes, (double)x->successes / x->n,
+                                    (double)x->correct / x->n, (double)x->zero_grad / x->n);
+        }
+    }
+}
+
+START_TEST(test_eps_rows) {
+    char text[4096];
+    snprintf(text, sizeof text, "%s%s", JOB_TEXT, EPS_EXTRA);
+    build_run(text);
+    reduce_ok();
+    // One row per ε, rates over that ε's records; the one-ε configurations as before.
+    char want[16384], *csv = slurp("summary.csv", NULL), *old = old_columns(csv);
+    expected_csv(want, sizeof want);
+    ck_assert_str_eq(old, want);
+    free(old);
+    ck_assert_int_eq(check_summary_csv(csv), 7 + 9 + 4); // the per-seed columns of every row
+    ck_assert(strstr(csv, "\nbaseline,1,fgsm,eps=0.5 space=softmax labels=true denormals=keep "
+                          "gradient=stable precision=float32,10,"));
+    ck_assert(strstr(csv, "\nT100/student,100,transfer,source=baseline craft=fgsm eps=0.3 "
+                          "space=softmax labels=true denormals=keep gradient=stable "
+                          "precision=float32,5,"));
+    // Each ε of the list is a slice of 10 records, and its rates are that slice's.
+    const expected_row *c1 = row_for("T1/student", "curve", 1, 0);
+    ck_assert_int_eq(c1->n, 10);
+    ds_attack_rates q;
+    ds_attack_rates_compute(c1->rec, c1->nrec, &q);
+    ck_assert_int_eq(q.successes, c1->successes);
+    // adversarial.h5: the group's records ε-major, each ε in sample order, params as the job's.
+    char path[1024];
+    path_in_run("adversarial.h5", path, sizeof path);
+    ds_attack_set s;
+    ck_assert_int_eq(ds_attack_results_load(path, "T1/student/curve", &s), DS_OK);
+    ck_assert_int_eq(s.n_records, 30);
+    ck_assert_str_eq(s.params, "eps=0.1,0.3,0.5 space=softmax labels=true denormals=keep "
+                               "gradient=stable precision=float32");
+    for (int e = 0; e < 3; e++) {
+        const expected_row *x = row_for("T1/student", "curve", e, 0);
+        ck_assert(memcmp(s.records + 10 * e, x->rec, sizeof *x->rec * 10) == 0);
+    }
+    ds_attack_set_free(&s);
+    char *md = slurp("summary.md", NULL);
+    ck_assert(strstr(md, "| T100/student | 100 | fgsm | curve | eps=0.3 space=softmax "));
+    // figure1: one curve per configuration and ε.
+    char *dat = slurp("figure1.dat", NULL);
+    ck_assert(strstr(dat, "[attack curve] fgsm eps=0.5 space=softmax labels=true"));
+    free(dat);
+    free(md);
+    free(csv);
+    // A shard's ε slices are checked one by one.
+    snapshot snap;
+    take(&snap);
+    replace_shard("attack/baseline/curve/0-4", drop_last);
+    assert_refused(DS_EFORMAT, "tasks/atk-baseline-curve-000000.h5: curve: 11 records, expected 12 "
+                               "(3 eps values x 4 samples)");
+    replace_shard("attack/baseline/curve/0-4", swap_in_last_slice); // back to 12 records
+    assert_refused(DS_EFORMAT, "tasks/atk-baseline-curve-000000.h5: curve: record 9: sample 1 out "
+                               "of order");
+    assert_untouched(&snap);
+    teardown();
+}
+END_TEST
+
+// The same job with `eps = 0.3` written out: the same params, the same rows.
+START_TEST(test_one_eps_unchanged) {
+    char text[4096];
+    snprintf(text, sizeof text, "%s", JOB_TEXT);
+    char *at = strstr(text, "[attack fgsm]\nkind = fgsm\n");
+    ck_assert_ptr_nonnull(at);
+    memmove(at + 36, at + 26, strlen(at + 26) + 1);
+    memcpy(at + 26, "eps = 0.3\n", 10);
+    build_run(text);
+    ck_assert_int_eq(job.attacks[0].craft.fgsm.n_eps, 1);
+    reduce_ok();
+    char want[8192], *csv = slurp("summary.csv", NULL), *old = old_columns(csv);
+    expected_csv(want, sizeof want);
+    ck_assert_str_eq(old, want);
+    free(old);
+    ck_assert_int_eq(check_summary_csv(csv), NROWS);
+    ck_assert(strstr(csv, "\nbaseline,1,fgsm,eps=0.3 space=softmax labels=true denormals=keep "
+                          "gradient=stable precision=float32,10,"));
+    ck_assert(!exists("figure2.dat")); // no ε list, no ε curve
+    free(csv);
+    teardown();
+}
+END_TEST
+
+// ---- The checks on a reduced run (FGSM: the kinds a job can name on this branch) ----
+
+// Per configuration (by name) and ε index: how many of the first samples are fooled.
+static int fooled_first(const char *model, const char *config, int e) {
+    int student = !strcmp(model, "T100/student");
+    if (!strcmp(config, "fl")) return student ? (int[]){1, 3, 2}[e] : (int[]){5, 8, 10}[e];
+    if (!strcmp(config, "fl-flush")) return student ? 0 : (int[]){5, 8, 10}[e];
+    if (!strcmp(config, "fl-logitsT")) return student ? 9 : 8;
+    if (!strcmp(config, "tr")) return 6;
+    ck_abort_msg("no outcome for %s", config);
+    return 0;
+}
+
+// The student misclassifies sample 9 (so it is fooled by every attack: success = misclassified),
+// and its softmax gradients are zero on the samples no attack fooled.
+static void checks_hook(const ds_task *t, const ds_job_attack *a, int e, ds_attack_record *r) {
+    int student = !strcmp(t->model, "T100/student"), i = r->index;
+    int wrong = student && i == 9, fooled = wrong || i < fooled_first(t->model, a->name, e);
+    r->clean_pred = wrong ? (r->label + 1) % DS_CLASSES : r->label;
+    r->success = (uint8_t)fooled;
+    r->adv_pred = fooled ? (r->label + 2) % DS_CLASSES : r->label;
+    r->zero_grad = (uint8_t)(student && a->craft.fgsm.space == DS_SPACE_SOFTMAX &&
+                             a->kind == DS_KIND_FGSM && !fooled);
+}
+
+static const char *CHECKS_JOB =
+    "[run]\nname = r\nseed = 5\nthreads = 1\n"
+    "[data]\ntrain_samples = 6\ntest_samples = 10\n"
+    "[train]\nepochs = 1\nwarm_start = 1\nbatch = 2\n"
+    "[distill]\ntemperatures = 100\n"
+    "[attack fl]\nkind = fgsm\neps = 0.1 0.3 0.5\nsamples = 10\nshard = 4\n"
+    "[attack fl-flush]\nkind = fgsm\neps = 0.1 0.3 0.5\ndenormals = flush\nsamples = 10\n"
+    "[attack fl-logitsT]\nkind = fgsm\nspace = logits_T\nsamples = 10\nshard = 5\n"
+    "[attack tr]\nkind = transfer\ncraft = fgsm\nmodels = students\nsamples = 10\n";
+
+static void expect_prefix_line(const char *text, const char *line) {
+    char needle[512];
+    snprintf(needle, sizeof needle, "\n%s", line);
+    ck_assert_msg(strstr(text, needle), "no line starting '%s' in:\n%s", line, text);
+}
+
+START_TEST(test_checks_reduced) {
+    outcome_hook = checks_hook;
+    build_run(CHECKS_JOB);
+    outcome_hook = NULL;
+    unsetenv("DS_GNUPLOT");
+    reduce_ok();
+    char *ck = slurp("checks.csv", NULL), *rb = slurp("robust.csv", NULL);
+    ck_assert_ptr_nonnull(ck);
+    ck_assert(!strncmp(ck, "model,temperature,check,verdict,value,reference,detail\n", 55));
+    // The baseline: nothing to flag.
+    expect_prefix_line(ck, "baseline,1,iterative,n/a,,,\"no PGD (L-inf) and FGSM at the same eps, "
+                           "space, labels and rounding\"\n");
+    expect_prefix_line(ck, "baseline,1,eps_curve,pass,1,0.98999999999999999,lowest at a largest "
+                           "eps: fl eps=0.5 100.00%; never falls\n");
+    expect_prefix_line(ck, "baseline,1,gradient_free,n/a,,,");
+    expect_prefix_line(ck, "baseline,1,transfer,n/a,,,");
+    expect_prefix_line(ck, "baseline,1,zero_grad,pass,0,0.01,");
+    expect_prefix_line(ck, "baseline,1,logits,pass,0.80000000000000004,0.80000000000000004,"
+                           "fl-logitsT eps=0.3 80.00% vs best fl eps=0.3 80.00% (+0.00 points; "
+                           "1 comparison)\n");
+    expect_prefix_line(ck, "baseline,1,rounding,pass,0.5,0.5,");
+    // The T=100 student: the ε curve falls (40% -> 30%) and the flushed one stays at 10%; 90%
+    // zero gradients; logits/T beats the softmax by 60 points; the flush costs 30 points; the
+    // transfer (70%) stays below the logits/T attack (100%).
+    expect_prefix_line(ck, "T100/student,100,eps_curve,FAIL,0.10000000000000001,"
+                           "0.98999999999999999,\"lowest at a largest eps: fl-flush eps=0.5 "
+                           "10.00%; largest fall 10.00 points (fl, eps 0.3 -> 0.5)\"\n");
+    expect_prefix_line(ck, "T100/student,100,zero_grad,FAIL,0.90000000000000002,0.01,\"largest: "
+                           "fl-flush eps=0.1, 9 of 10 attempts (90.00%)\"\n");
+    expect_prefix_line(ck, "T100/student,100,logits,FAIL,1,0.40000000000000002,fl-logitsT eps=0.3 "
+                           "100.00% vs best fl eps=0.3 40.00% (+60.00 points; 1 comparison)\n");
+    expect_prefix_line(ck, "T100/student,100,rounding,FAIL,0.40000000000000002,"
+                           "0.10000000000000001,fl eps=0.3 40.00% vs fl-flush eps=0.3 10.00% "
+                           "(+30.00 points; 3 comparisons)\n");
+    expect_prefix_line(ck, "T100/student,100,transfer,pass,0.69999999999999996,1,tr eps=0.3 "
+                           "70.00% vs best fl-logitsT eps=0.3 100.00% (-30.00 points; 1 "
+                           "comparison)\n");
+    expect_prefix_line(ck, "T100/student,100,iterative,n/a,,,");
+    expect_prefix_line(ck, "T100/student,100,gradient_free,n/a,,,");
+    // Robust accuracy, counted by hand from checks_hook.
+    ck_assert_str_eq(rb, "model,temperature,norm,eps,n,robust,robust_accuracy,attacks\n"
+                         "baseline,1,linf,0.1,10,5,0.5,fl fl-flush\n"
+                         "baseline,1,linf,0.3,10,2,0.20000000000000001,fl fl-flush fl-logitsT\n"
+                         "baseline,1,linf,0.5,10,0,0,fl fl-flush\n"
+                         "T100/student,100,linf,0.1,10,8,0.80000000000000004,fl fl-flush\n"
+                         "T100/student,100,linf,0.3,10,0,0,fl fl-flush fl-logitsT tr\n"
+                         "T100/student,100,linf,0.5,10,7,0.69999999999999996,fl fl-flush\n");
+    // summary.md: the model x check table and the flagged model with its reasons.
+    char *md = slurp("summary.md", NULL);
+    expect_line(md, "| model | T | iterative | eps_curve | gradient_free | transfer | zero_grad | "
+                    "logits | rounding | gradient masking suspected |");
+    expect_line(md, "| baseline | 1 | n/a | pass | n/a | n/a | pass | pass | pass | no |");
+    expect_line(md, "| T100/student | 100 | n/a | **FAIL** | n/a | pass | **FAIL** | **FAIL** | "
+                    "**FAIL** | **yes** |");
+    expect_line(md, "**T100/student: gradient masking suspected.**\n- eps_curve: ");
+    expect_line(md, "- rounding: the rounding of the gradients moves success: fl eps=0.3 40.00%");
+    ck_assert(!strstr(md, "**baseline: gradient masking suspected"));
+    expect_line(md, "| T100/student | 100 | linf | 0.3 | 10 | 0 | 0.00 | fl fl-flush fl-logitsT tr |");
+    // summary.h5: the same tables.
+    char path[1024];
+    path_in_run("summary.h5", path, sizeof path);
+    hid_t f;
+    ck_assert_int_eq(ds_h5_open(path, 0, &f), DS_OK);
+    hid_t d = H5Dopen2(f, "robust", H5P_DEFAULT), c = H5Dopen2(f, "checks", H5P_DEFAULT);
+    ck_assert(d >= 0 && c >= 0);
+    hid_t sp = H5Dget_space(d), sc = H5Dget_space(c);
+    ck_assert_int_eq(H5Sget_simple_extent_npoints(sp), 6);
+    ck_assert_int_eq(H5Sget_simple_extent_npoints(sc), 2 * REDUCE_NCHECKS);
+    struct { int64_t n, robust; double acc; } got[6];
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof got[0]);
+    H5Tinsert(t, "n", 0, H5T_NATIVE_INT64);
+    H5Tinsert(t, "robust", 8, H5T_NATIVE_INT64);
+    H5Tinsert(t, "robust_accuracy", 16, H5T_NATIVE_DOUBLE);
+    ck_assert_int_ge(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, got), 0);
+    ck_assert(got[3].n == 10 && got[3].robust == 8 && got[3].acc == 0.8);
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Sclose(sc);
+    H5Dclose(d);
+    H5Dclose(c);
+    H5Fclose(f);
+    // figure2: success against ε, one block per (configuration with a list, model).
+    char *dat = slurp("figure2.dat", NULL), *gp = slurp("figure2.gp", NULL);
+    ck_assert_ptr_nonnull(dat);
+    ck_assert(strstr(dat, "# index 0: [attack fl] fgsm on baseline\n0.1 50 10 5 0\n0.3 80 10 8 0\n"
+                          "0.5 100 10 10 0\n"));
+    ck_assert(strstr(dat, "# index 3: [attack fl-flush] fgsm on T100/student\n0.1 10 10 1 90\n"));
+    ck_assert(strstr(gp, "set multiplot layout 1,2") && strstr(gp, "set output 'figure2.svg'"));
+    ck_assert(!strstr(gp, ".reduce-"));
+    if (have_gnuplot()) {
+        size_t n;
+        char *png = slurp("figure2.png", &n), *svg = slurp("figure2.svg", NULL);
+        ck_assert(png && n > 1000 && !memcmp(png, "\x89PNG", 4));
+        ck_assert(svg && strstr(svg, "<svg"));
+        free(png);
+        free(svg);
+    }
+    ck_assert_int_eq(staged_files_left(), 0);
+    free(dat);
+    free(gp);
+    free(md);
+    free(ck);
+    free(rb);
+    teardown();
+}
+END_TEST
+
+// ---- The checks on rows built here: every kind, each check both ways ----
+
+static reducer fr;
+static reduce_row frows[64];
+static ds_attack_group fgroups[64];
+static int nfgroups;
+
+static void fake_reset(void) {
+    reduce_checks_free(&fr);
+    reduce_rows_free(&fr);
+    memset(&fr, 0, sizeof fr);
+    memset(frows, 0, sizeof frows);
+    memset(fgroups, 0, sizeof fgroups);
+    nfgroups = 0;
+    fr.rows = frows;
+}
+
+static ds_craft c_fgsm(float eps, ds_space space) {
+    ds_craft c;
+    memset(&c, 0, sizeof c);
+    ds_craft_default(&c, DS_KIND_FGSM);
+    c.fgsm.eps[0] = eps;
+    c.fgsm.space = space;
+    return c;
+}
+static ds_craft c_pgd(float eps, ds_norm norm, ds_space space) {
+    ds_craft c;
+    memset(&c, 0, sizeof c);
+    c.kind = DS_KIND_PGD;
+    c.pgd.eps[0] = eps;
+    c.pgd.n_eps = 1;
+    c.pgd.norm = norm;
+    c.pgd.space = space;
+    c.pgd.steps = 100;
+    c.pgd.step = 0.01f;
+    c.pgd.restarts = 1;
+    return c;
+}
+static ds_craft c_square(float eps) {
+    ds_craft c;
+    memset(&c, 0, sizeof c);
+    c.kind = DS_KIND_SQUARE;
+    c.square.eps[0] = eps;
+    c.square.n_eps = 1;
+    c.square.queries = 1000;
+    c.square.p_init = 0.05f;
+    c.square.space = DS_SPACE_LOGITS;
+    return c;
+}
+
+// A configuration: its own kind, or a transfer from `source` (NULL: not a transfer).
+static int fake_attack(const char *name, ds_craft craft, const char *source) {
+    ds_job_attack *a = &fr.job.attacks[fr.job.nattacks];
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->kind = source ? DS_KIND_TRANSFER : craft.kind;
+    a->craft = craft;
+    if (source) snprintf(a->source, sizeof a->source, "%s", source);
+    ds_job_attack_params(a, &a->craft, a->params, sizeof a->params);
+    return fr.job.nattacks++;
+}
+
+// A row of configuration ai (ε index e) against model, over samples [first, first + n) with
+// outcomes pattern[i]: 'r' correct and not fooled, 'f' correct and fooled, 'w' misclassified
+// (and fooled); 'z' correct, not fooled, zero gradient.
+static reduce_row *fake_row(const char *model, double T, int ai, int e, int first,
+                            const char *pattern) {
+    int n = (int)strlen(pattern);
+    ds_attack_group *g = NULL;
+    for (int i = 0; i < nfgroups; i++)
+        if (fgroups[i].attack == ai && !strcmp(fgroups[i].model, model)) g = &fgroups[i];
+    if (!g) {
+        g = &fgroups[nfgroups++];
+        snprintf(g->model, sizeof g->model, "%s", model);
+        g->role = !strcmp(model, "baseline") ? DS_ROLE_BASELINE : DS_ROLE_STUDENT;
+        g->temperature = T;
+        g->attack = ai;
+        g->first = first;
+        g->count = n;
+    }
+    ds_attack_record rec[128];
+    for (int i = 0; i < n; i++) {
+        char o = pattern[i];
+        rec[i] = (ds_attack_record){.index = first + i, .label = 3, .target = -1,
+                                    .clean_pred = o == 'w' ? 4 : 3, .iterations = 1};
+        rec[i].success = o == 'f' || o == 'w';
+        rec[i].adv_pred = rec[i].success ? 5 : 3;
+        rec[i].zero_grad = o == 'z';
+    }
+    reduce_row *row = &frows[fr.nrows++];
+    reduce_row_setup(row, g, &fr.job.attacks[ai], e);
+    ck_assert_int_eq(reduce_row_records(row, rec, n), DS_OK);
+    return row;
+}
+
+// 100 samples, `fooled` of them fooled, `zero` of the others with a zero gradient.
+static const char *pat(int fooled, int zero) {
+    static char buf[8][101];
+    static int k;
+    char *p = buf[k++ % 8];
+    for (int i = 0; i < 100; i++) p[i] = i < fooled ? 'f' : i < fooled + zero ? 'z' : 'r';
+    p[100] = '\0';
+    return p;
+}
+
+static const reduce_check *fake_check(const char *model, const char *name) {
+    for (int i = 0; i < fr.nchecks; i++)
+        if (!strcmp(fr.checks[i].model, model) && !strcmp(reduce_check_name(fr.checks[i].check), name))
+            return &fr.checks[i];
+    ck_abort_msg("no check %s for %s", name, model);
+    return NULL;
+}
+
+static void expect_verdict(const char *model, const char *name, reduce_verdict v, double value,
+                           double reference) {
+    const reduce_check *c = fake_check(model, name);
+    ck_assert_msg(c->verdict == v, "%s %s: %s (%s), expected %s", model, name,
+                  reduce_verdict_name(c->verdict), c->detail, reduce_verdict_name(v));
+    if (v == REDUCE_NA) {
+        ck_assert(isnan(c->value) && isnan(c->reference));
+        return;
+    }
+    ck_assert_msg(fabs(c->value - value) < 1e-12 && fabs(c->reference - reference) < 1e-12,
+                  "%s %s: value %g reference %g, expected %g %g", model, name, c->value,
+                  c->reference, value, reference);
+}
+
+static void compute(void) { ck_assert_int_eq(reduce_checks_compute(&fr), DS_OK); }
+
+#define S "T100/student"
+
+START_TEST(test_check_iterative) {
+    fake_reset();
+    int f = fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL);
+    int p = fake_attack("pgd", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL);
+    fake_row(S, 100, f, 0, 0, pat(55, 0));
+    fake_row(S, 100, p, 0, 0, pat(53, 0)); // 2 points below the single step
+    compute();
+    expect_verdict(S, "iterative", REDUCE_FAIL, 0.53, 0.55);
+    fake_reset();
+    f = fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL);
+    p = fake_attack("pgd", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL);
+    fake_row(S, 100, f, 0, 0, pat(55, 0));
+    fake_row(S, 100, p, 0, 0, pat(54, 0)); // exactly one point: within the tolerance
+    compute();
+    expect_verdict(S, "iterative", REDUCE_PASS, 0.54, 0.55);
+    // Another space, another ε or L2: nothing to compare.
+    fake_reset();
+    f = fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL);
+    fake_row(S, 100, f, 0, 0, pat(55, 0));
+    fake_row(S, 100, fake_attack("pl", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_LOGITS), NULL), 0, 0, pat(1, 0));
+    fake_row(S, 100, fake_attack("pe", c_pgd(0.2f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(1, 0));
+    fake_row(S, 100, fake_attack("p2", c_pgd(0.3f, DS_NORM_L2, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(1, 0));
+    compute();
+    expect_verdict(S, "iterative", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_eps_curve) {
+    static const struct {
+        int s[3];
+        reduce_verdict v;
+    } cases[] = {
+        {{40, 30, 99}, REDUCE_FAIL},  // falls by 10 points
+        {{40, 60, 98}, REDUCE_FAIL},  // below 99% at the largest ε
+        {{40, 39, 99}, REDUCE_PASS},  // a fall of one point is within the tolerance
+        {{40, 60, 100}, REDUCE_PASS},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        fake_reset();
+        ds_craft c = c_fgsm(0.5f, DS_SPACE_SOFTMAX);
+        // The list as written, not sorted: 0.5 0.1 0.3; success as listed for 0.1 0.3 0.5.
+        c.fgsm.n_eps = 3;
+        c.fgsm.eps[0] = 0.5f, c.fgsm.eps[1] = 0.1f, c.fgsm.eps[2] = 0.3f;
+        int a = fake_attack("curve", c, NULL);
+        fake_row(S, 100, a, 0, 0, pat(cases[k].s[2], 0));
+        fake_row(S, 100, a, 1, 0, pat(cases[k].s[0], 0));
+        fake_row(S, 100, a, 2, 0, pat(cases[k].s[1], 0));
+        ck_assert(frows[0].eps == 0.5f && frows[1].eps == 0.1f);
+        compute();
+        expect_verdict(S, "eps_curve", cases[k].v, cases[k].s[2] / 100.0, 0.99);
+    }
+    // A one-ε configuration has no curve; nor has a transfer with a list.
+    fake_reset();
+    fake_row(S, 100, fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(5, 0));
+    ds_craft c = c_fgsm(0.1f, DS_SPACE_SOFTMAX);
+    c.fgsm.n_eps = 2;
+    c.fgsm.eps[1] = 0.3f;
+    int t = fake_attack("tr", c, "baseline");
+    fake_row(S, 100, t, 0, 0, pat(50, 0));
+    fake_row(S, 100, t, 1, 0, pat(10, 0));
+    compute();
+    expect_verdict(S, "eps_curve", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_gradient_free) {
+    for (int k = 0; k < 2; k++) {
+        fake_reset();
+        fake_row(S, 100, fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(50, 0));
+        fake_row(S, 100, fake_attack("pgd", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_LOGITS), NULL), 0, 0,
+                 pat(60, 0));
+        fake_row(S, 100, fake_attack("square", c_square(0.3f), NULL), 0, 0, pat(k ? 61 : 70, 0));
+        // A stronger white-box attack at another ε does not count.
+        fake_row(S, 100, fake_attack("pgd5", c_pgd(0.5f, DS_NORM_LINF, DS_SPACE_LOGITS), NULL), 0,
+                 0, pat(100, 0));
+        compute();
+        expect_verdict(S, "gradient_free", k ? REDUCE_PASS : REDUCE_FAIL, k ? 0.61 : 0.70, 0.60);
+    }
+    fake_reset();
+    fake_row(S, 100, fake_attack("square", c_square(0.3f), NULL), 0, 0, pat(70, 0));
+    compute();
+    expect_verdict(S, "gradient_free", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_transfer) {
+    // FGSM examples from the baseline (56%) against a student whose softmax FGSM gets 2%: FAIL;
+    // with an FGSM on the logits at 93% (the best white-box at that ε): pass.
+    for (int k = 0; k < 2; k++) {
+        fake_reset();
+        fake_row(S, 100, fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(2, 0));
+        if (k)
+            fake_row(S, 100, fake_attack("fgsm-z", c_fgsm(0.3f, DS_SPACE_LOGITS), NULL), 0, 0,
+                     pat(93, 0));
+        fake_row(S, 100, fake_attack("tr", c_fgsm(0.3f, DS_SPACE_SOFTMAX), "baseline"), 0, 0,
+                 pat(56, 0));
+        compute();
+        expect_verdict(S, "transfer", k ? REDUCE_PASS : REDUCE_FAIL, 0.56, k ? 0.93 : 0.02);
+    }
+    // JSMA examples: against the model's own JSMA.
+    fake_reset();
+    ds_craft j;
+    memset(&j, 0, sizeof j);
+    ds_craft_default(&j, DS_KIND_JSMA);
+    fake_row(S, 100, fake_attack("jsma", j, NULL), 0, 0, pat(0, 0));
+    fake_row(S, 100, fake_attack("tr", j, "baseline"), 0, 0, pat(20, 0));
+    // Transfer from another source, or to the baseline itself: not this check.
+    fake_row("baseline", 1, fake_attack("tr2", c_fgsm(0.3f, DS_SPACE_SOFTMAX), "baseline"), 0, 0,
+             pat(90, 0));
+    fake_row("baseline", 1, fake_attack("fb", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0,
+             pat(10, 0));
+    compute();
+    expect_verdict(S, "transfer", REDUCE_FAIL, 0.20, 0.0);
+    expect_verdict("baseline", "transfer", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_zero_grad) {
+    for (int k = 0; k < 2; k++) {
+        fake_reset();
+        fake_row(S, 100, fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0,
+                 pat(10, k ? 1 : 2));
+        // Zero gradients of an attack on the logits are not this check's.
+        fake_row(S, 100, fake_attack("fgsm-z", c_fgsm(0.3f, DS_SPACE_LOGITS), NULL), 0, 0,
+                 pat(10, 50));
+        compute();
+        expect_verdict(S, "zero_grad", k ? REDUCE_PASS : REDUCE_FAIL, k ? 0.01 : 0.02, 0.01);
+    }
+    fake_reset();
+    fake_row(S, 100, fake_attack("pgd", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL), 0, 0,
+             pat(0, 97));
+    compute();
+    expect_verdict(S, "zero_grad", REDUCE_FAIL, 0.97, 0.01);
+    fake_reset();
+    fake_row(S, 100, fake_attack("square", c_square(0.3f), NULL), 0, 0, pat(0, 0));
+    compute();
+    expect_verdict(S, "zero_grad", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_logits) {
+    for (int k = 0; k < 2; k++) {
+        fake_reset();
+        fake_row(S, 100, fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(2, 0));
+        fake_row(S, 100, fake_attack("fgsm-T", c_fgsm(0.3f, DS_SPACE_LOGITS_T), NULL), 0, 0,
+                 pat(k ? 3 : 93, 0));
+        // PGD on the logits has no PGD on the softmax to compare with.
+        fake_row(S, 100, fake_attack("pgd-z", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_LOGITS), NULL), 0,
+                 0, pat(100, 0));
+        compute();
+        expect_verdict(S, "logits", k ? REDUCE_PASS : REDUCE_FAIL, k ? 0.03 : 0.93, 0.02);
+    }
+    fake_reset();
+    fake_row(S, 100, fake_attack("pgd-z", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_LOGITS), NULL), 0, 0,
+             pat(100, 0));
+    compute();
+    expect_verdict(S, "logits", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+START_TEST(test_check_rounding) {
+    for (int k = 0; k < 2; k++) {
+        fake_reset();
+        ds_craft keep = c_fgsm(0.3f, DS_SPACE_SOFTMAX), flush = keep, f64 = keep;
+        flush.fgsm.num.denormals = DS_DENORMALS_FLUSH;
+        f64.fgsm.num.precision = DS_PRECISION_FLOAT64;
+        fake_row(S, 100, fake_attack("keep", keep, NULL), 0, 0, pat(40, 0));
+        fake_row(S, 100, fake_attack("flush", flush, NULL), 0, 0, pat(k ? 39 : 25, 0));
+        fake_row(S, 100, fake_attack("f64", f64, NULL), 0, 0, pat(40, 0));
+        // Another ε is another attack, not a rounding variant.
+        fake_row(S, 100, fake_attack("e5", c_fgsm(0.5f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(90, 0));
+        compute();
+        expect_verdict(S, "rounding", k ? REDUCE_PASS : REDUCE_FAIL, 0.40, k ? 0.39 : 0.25);
+    }
+    // PGD under two denormals settings, different random-start seeds: still one attack.
+    fake_reset();
+    ds_craft p = c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_SOFTMAX), q = p;
+    p.pgd.seed = 11;
+    q.pgd.seed = 12;
+    q.pgd.num.denormals = DS_DENORMALS_FLUSH;
+    fake_row(S, 100, fake_attack("p", p, NULL), 0, 0, pat(30, 0));
+    fake_row(S, 100, fake_attack("q", q, NULL), 0, 0, pat(80, 0));
+    compute();
+    expect_verdict(S, "rounding", REDUCE_FAIL, 0.80, 0.30);
+    fake_reset();
+    fake_row(S, 100, fake_attack("keep", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL), 0, 0, pat(40, 0));
+    compute();
+    expect_verdict(S, "rounding", REDUCE_NA, 0, 0);
+}
+END_TEST
+
+// Robust accuracy by hand: three L-inf attacks at ε 0.3 on 10 samples.
+START_TEST(test_robust_accuracy) {
+    fake_reset();
+    int f = fake_attack("fgsm", c_fgsm(0.3f, DS_SPACE_SOFTMAX), NULL);
+    int p = fake_attack("pgd", c_pgd(0.3f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL);
+    int q = fake_attack("square", c_square(0.3f), NULL);
+    fake_row(S, 100, f, 0, 0, "rrffrrwrrr");
+    fake_row(S, 100, p, 0, 0, "rfrrrrwrrf");
+    fake_row(S, 100, q, 0, 0, "rrrfrrwrrr");
+    // Other threat models: PGD at ε 0.1, PGD L2 at 0.3, and JSMA (no ε): rows of their own or
+    // none.
+    fake_row(S, 100, fake_attack("pgd1", c_pgd(0.1f, DS_NORM_LINF, DS_SPACE_SOFTMAX), NULL), 0, 0,
+             "ffffffffff");
+    fake_row(S, 100, fake_attack("pgd2", c_pgd(0.3f, DS_NORM_L2, DS_SPACE_SOFTMAX), NULL), 0, 0,
+             "frrrrrrrrr");
+    ds_craft j;
+    memset(&j, 0, sizeof j);
+    ds_craft_default(&j, DS_KIND_JSMA);
+    fake_row(S, 100, fake_attack("jsma", j, NULL), 0, 0, "ffffffffff");
+    compute();
+    ck_assert_int_eq(fr.nrobust, 3);
+    const reduce_robust *o = &fr.robust[0]; // linf first, in increasing ε
+    ck_assert(o->norm == DS_NORM_LINF && o->eps == 0.1f && o->n == 10 && o->robust == 0);
+    o = &fr.robust[1];
+    ck_assert(o->norm == DS_NORM_LINF && o->eps == 0.3f);
+    ck_assert_int_eq(o->n, 10);
+    ck_assert_int_eq(o->robust, 5); // samples 0, 4, 5, 7, 8
+    ck_assert(o->robust_accuracy == 0.5);
+    ck_assert_str_eq(o->attacks, "fgsm pgd square");
+    o = &fr.robust[2];
+    ck_assert(o->norm == DS_NORM_L2 && o->n == 10 && o->robust == 9);
+    // A fourth attack on samples [2, 10) only: the intersection, 8 samples, 4 robust (4 5 7 8).
+    fake_row(S, 100, fake_attack("fgsm-z", c_fgsm(0.3f, DS_SPACE_LOGITS), NULL), 0, 2, "rrrrrrrr");
+    reduce_checks_free(&fr);
+    compute();
+    o = &fr.robust[1];
+    ck_assert_int_eq(o->n, 8);
+    ck_assert_int_eq(o->robust, 4);
+    ck_assert_str_eq(o->attacks, "fgsm pgd square fgsm-z");
+    fake_reset();
+}
+END_TEST
+
+#undef S
+
 static Suite *suite(void) {
     Suite *s = suite_create("reduce");
     TCase *tc = tcase_create("reduce");
@@ -1291,6 +2167,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_seeds_rounding);
     tcase_add_test(tc, test_seeds_summary_h5);
     tcase_add_test(tc, test_seeds_figure);
+    tcase_add_test(tc, test_seeds_eps_aggregate);
     tcase_add_test(tc, test_summary_h5);
     tcase_add_test(tc, test_adversarial_records_in_sample_order);
     tcase_add_test(tc, test_weights_and_soft_labels_bit_identical);
@@ -1304,6 +2181,17 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_not_a_run_folder);
     tcase_add_test(tc, test_figure);
     tcase_add_test(tc, test_no_attacks);
+    tcase_add_test(tc, test_eps_rows);
+    tcase_add_test(tc, test_one_eps_unchanged);
+    tcase_add_test(tc, test_checks_reduced);
+    tcase_add_test(tc, test_check_iterative);
+    tcase_add_test(tc, test_check_eps_curve);
+    tcase_add_test(tc, test_check_gradient_free);
+    tcase_add_test(tc, test_check_transfer);
+    tcase_add_test(tc, test_check_zero_grad);
+    tcase_add_test(tc, test_check_logits);
+    tcase_add_test(tc, test_check_rounding);
+    tcase_add_test(tc, test_robust_accuracy);
     suite_add_tcase(s, tc);
     return s;
 }

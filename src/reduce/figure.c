@@ -1,10 +1,13 @@
 // figure1: the papers' Figure 1, adversarial success rate (%) of the distilled (student) networks
-// against the distillation temperature (log scale), one curve per attack configuration, with the
-// baseline's rate of the same configuration as a dashed line of the same colour.
+// against the distillation temperature (log scale), one curve per attack configuration (per ε
+// of a configuration with an ε list), with the baseline's rate of the same configuration as a
+// dashed line of the same colour.
 //
 // With several seeds ([run] seeds), each point is the mean over the seeds with its 95% Student t
 // interval as an error bar, each seed's curve faint and dotted behind it, and the baseline's
-// mean dashed; point types and dash patterns keep it readable in black and white.
+// mean dashed; point types and dash patterns keep it readable in black and white. A
+// configuration with an ε list is then drawn at one ε only (0.3 if listed, else its first):
+// figure2 (eps.c) shows success against ε.
 //
 // figure1.dat and figure1.gp are kept in the run folder (`cd RUN && gnuplot figure1.gp` re-plots).
 // gnuplot ($DS_GNUPLOT, default "gnuplot" on the PATH; an empty DS_GNUPLOT switches the figures
@@ -28,30 +31,46 @@
 
 extern char **environ;
 
-// Configurations with at least one student row, in job order; returns how many.
+// Several seeds: the one ε index of configuration a that Figure 1 draws (its means with error
+// bars and every seed's curve at each of a list's ε would crowd it; figure2 has the ε curves):
+// that of 0.3 when the list holds it, else the first.
+static int seeds_eps_index(const ds_job_attack *a) {
+    int e = reduce_eps_index(&a->craft, 0.3);
+    return e < 0 ? 0 : e;
+}
+
+// Curves (reduce_row_curve: a configuration at one of its ε; with several seeds only the ε of
+// seeds_eps_index) with at least one student row, in job and ε order; returns how many. out[k]
+// is the first student row of curve k.
 static int curve_configs(const reducer *r, int *out) {
     int n = 0;
     for (int ai = 0; ai < r->job.nattacks; ai++) {
-        for (int i = 0; i < r->plan.ngroups; i++) {
-            if (r->rows[i].g->attack == ai && r->rows[i].g->role == DS_ROLE_STUDENT) {
-                out[n++] = ai;
-                break;
+        for (int e = 0; e < DS_FGSM_MAX_EPS; e++) {
+            if (r->job.nseeds > 1 && e != seeds_eps_index(&r->job.attacks[ai])) continue;
+            for (int i = 0; i < r->nrows; i++) {
+                if (reduce_row_curve(&r->rows[i]) == ai * DS_FGSM_MAX_EPS + e &&
+                    r->rows[i].g->role == DS_ROLE_STUDENT) {
+                    out[n++] = i;
+                    break;
+                }
             }
         }
     }
     return n;
 }
 
-static const reduce_row *baseline_row(const reducer *r, int ai) {
-    for (int i = 0; i < r->plan.ngroups; i++)
-        if (r->rows[i].g->attack == ai && r->rows[i].g->role == DS_ROLE_BASELINE) return &r->rows[i];
+static const reduce_row *baseline_row(const reducer *r, int curve) {
+    for (int i = 0; i < r->nrows; i++)
+        if (reduce_row_curve(&r->rows[i]) == curve && r->rows[i].g->role == DS_ROLE_BASELINE)
+            return &r->rows[i];
     return NULL;
 }
 
-// Several seeds: the baseline's aggregate of configuration ai, or NULL.
-static const reduce_agg *baseline_agg(const reducer *r, int ai) {
+// Several seeds: the baseline's aggregate of the curve, or NULL.
+static const reduce_agg *baseline_agg(const reducer *r, int curve) {
     for (int i = 0; i < r->naggs; i++)
-        if (r->aggs[i].row->g->attack == ai && r->aggs[i].row->g->role == DS_ROLE_BASELINE)
+        if (reduce_row_curve(r->aggs[i].row) == curve &&
+            r->aggs[i].row->g->role == DS_ROLE_BASELINE)
             return &r->aggs[i];
     return NULL;
 }
@@ -61,8 +80,8 @@ static void dat_pct(ds_strbuf *b, double x) {
     else ds_sb_printf(b, " %.10g", 100 * x);
 }
 
-// Several seeds: one block per configuration, one line per temperature (its students over the
-// seeds), then every seed's own rate.
+// Several seeds: one block per curve (a configuration at one ε), one line per temperature (its
+// students over the seeds), then every seed's own rate.
 static void write_dat_seeds(ds_strbuf *b, const reducer *r, const int *cfg, int n) {
     ds_sb_printf(b, "# figure1.dat (distill_sweep): adversarial success of the distilled (student) "
                  "networks against the temperature, over %d seeds.\n"
@@ -75,13 +94,15 @@ static void write_dat_seeds(ds_strbuf *b, const reducer *r, const int *cfg, int 
         ds_sb_printf(b, " %llu", (unsigned long long)r->job.seeds[j]);
     ds_sb_printf(b, " (NaN: missing)\n");
     for (int k = 0; k < n; k++) {
-        const ds_job_attack *a = &r->job.attacks[cfg[k]];
-        const reduce_agg *base = baseline_agg(r, cfg[k]);
+        const reduce_row *first = &r->rows[cfg[k]];
+        const ds_job_attack *a = first->a;
+        int curve = reduce_row_curve(first);
+        const reduce_agg *base = baseline_agg(r, curve);
         ds_sb_printf(b, "%s# index %d: [attack %s] %s %s\n", k ? "\n\n" : "", k, a->name,
-                     ds_attack_kind_name(a->kind), a->params);
+                     ds_attack_kind_name(a->kind), reduce_row_params(first));
         for (int i = 0; i < r->naggs; i++) {
             const reduce_agg *g = &r->aggs[i];
-            if (g->row->g->attack != cfg[k] || g->row->g->role != DS_ROLE_STUDENT) continue;
+            if (reduce_row_curve(g->row) != curve || g->row->g->role != DS_ROLE_STUDENT) continue;
             ds_sb_printf(b, "%g", g->row->g->temperature);
             dat_pct(b, g->success.mean);
             dat_pct(b, g->success.lo);
@@ -104,13 +125,15 @@ static void write_dat(ds_strbuf *b, const reducer *r, const int *cfg, int n) {
                  "# columns: T  success_%%  baseline_success_%% (NaN: baseline not attacked)  "
                  "attempts  successes  zero_grad_%%\n");
     for (int k = 0; k < n; k++) {
-        const ds_job_attack *a = &r->job.attacks[cfg[k]];
-        const reduce_row *base = baseline_row(r, cfg[k]);
+        const reduce_row *first = &r->rows[cfg[k]];
+        const ds_job_attack *a = first->a;
+        int curve = reduce_row_curve(first);
+        const reduce_row *base = baseline_row(r, curve);
         ds_sb_printf(b, "%s# index %d: [attack %s] %s %s\n", k ? "\n\n" : "", k, a->name,
-                     ds_attack_kind_name(a->kind), a->params);
-        for (int i = 0; i < r->plan.ngroups; i++) {
+                     ds_attack_kind_name(a->kind), reduce_row_params(first));
+        for (int i = 0; i < r->nrows; i++) {
             const reduce_row *row = &r->rows[i];
-            if (row->g->attack != cfg[k] || row->g->role != DS_ROLE_STUDENT) continue;
+            if (reduce_row_curve(row) != curve || row->g->role != DS_ROLE_STUDENT) continue;
             ds_sb_printf(b, "%g %.10g ", row->g->temperature, 100 * row->rates.success_rate);
             if (base) ds_sb_printf(b, "%.10g", 100 * base->rates.success_rate);
             else ds_sb_printf(b, "NaN");
@@ -120,8 +143,7 @@ static void write_dat(ds_strbuf *b, const reducer *r, const int *cfg, int n) {
     }
 }
 
-// A gnuplot single-quoted string ('' stands for a quote inside).
-static void gp_str(ds_strbuf *b, const char *s) {
+void reduce_gp_str(ds_strbuf *b, const char *s) {
     ds_sb_printf(b, "'");
     for (; *s; s++) ds_sb_printf(b, *s == '\'' ? "''" : "%c", *s);
     ds_sb_printf(b, "'");
@@ -141,13 +163,13 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
                  "    set terminal png size 1000,%d\n"
                  "}\n"
                  "set output ", height, height);
-    gp_str(b, png);
+    reduce_gp_str(b, png);
     char sub[128];
     snprintf(sub, sizeof sub, "%s, %d training and %d test samples",
              r->dataset[0] ? r->dataset : "this run", r->plan.train_n, r->plan.test_n);
     ds_sb_printf(b, "\nset title 'Adversarial success against the distillation temperature "
                  "(Papernot et al. 2016, Figure 1)' . \"\\n\" . ");
-    gp_str(b, sub);
+    reduce_gp_str(b, sub);
     ds_sb_printf(b, " noenhanced\n"
                  "set logscale x\n"
                  "set xrange [%g:%g]\n"
@@ -188,7 +210,7 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
         snprintf(x, sizeof x, "($1*%.6g)", pow(1.04, k - (n - 1) / 2.0));
         for (int j = 0; j < r->job.nseeds; j++) {
             if (k || j) ds_sb_printf(b, ", \\\n     ");
-            gp_str(b, k || j ? "" : dat);
+            reduce_gp_str(b, k || j ? "" : dat);
             // '#AARRGGBB' (AA 0 = opaque): faint behind the mean; the configuration's point type
             ds_sb_printf(b, " index %d using %s:%d with linespoints dt (3,3) lw 1.5 pt %d ps 0.7 "
                          "lc rgb '#50%s' notitle", k, x, 8 + j, points[k % NPT],
@@ -196,14 +218,21 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
         }
     }
     for (int k = 0; k < n; k++) {
-        const ds_job_attack *a = &r->job.attacks[cfg[k]];
+        const reduce_row *first = &r->rows[cfg[k]];
+        const ds_job_attack *a = first->a;
         const char *kind = ds_attack_kind_name(a->kind), *colour = colours[k % NCOL];
         char t[200];
-        // The section name, and the kind when the name does not start with it.
+        // The section name, and the kind when the name does not start with it (and the ε of a
+        // configuration with an ε list).
         if (!strncmp(a->name, kind, strlen(kind))) snprintf(t, sizeof t, "%s", a->name);
         else snprintf(t, sizeof t, "%s (%s)", a->name, kind);
+        if (first->n_eps > 1) {
+            size_t len = strlen(t);
+            snprintf(t + len, sizeof t - len, " eps=%g", (double)first->eps);
+        }
+        int curve = reduce_row_curve(first);
         if (k || seeds) ds_sb_printf(b, ", \\\n     ");
-        gp_str(b, k || seeds ? "" : dat);
+        reduce_gp_str(b, k || seeds ? "" : dat);
         if (seeds)
             ds_sb_printf(b, " index %d using ($1*%.6g):2:3:4 with yerrorlines lw 2 pt %d ps 1.3 lc "
                          "rgb '%s' title ", k, pow(1.04, k - (n - 1) / 2.0), points[k % NPT],
@@ -211,17 +240,17 @@ static void write_gp(ds_strbuf *b, const reducer *r, const int *cfg, int n, cons
         else
             ds_sb_printf(b, " index %d using 1:2 with linespoints lw 2 pt %d ps 1.3 lc rgb '%s' "
                          "title ", k, points[k % NPT], colour);
-        gp_str(b, t);
-        if (seeds ? baseline_agg(r, cfg[k]) != NULL : baseline_row(r, cfg[k]) != NULL) {
+        reduce_gp_str(b, t);
+        if (seeds ? baseline_agg(r, curve) != NULL : baseline_row(r, curve) != NULL) {
             size_t len = strlen(t);
             snprintf(t + len, sizeof t - len, ", baseline");
             ds_sb_printf(b, ", \\\n     '' index %d using 1:%d with lines dt 2 lw 1.5 lc rgb '%s' "
                          "title ", k, seeds ? 5 : 3, colour);
-            gp_str(b, t);
+            reduce_gp_str(b, t);
         }
     }
     ds_sb_printf(b, "\nset terminal svg size 1000,%d dynamic font 'sans,11'\nset output ", height);
-    gp_str(b, svg);
+    reduce_gp_str(b, svg);
     ds_sb_printf(b, "\nreplot\nunset output\n");
 }
 
@@ -280,21 +309,22 @@ static int nonempty(const reducer *r, const char *rel) {
 }
 
 // Runs gnuplot on the staged script; on success marks the staged figures written.
-static int plot(reducer *r, const char *script) {
+int reduce_gnuplot(reducer *r, const char *script, const char *log, const char *png_name,
+                   const char *svg_name, const char *gp) {
     const char *prog = getenv("DS_GNUPLOT");
     if (!prog) prog = "gnuplot";
-    if (!*prog) return DS_OK; // figures switched off: figure1.dat and figure1.gp only
+    if (!*prog) return DS_OK; // figures switched off: the .dat and .gp files only
     char path[1200];
-    int rc = reduce_stage(r, "figure1.log", path, sizeof path);
+    int rc = reduce_stage(r, log, path, sizeof path);
     if (rc) return rc;
-    int st = run_in(r->run_dir, prog, script, reduce_staged_name(r, "figure1.log"));
+    int st = run_in(r->run_dir, prog, script, reduce_staged_name(r, log));
     char msg[256] = "";
-    if (st > 0) first_line(r, reduce_staged_name(r, "figure1.log"), msg, sizeof msg);
+    if (st > 0) first_line(r, reduce_staged_name(r, log), msg, sizeof msg);
     unlink(path);
-    const char *png = reduce_staged_name(r, "figure1.png"), *svg = reduce_staged_name(r, "figure1.svg");
+    const char *png = reduce_staged_name(r, png_name), *svg = reduce_staged_name(r, svg_name);
     if (st == 0 && nonempty(r, png) && nonempty(r, svg)) {
-        reduce_staged_written(r, "figure1.png");
-        reduce_staged_written(r, "figure1.svg");
+        reduce_staged_written(r, png_name);
+        reduce_staged_written(r, svg_name);
         return DS_OK;
     }
     for (int i = 0; i < 2; i++) {
@@ -302,18 +332,18 @@ static int plot(reducer *r, const char *script) {
         unlink(path);
     }
     if (st == 127 || st == 126)
-        fprintf(stderr, "distill_sweep: warning: %s not found: no figure1.png/.svg (the tables are "
-                "complete; plot later with: cd %s && gnuplot figure1.gp)\n",
-                prog, r->run_dir);
+        fprintf(stderr, "distill_sweep: warning: %s not found: no %s/.svg (the tables are "
+                "complete; plot later with: cd %s && gnuplot %s)\n",
+                prog, png_name, r->run_dir, gp);
     else
-        fprintf(stderr, "distill_sweep: warning: %s failed (status %d%s%s): no figure1.png/.svg "
-                "(the tables are complete; see %s/figure1.gp)\n", prog, st, msg[0] ? ": " : "",
-                msg, r->run_dir);
+        fprintf(stderr, "distill_sweep: warning: %s failed (status %d%s%s): no %s/.svg "
+                "(the tables are complete; see %s/%s)\n", prog, st, msg[0] ? ": " : "",
+                msg, png_name, r->run_dir, gp);
     return DS_OK;
 }
 
 int reduce_figure(reducer *r) {
-    int *cfg = malloc(sizeof(int) * ((size_t)r->job.nattacks + 1));
+    int *cfg = malloc(sizeof(int) * ((size_t)r->nrows + 1));
     if (!cfg) return ds_fail(DS_ENOMEM, "figure1: out of memory");
     int n = curve_configs(r, cfg), rc = DS_OK;
     if (n == 0 || r->job.ntemps == 0) { // no student was attacked: nothing to draw
@@ -340,7 +370,8 @@ int reduce_figure(reducer *r) {
         (rc = reduce_write_text(r, "figure1.gp", gp.s, gp.len)) ||
         (rc = reduce_write_text(r, "figure1-run.gp", run.s, run.len)))
         goto out;
-    rc = plot(r, reduce_staged_name(r, "figure1-run.gp"));
+    rc = reduce_gnuplot(r, reduce_staged_name(r, "figure1-run.gp"), "figure1.log", "figure1.png",
+                        "figure1.svg", "figure1.gp");
     reduce_staged_discard(r, "figure1-run.gp");
 out:
     ds_sb_free(&dat);

@@ -1,6 +1,7 @@
 // The merged HDF5 files of a run: weights.h5 (every model), soft_labels.h5 (every teacher's soft
-// labels) and adversarial.h5 (every attack group's records in sample order), each written through
-// the atomic ds_h5 writer under its staged name (reduce_internal.h).
+// labels) and adversarial.h5 (every attack group's records in sample order; with an ε list
+// ε-major, each ε's records in sample order), each written through the atomic ds_h5 writer under
+// its staged name (reduce_internal.h).
 #include "ds_error.h"
 #include "ds_h5.h"
 #include "ds_nn.h"
@@ -143,9 +144,10 @@ static int check_record_type(const char *path, const char *group, hid_t packed) 
 }
 
 // A shard's set must be the one the plan expects: its attack, parameters, model and samples, and
-// records in sample order covering every sample of the shard.
+// records in sample order covering every sample of the shard; with an ε list (slices > 1) so
+// is each of its ε-major slices, one record per sample.
 static int check_shard(const reducer *r, const ds_task *t, const ds_job_attack *a,
-                       const char *path, const ds_attack_set *s) {
+                       const char *path, const ds_attack_set *s, int slices) {
     char model[1200];
     snprintf(model, sizeof model, "%.900s:%.100s", r->plan.tasks[t->model_task].file, t->model);
     if (strcmp(s->attack, ds_attack_kind_name(a->kind)) || strcmp(s->params, a->params))
@@ -157,21 +159,18 @@ static int check_shard(const reducer *r, const ds_task *t, const ds_job_attack *
     if (s->first != t->first || s->count != t->count)
         return ds_fail(DS_EFORMAT, "%s: %s: samples [%d, %d), expected [%d, %d)", path, a->name,
                        s->first, s->first + s->count, t->first, t->first + t->count);
-    // An eps list writes one block of records per eps (eps-major), each in sample order.
-    int blocks = ds_craft_eps(&a->craft, NULL);
-    if (blocks < 1) blocks = 1;
-    if (s->n_records % blocks)
-        return ds_fail(DS_EFORMAT, "%s: %s: %d records are not %d blocks, one per eps", path,
-                       a->name, s->n_records, blocks);
-    const int per = s->n_records / blocks;
-    for (int b = 0; b < blocks; b++) {
-        const ds_attack_record *rec = s->records + (size_t)b * per;
+    if (slices > 1 && s->n_records != slices * t->count)
+        return ds_fail(DS_EFORMAT, "%s: %s: %d records, expected %d (%d eps values x %d samples)",
+                       path, a->name, s->n_records, slices * t->count, slices, t->count);
+    int len = slices > 1 ? t->count : s->n_records;
+    for (int e = 0; e < slices; e++) {
+        const ds_attack_record *rec = s->records + (size_t)e * (size_t)len;
         int distinct = 0;
-        for (int i = 0; i < per; i++) {
+        for (int i = 0; i < len; i++) {
             int32_t idx = rec[i].index;
             if (idx < t->first || idx >= t->first + t->count || (i > 0 && idx < rec[i - 1].index))
                 return ds_fail(DS_EFORMAT, "%s: %s: record %d: sample %d out of order or outside "
-                               "[%d, %d)", path, a->name, b * per + i, (int)idx, t->first,
+                               "[%d, %d)", path, a->name, e * len + i, (int)idx, t->first,
                                t->first + t->count);
             distinct += i == 0 || idx != rec[i - 1].index;
         }
@@ -294,21 +293,70 @@ static int group_attributes(hid_t g, const ds_attack_group *ag, const ds_job_att
     return rc;
 }
 
+// With an ε list (nslices > 1): the shards' records, each ε-major, reordered ε-major over the
+// whole group (ε e: [e * count, (e + 1) * count), in sample order). shard_n[k]: records of shard k.
+static int eps_major(ds_attack_record **all, size_t n, const int *shard_n, int nshards,
+                     int nslices) {
+    if (n == 0) return DS_OK;
+    ds_attack_record *o = malloc(sizeof *o * (n + 1));
+    if (!o) return ds_fail(DS_ENOMEM, "reduce: out of memory for %zu records", n);
+    size_t at = 0;
+    for (int e = 0; e < nslices; e++) {
+        size_t from = 0;
+        for (int k = 0; k < nshards; k++) {
+            size_t len = (size_t)(shard_n[k] / nslices);
+            memcpy(o + at, *all + from + (size_t)e * len, len * sizeof *o);
+            at += len;
+            from += (size_t)shard_n[k];
+        }
+    }
+    free(*all);
+    *all = o;
+    return DS_OK;
+}
+
+// The images of a group with an ε list, in the order of eps_major: each shard read once per ε.
+static int eps_major_images(reducer *r, const ds_attack_group *ag, const ds_job_attack *a,
+                            hid_t g, int nslices, hsize_t *img_rows) {
+    char path[1200];
+    int rc = DS_OK;
+    for (int e = 0; e < nslices && !rc; e++)
+        for (int k = 0; k < ag->ntasks && !rc; k++) {
+            const ds_task *t = &r->plan.tasks[ag->first_task + k];
+            ds_plan_task_path(&r->plan, t->index, r->run_dir, path, sizeof path);
+            ds_attack_set s;
+            if ((rc = ds_attack_results_load(path, a->name, &s))) break;
+            if (s.images)
+                rc = append_images(g, s.images + (size_t)e * (size_t)t->count * (size_t)s.n_in,
+                                   t->count, s.n_in, img_rows);
+            ds_attack_set_free(&s);
+        }
+    return rc;
+}
+
 // One attack group: its shards' records concatenated (and images appended) into group
-// /<model>/<config> of out; the row's rates computed over all of them.
-static int merge_group(reducer *r, int gi, hid_t out, hid_t mem, hid_t packed) {
+// /<model>/<config> of out; its rows' rates computed over them (per ε with an ε list: the
+// group's rows are rows[row0 ..]).
+static int merge_group(reducer *r, int gi, int row0, hid_t out, hid_t mem, hid_t packed) {
     const ds_attack_group *ag = &r->plan.groups[gi];
     const ds_job_attack *a = &r->job.attacks[ag->attack];
-    reduce_row *row = &r->rows[gi];
-    row->g = ag;
-    row->a = a;
-    row->n_shards = ag->ntasks;
-    row->test_accuracy = r->test_accuracy[ag->model_task];
+    int n_eps = ds_craft_eps(&a->craft, NULL), nslices = n_eps > 1 ? n_eps : 1;
+    reduce_row *row = &r->rows[row0];
+    for (int e = 0; e < nslices; e++) {
+        reduce_row_setup(&row[e], ag, a, e);
+        row[e].n_shards = ag->ntasks;
+        row[e].test_accuracy = r->test_accuracy[ag->model_task];
+    }
+    int *shard_n = calloc((size_t)ag->ntasks + 1, sizeof *shard_n);
+    if (!shard_n) return ds_fail(DS_ENOMEM, "%s: out of memory", a->name);
     char gname[2 * DS_JOB_NAME + 2], path[1200];
     snprintf(gname, sizeof gname, "%s/%s", ag->model, a->name);
     hid_t g;
     int rc = ds_h5_require_group(out, gname, &g);
-    if (rc) return rc;
+    if (rc) {
+        free(shard_n);
+        return rc;
+    }
     ds_attack_record *all = NULL;
     size_t n = 0, cap = 0;
     hsize_t img_rows = 0;
@@ -319,7 +367,7 @@ static int merge_group(reducer *r, int gi, hid_t out, hid_t mem, hid_t packed) {
         if (gi == 0 && k == 0 && (rc = check_record_type(path, a->name, packed))) break;
         ds_attack_set s;
         if ((rc = ds_attack_results_load(path, a->name, &s))) break;
-        rc = check_shard(r, t, a, path, &s);
+        rc = check_shard(r, t, a, path, &s, nslices);
         if (!rc && k > 0 && (s.images != NULL) != row->has_images)
             rc = ds_fail(DS_EFORMAT, "%s: %s: %s adversarial images, unlike the earlier shards",
                          path, a->name, s.images ? "has" : "has no");
@@ -340,19 +388,26 @@ static int merge_group(reducer *r, int gi, hid_t out, hid_t mem, hid_t packed) {
         if (!rc) {
             if (s.n_records) memcpy(all + n, s.records, (size_t)s.n_records * sizeof *all);
             n += (size_t)s.n_records;
+            shard_n[k] = s.n_records;
         }
-        if (!rc && s.images) rc = append_images(g, s.images, s.n_records, s.n_in, &img_rows);
+        if (!rc && s.images && nslices == 1)
+            rc = append_images(g, s.images, s.n_records, s.n_in, &img_rows);
         ds_attack_set_free(&s);
     }
+    for (int e = 1; e < nslices; e++) row[e].has_images = row[0].has_images;
     if (!rc && n > (size_t)INT32_MAX) rc = ds_fail(DS_EINVAL, "%s: too many records", gname);
-    if (!rc) {
-        ds_attack_rates_compute(all, (int)n, &row->rates);
-        row->clean_accuracy = row->rates.attempts ? (double)row->rates.correct / row->rates.attempts
-                                                  : 0.0;
-        rc = write_records(g, mem, packed, all, (int)n);
-    }
+    if (!rc && nslices > 1) rc = eps_major(&all, n, shard_n, ag->ntasks, nslices);
+    if (!rc && nslices > 1 && row->has_images)
+        rc = eps_major_images(r, ag, a, g, nslices, &img_rows);
+    // The rows' rates: all records, or slice e of the ε-major records (one per sample).
+    for (int e = 0; e < nslices && !rc; e++)
+        rc = nslices > 1 ? reduce_row_records(&row[e], all + (size_t)e * (size_t)ag->count,
+                                              ag->count)
+                         : reduce_row_records(row, all, (int)n);
+    if (!rc) rc = write_records(g, mem, packed, all, (int)n);
     if (!rc) rc = group_attributes(g, ag, a, ag->ntasks);
     free(all);
+    free(shard_n);
     H5Gclose(g);
     return rc;
 }
@@ -365,7 +420,11 @@ int reduce_adversarial(reducer *r) {
     if ((rc = record_types(&mem, &packed))) return rc;
     ds_h5_writer w;
     if ((rc = ds_h5_begin(&w, path, &r->prov))) goto out;
-    for (int gi = 0; gi < r->plan.ngroups && !rc; gi++) rc = merge_group(r, gi, w.file, mem, packed);
+    for (int gi = 0, row0 = 0; gi < r->plan.ngroups && !rc; gi++) {
+        rc = merge_group(r, gi, row0, w.file, mem, packed);
+        int k = ds_craft_eps(&r->job.attacks[r->plan.groups[gi].attack].craft, NULL);
+        row0 += k > 1 ? k : 1;
+    }
     if (rc) {
         ds_h5_abandon(&w);
         goto out;

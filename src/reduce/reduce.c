@@ -1,7 +1,7 @@
 // The reducer (ds_reduce.h): rebuilds the run's plan, checks that every task is done, writes
 // weights.h5, soft_labels.h5, adversarial.h5, summary.h5, summary.csv, summary-seeds.csv,
-// summary.md and figure1.* under staged names, then renames them into place (see
-// reduce_internal.h).
+// checks.csv, robust.csv, summary.md, figure1.* and figure2.* under staged names, then renames
+// them into place (see reduce_internal.h).
 #include "ds_reduce.h"
 
 #include "ds_atomic.h"
@@ -144,7 +144,8 @@ int ds_reduce_run(const char *run_dir) {
                               .seed = r->job.seed, .task = "reduce"};
     read_dataset_name(r);
     r->test_accuracy = malloc(sizeof(double) * (size_t)r->plan.ntasks);
-    r->rows = calloc((size_t)r->plan.ngroups + 1, sizeof *r->rows);
+    r->nrows = reduce_rows_count(&r->plan, &r->job);
+    r->rows = calloc((size_t)r->nrows + 1, sizeof *r->rows);
     if (!r->test_accuracy || !r->rows) rc = ds_fail(DS_ENOMEM, "%s: out of memory", run_dir);
     for (int i = 0; !rc && i < r->plan.ntasks; i++) r->test_accuracy[i] = NAN;
 
@@ -153,15 +154,20 @@ int ds_reduce_run(const char *run_dir) {
     if (!rc) rc = reduce_soft_labels(r);
     if (!rc) rc = reduce_adversarial(r);
     if (!rc) rc = reduce_replicates(r);
+    if (!rc) rc = reduce_checks_compute(r);
     if (!rc) rc = reduce_summary_h5(r);
     if (!rc) rc = reduce_summary_csv(r);
     if (!rc) rc = reduce_seeds_csv(r);
+    if (!rc) rc = reduce_checks_csv(r);
     if (!rc) rc = reduce_summary_md(r);
     if (!rc) rc = reduce_figure(r);
+    if (!rc) rc = reduce_figure2(r);
     if (!rc) rc = commit_staged(r);
     if (rc) discard_staged(r);
 
     free(r->test_accuracy);
+    reduce_checks_free(r);
+    reduce_rows_free(r);
     free(r->rows);
     free(r->aggs);
     free(r->model_aggs);

@@ -1,7 +1,8 @@
-// Replicates: every attack configuration and every model over the seeds of a run ([run] seeds),
-// with the statistics of ds_stats.h, written to summary-seeds.csv, summary.h5's "aggregate" and
-// "aggregate_models" and summary.md's tables over seeds; and every per-seed row's 95% Wilson
-// interval over its attempts. A one-seed run has aggregates too (n = 1: no spread, no interval).
+// Replicates: every attack configuration (at each ε of an ε list: one per summary row of a
+// replicate) and every model over the seeds of a run ([run] seeds), with the statistics of
+// ds_stats.h, written to summary-seeds.csv, summary.h5's "aggregate" and "aggregate_models"
+// and summary.md's tables over seeds; and every per-seed row's 95% Wilson interval over its
+// attempts. A one-seed run has aggregates too (n = 1: no spread, no interval).
 #include "ds_error.h"
 #include "reduce_internal.h"
 
@@ -14,10 +15,12 @@ enum { SEEDS_CAP = DS_JOB_MAX_SEEDS * 21 }; // "1 2 3": up to 20 digits and a bl
 
 // ---- Grouping ----
 
-const reduce_agg *reduce_find_agg(const reducer *r, const char *base, int ai) {
-    for (int i = 0; i < r->naggs; i++)
-        if (r->aggs[i].row->g->attack == ai && !strcmp(r->aggs[i].row->g->base_model, base))
+const reduce_agg *reduce_find_agg(const reducer *r, const char *base, int ai, int e) {
+    for (int i = 0; i < r->naggs; i++) {
+        const reduce_row *row = r->aggs[i].row;
+        if (row->g->attack == ai && row->eps_index == e && !strcmp(row->g->base_model, base))
             return &r->aggs[i];
+    }
     return NULL;
 }
 
@@ -51,23 +54,25 @@ static void agg_stats(reduce_agg *a) {
     ds_stats_compute(sc, nc, &a->success_correct);
 }
 
+// One aggregate per (base model, attack configuration, ε index): each ε of a list its own.
 static int group_attacks(reducer *r) {
-    r->aggs = calloc((size_t)r->plan.ngroups + 1, sizeof *r->aggs);
+    r->aggs = calloc((size_t)r->nrows + 1, sizeof *r->aggs);
     if (!r->aggs) return ds_fail(DS_ENOMEM, "%s: out of memory", r->run_dir);
-    for (int i = 0; i < r->plan.ngroups; i++) {
+    for (int i = 0; i < r->nrows; i++) {
         const reduce_row *row = &r->rows[i];
         int rep = row->g->rep;
         if (rep < 0 || rep >= r->job.nseeds)
             return ds_fail(DS_EINVAL, "reduce: %s %s: replicate %d of %d", row->g->model,
                            row->a->name, rep, r->job.nseeds);
-        reduce_agg *a = (reduce_agg *)reduce_find_agg(r, row->g->base_model, row->g->attack);
+        reduce_agg *a = (reduce_agg *)reduce_find_agg(r, row->g->base_model, row->g->attack,
+                                                      row->eps_index);
         if (!a) {
             a = &r->aggs[r->naggs++];
             a->row = row;
         }
         if (a->reps[rep])
-            return ds_fail(DS_EINVAL, "reduce: two rows of %s against %s in replicate %d",
-                           row->a->name, row->g->base_model, rep);
+            return ds_fail(DS_EINVAL, "reduce: two rows of %s (%s) against %s in replicate %d",
+                           row->a->name, row->params, row->g->base_model, rep);
         a->reps[rep] = row;
     }
     for (int i = 0; i < r->naggs; i++) agg_stats(&r->aggs[i]);
@@ -106,7 +111,7 @@ static int group_models(reducer *r) {
 }
 
 int reduce_replicates(reducer *r) {
-    for (int i = 0; i < r->plan.ngroups; i++) {
+    for (int i = 0; i < r->nrows; i++) {
         reduce_row *row = &r->rows[i];
         row->seed = r->job.seeds[row->g->rep];
         ds_wilson(row->rates.successes, row->rates.attempts, &row->success_lo, &row->success_hi);
@@ -308,8 +313,8 @@ int reduce_aggregate_h5(const reducer *r, hid_t file) {
     }
     if (!rc)
         rc = write_table(file, "aggregate", agg_type, rows, r->naggs,
-                         "per base model and attack configuration over the seeds: mean, sample "
-                         "sd, min, max and 95% Student t interval (NaN: undefined)");
+                         "per base model, attack configuration and eps (params) over the seeds: "
+                         "mean, sample sd, min, max and 95% Student t interval (NaN: undefined)");
     if (!rc)
         rc = write_table(file, "aggregate_models", model_type, models, r->nmodel_aggs,
                          "per base model over the seeds: its test accuracy's mean, sample sd, min, "
@@ -369,10 +374,10 @@ void reduce_md_models_over_seeds(ds_strbuf *b, const reducer *r) {
 }
 
 void reduce_md_attacks_over_seeds(ds_strbuf *b, const reducer *r) {
-    ds_sb_printf(b, "Over the %d seeds, one row per attack configuration and model: each rate's "
-                 "mean ± sample standard deviation (number of seeds) over the replicates, and the "
-                 "95%% Student t interval of the success rate (summary-seeds.csv has these rows at "
-                 "full precision).\n\n"
+    ds_sb_printf(b, "Over the %d seeds, one row per attack configuration (and eps of an eps "
+                 "list) and model: each rate's mean ± sample standard deviation (number of seeds) "
+                 "over the replicates, and the 95%% Student t interval of the success rate "
+                 "(summary-seeds.csv has these rows at full precision).\n\n"
                  "| model | T | attack | configuration | params | attempts per seed | success (%%) "
                  "| 95%% t interval (%%) | on correct (%%) | clean accuracy (%%) | zero grad. (%%) "
                  "|\n|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|\n", r->job.nseeds);

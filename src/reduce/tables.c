@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *reduce_row_params(const reduce_row *row) { return row->a->params; }
+const char *reduce_row_params(const reduce_row *row) { return row->params; }
 
 // ---- summary.h5 ----
 
@@ -88,7 +88,7 @@ static void fill_row(const reduce_row *r, summary_row *s) {
 }
 
 static int write_summary(hid_t file, const reducer *r) {
-    int n = r->plan.ngroups, rc = DS_OK;
+    int n = r->nrows, rc = DS_OK;
     summary_row *rows = calloc((size_t)n + 1, sizeof *rows);
     if (!rows) return ds_fail(DS_ENOMEM, "summary.h5: out of memory");
     for (int i = 0; i < n; i++) fill_row(&r->rows[i], &rows[i]);
@@ -136,7 +136,8 @@ int reduce_summary_h5(reducer *r) {
     ds_h5_writer w;
     if ((rc = ds_h5_begin(&w, path, &r->prov))) return rc;
     rc = write_summary(w.file, r);
-    if (!rc) rc = reduce_aggregate_h5(r, w.file);
+    if (!rc) rc = reduce_aggregate_h5(r, w.file); // "aggregate", "aggregate_models" (seeds.c)
+    if (!rc) rc = reduce_checks_h5(w.file, r);    // "robust" and "checks" (checks.c)
     if (!rc) rc = ds_h5_attr_set_string(w.file, "dataset", r->dataset);
     if (!rc) rc = ds_h5_attr_set_int64(w.file, "train_n", r->plan.train_n);
     if (!rc) rc = ds_h5_attr_set_int64(w.file, "test_n", r->plan.test_n);
@@ -167,7 +168,7 @@ int reduce_summary_csv(reducer *r) {
     ds_strbuf b = {0};
     ds_sb_printf(&b, "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,"
                  "zero_grad_share,seed,success_lo,success_hi\n");
-    for (int i = 0; i < r->plan.ngroups; i++) {
+    for (int i = 0; i < r->nrows; i++) {
         const reduce_row *row = &r->rows[i];
         csv_field(&b, row->g->model);
         ds_sb_printf(&b, ",%g,", row->g->temperature);
@@ -197,20 +198,24 @@ static void pct(ds_strbuf *b, double x) {
     else ds_sb_printf(b, "%.2f", 100.0 * x);
 }
 
-// The first attack configuration that is the papers' FGSM (eps 0.3 on the softmax, true labels),
-// JSMA (JSMA-F, theta +1, gamma 14.5%) or any C&W L2, or -1.
-static int paper_attack(const ds_job *job, ds_attack_kind kind) {
+void reduce_md_pct(ds_strbuf *b, double x) { pct(b, x); }
+
+// The first attack configuration that is the papers' FGSM (eps 0.3 on the softmax, true labels;
+// *e: the index of 0.3 in its ε list), JSMA (JSMA-F, theta +1, gamma 14.5%) or any C&W L2, or -1.
+static int paper_attack(const ds_job *job, ds_attack_kind kind, int *e) {
+    *e = 0;
     for (int i = 0; i < job->nattacks; i++) {
         const ds_job_attack *a = &job->attacks[i];
         const ds_craft *c = &a->craft;
         if (a->kind != kind) continue;
         // The default numerics only: the papers' numbers beside our evaluation as the README
-        // defines it (a float setting: 0.3f = 0.30000001192...).
+        // defines it.
         const ds_numerics dflt = {0}, *n = ds_craft_numerics(c);
         if (n && memcmp(n, &dflt, sizeof dflt)) continue;
-        if (kind == DS_KIND_FGSM && c->fgsm.space == DS_SPACE_SOFTMAX && c->fgsm.n_eps == 1 &&
-            fabs(c->fgsm.eps[0] - 0.3) < 1e-6 && c->fgsm.labels == DS_LABELS_TRUE)
+        if (kind == DS_KIND_FGSM && c->fgsm.space == DS_SPACE_SOFTMAX &&
+            c->fgsm.labels == DS_LABELS_TRUE && (*e = reduce_eps_index(c, 0.3)) >= 0)
             return i;
+        *e = 0;
         if (kind == DS_KIND_JSMA && c->jsma.space == DS_SPACE_SOFTMAX && c->jsma.theta == 1 &&
             fabs(c->jsma.gamma - 0.145) < 1e-6)
             return i;
@@ -271,7 +276,7 @@ static void md_attacks(ds_strbuf *b, const reducer *r) {
                  "|%s on correct (%%) | clean accuracy (%%) | zero grad. (%%) |\n"
                  "|---|---:|---|---|---|---:|---:|---:|%s---:|---:|---:|\n",
                  seeds ? " 95% Wilson (%) |" : "", seeds ? "---:|" : "");
-    for (int i = 0; i < r->plan.ngroups; i++) {
+    for (int i = 0; i < r->nrows; i++) {
         const reduce_row *row = &r->rows[i];
         ds_sb_printf(b, "| %s | %g | %s | %s | %s | %d | %d | ", row->g->model, row->g->temperature,
                      ds_attack_kind_name(row->a->kind), row->a->name, reduce_row_params(row),
@@ -410,23 +415,25 @@ static void md_papers(ds_strbuf *b, const reducer *r) {
                   (paper_value){"99.05", 99.05, 99.05}, T100_STUDENT);
     const char *no100 = has100 ? "T100/student not attacked by this configuration"
                                : "T=100 is not in this sweep";
-    int f = paper_attack(job, DS_KIND_FGSM), j = paper_attack(job, DS_KIND_JSMA);
+    int fe, je, ce;
+    int f = paper_attack(job, DS_KIND_FGSM, &fe), j = paper_attack(job, DS_KIND_JSMA, &je);
     const char *nof = "no FGSM eps=0.3 space=softmax labels=true configuration in this job";
     const char *noj = "no JSMA theta=1 gamma=0.145 space=softmax configuration in this job";
     paper_line(b, r, "FGSM eps=0.3 success on the baseline", (paper_value){"88.03", 88.03, 88.03},
-               f < 0 ? NULL : reduce_find_agg(r, "baseline", f),
+               f < 0 ? NULL : reduce_find_agg(r, "baseline", f, fe),
                f < 0 ? nof : "baseline not attacked");
     paper_line(b, r, "FGSM eps=0.3 success at T=100", (paper_value){"below 1.5", 0, 1.5},
-               f < 0 ? NULL : reduce_find_agg(r, T100_STUDENT, f), f < 0 ? nof : no100);
+               f < 0 ? NULL : reduce_find_agg(r, T100_STUDENT, f, fe), f < 0 ? nof : no100);
     paper_line(b, r, "JSMA success on the baseline", (paper_value){"~96-97 (reported)", 96, 97},
-               j < 0 ? NULL : reduce_find_agg(r, "baseline", j),
+               j < 0 ? NULL : reduce_find_agg(r, "baseline", j, je),
                j < 0 ? noj : "baseline not attacked");
     paper_line(b, r, "JSMA success at T=100", (paper_value){"0.45", 0.45, 0.45},
-               j < 0 ? NULL : reduce_find_agg(r, T100_STUDENT, j), j < 0 ? noj : no100);
-    int c = paper_attack(job, DS_KIND_CW_L2);
+               j < 0 ? NULL : reduce_find_agg(r, T100_STUDENT, j, je), j < 0 ? noj : no100);
+    int c = paper_attack(job, DS_KIND_CW_L2, &ce);
     if (c >= 0) // Carlini & Wagner, "Defensive Distillation is Not Robust to Adversarial Examples"
         paper_line(b, r, "C&W L2 success at T=100 (Carlini & Wagner 2016)",
-                   (paper_value){"~100", 100, 100}, reduce_find_agg(r, T100_STUDENT, c), no100);
+                   (paper_value){"~100", 100, 100}, reduce_find_agg(r, T100_STUDENT, c, ce),
+                   no100);
     ds_sb_printf(b, "\n");
 }
 
@@ -436,10 +443,7 @@ static void md_papers(ds_strbuf *b, const reducer *r) {
 // (FGSM and JSMA themselves: a transfer's rates are those of another model's examples.)
 static int same_but_numerics(const ds_job_attack *x, const ds_job_attack *y) {
     if (x->kind != y->kind || (x->kind != DS_KIND_FGSM && x->kind != DS_KIND_JSMA)) return 0;
-    ds_craft cx = x->craft, cy = y->craft;
-    if (x->kind == DS_KIND_FGSM) cx.fgsm.num = cy.fgsm.num = (ds_numerics){0};
-    else cx.jsma.num = cy.jsma.num = (ds_numerics){0};
-    return !memcmp(&cx, &cy, sizeof cx);
+    return reduce_same_but_numerics(&x->craft, &y->craft); // the rule of check g (checks.c)
 }
 
 // One table per attack that the job runs under several rounding settings: success and zero
@@ -474,13 +478,16 @@ static void md_rounding(ds_strbuf *b, const reducer *r) {
         ds_sb_printf(b, "\n|---|---:|");
         for (int k = 0; k < n; k++) ds_sb_printf(b, "---:|");
         ds_sb_printf(b, "\n");
-        for (int g = 0; g < r->naggs; g++) { // one seed: one aggregate per row
+        // One line per base model (and ε of an ε list); one seed: one aggregate per row.
+        for (int g = 0; g < r->naggs; g++) {
             const reduce_row *first = r->aggs[g].row;
             if (first->g->attack != i) continue;
             const char *model = first->g->base_model;
-            ds_sb_printf(b, "| %s | %g |", model, first->g->temperature);
+            ds_sb_printf(b, "| %s", model);
+            if (first->n_eps > 1) ds_sb_printf(b, " (eps %g)", (double)first->eps);
+            ds_sb_printf(b, " | %g |", first->g->temperature);
             for (int k = 0; k < n; k++) {
-                const reduce_agg *x = reduce_find_agg(r, model, fam[k]);
+                const reduce_agg *x = reduce_find_agg(r, model, fam[k], first->eps_index);
                 ds_sb_printf(b, " ");
                 if (!x) {
                     ds_sb_printf(b, "— |");
@@ -547,7 +554,8 @@ int reduce_summary_md(reducer *r) {
     ds_sb_printf(&b, "; temperatures");
     for (int i = 0; i < r->job.ntemps; i++) ds_sb_printf(&b, " %g", r->job.temps[i]);
     ds_sb_printf(&b, "; %s. Files: weights.h5, soft_labels.h5, adversarial.h5, summary.h5, "
-                 "summary.csv, %sfigure1.png (figure1.gp and figure1.dat to re-plot).\n\n",
+                 "summary.csv, %schecks.csv, robust.csv, figure1.png (figure1.gp and figure1.dat "
+                 "to re-plot), figure2.png when a configuration has an eps list.\n\n",
                  r->job.warm_start > 0 ? "teachers and students start from a shared warm start"
                                     : "every network trained from scratch",
                  r->job.nseeds > 1 ? "summary-seeds.csv (over the seeds), " : "");
@@ -555,6 +563,7 @@ int reduce_summary_md(reducer *r) {
     md_attacks(&b, r);
     md_papers(&b, r);
     md_rounding(&b, r);
+    reduce_checks_md(&b, r); // robust accuracy and the masking checks (checks.c)
     md_definitions(&b, r);
     int rc = b.failed ? ds_fail(DS_ENOMEM, "summary.md: out of memory")
                       : reduce_write_text(r, "summary.md", b.s, b.len);

@@ -669,22 +669,25 @@ static void parse_attack(parser *p, ds_job *job, const char *s, int header) {
                                              : DS_TARGET_BASELINE | DS_TARGET_STUDENTS;
     parse_models(p, s, job, a);
     parse_range(p, job, s, header, a);
-    char cp[512], src[DS_JOB_NAME], full[640];
-    ds_craft_string(&a->craft, DS_PIXELS, cp, sizeof cp);
-    scopy(src, sizeof src, a->source);
-    if (a->kind == DS_KIND_TRANSFER)
-        snprintf(full, sizeof full, "source=%s craft=%s %s", src,
-                 ds_attack_kind_name(a->craft.kind), cp);
-    else
-        scopy(full, sizeof full, cp);
-    if (strlen(full) >= sizeof a->params) { // the params column and attribute hold 255
-        entry *e = find(p, s, "eps");
+    char full[640];
+    if (ds_job_attack_params(a, &a->craft, full, sizeof full) >= (int)sizeof a->params) {
+        entry *e = find(p, s, "eps"); // the params column and attribute hold 255
         perr(p, e ? e->line : header, "[%s]: the settings string '%s' is longer than %d "
              "characters; use fewer eps values", s, full, (int)sizeof a->params - 1);
         return;
     }
     scopy(a->params, sizeof a->params, full);
     job->nattacks++;
+}
+
+int ds_job_attack_params(const ds_job_attack *a, const ds_craft *c, char *out, size_t cap) {
+    char cp[512], src[DS_JOB_NAME];
+    ds_craft_string(c, DS_PIXELS, cp, sizeof cp);
+    scopy(src, sizeof src, a->source);
+    if (a->kind == DS_KIND_TRANSFER)
+        return snprintf(out, cap, "source=%s craft=%s %s", src, ds_attack_kind_name(c->kind),
+                        cp);
+    return snprintf(out, cap, "%s", cp);
 }
 
 static void set_defaults(ds_job *job, const char *path) {
