@@ -49,7 +49,7 @@ ls -a "$run" | grep -q '^\.reduce-' && fail "staged .reduce-* files left behind:
 csv="$run/summary.csv"
 
 # ---- The CSV: exact header, rows in plan order ----
-[ "$(head -1 "$csv")" = "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,zero_grad_share,seed,success_lo,success_hi" ] ||
+[ "$(head -1 "$csv")" = "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,zero_grad_share,seed,success_lo,success_hi,config" ] ||
     fail "summary.csv header: $(head -1 "$csv")"
 expected="baseline,1,fgsm baseline,1,jsma T1/student,1,fgsm T1/student,1,jsma T1/student,1,transfer \
 T100/student,100,fgsm T100/student,100,jsma T100/student,100,transfer"

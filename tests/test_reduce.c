@@ -517,12 +517,13 @@ static int group_slices(const ds_attack_group *g) {
 
 // summary.csv of a run: every plan group's rows (one per ε of a list), their existing columns
 // exactly as the reducer before replicates wrote them (from the records counted at
-// generation), then the appended seed and Wilson interval. Returns the number of rows.
+// generation), then the appended seed, Wilson interval and configuration name. Returns the
+// number of rows.
 static int check_summary_csv(const char *csv) {
     const char *head = "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,"
                        "zero_grad_share";
     ck_assert_msg(!strncmp(csv, head, strlen(head)) &&
-                      !strncmp(csv + strlen(head), ",seed,success_lo,success_hi\n", 28),
+                      !strncmp(csv + strlen(head), ",seed,success_lo,success_hi,config\n", 35),
                   "header: %.200s", csv);
     const char *line = strchr(csv, '\n') + 1;
     int i = 0;
@@ -548,14 +549,18 @@ static int check_summary_csv(const char *csv) {
                   (double)e->successes / e->n <= csv_num(line, 11));
         int commas = 0;
         for (const char *p = line; *p != '\n'; p++) commas += *p == ',';
-        ck_assert_int_eq(commas, 11); // 12 columns: nothing else appended
+        ck_assert_int_eq(commas, 12); // 13 columns: nothing else appended
+        const char *config = strchr(line, '\n');
+        while (config[-1] != ',') config--;
+        ck_assert_msg(!strncmp(config, e->config, strlen(e->config)) && config[strlen(e->config)] == '\n',
+                      "row %d: config column %.40s, expected %s", i, config, e->config);
     }
     ck_assert_str_eq(line, "");
     return i;
 }
 
-// A copy of a summary.csv without its last three columns (seed, success_lo, success_hi): the
-// columns of the reducer before replicates. Free it.
+// A copy of a summary.csv without its last four columns (seed, success_lo, success_hi, config):
+// the columns of the reducer before replicates. Free it.
 static char *old_columns(const char *csv) {
     char *out = malloc(strlen(csv) + 1), *o = out;
     ck_assert_ptr_nonnull(out);
@@ -563,7 +568,7 @@ static char *old_columns(const char *csv) {
         const char *end = strchr(p, '\n');
         ck_assert_ptr_nonnull(end);
         const char *cut = end;
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 4; k++)
             while (*--cut != ',') ck_assert(cut > p);
         memcpy(o, p, (size_t)(cut - p));
         o += cut - p;
@@ -604,14 +609,14 @@ START_TEST(test_csv_exact) {
                                   "success_rate_mean,success_rate_sd,success_rate_min,"
                                   "success_rate_max,success_rate_t_lo,success_rate_t_hi,"
                                   "clean_accuracy_mean,clean_accuracy_sd,test_accuracy_mean,"
-                                  "test_accuracy_sd\n");
+                                  "test_accuracy_sd,config\n");
     for (int i = 0; i < NROWS; i++) {
         const expected_row *e = &rows[i];
         double rate = (double)e->successes / e->n;
         len += (size_t)snprintf(want + len, sizeof want - len,
-                                "%s,%g,%s,%s,1,5,%.17g,,%.17g,%.17g,,,%.17g,,%.17g,\n", e->model, e->T,
+                                "%s,%g,%s,%s,1,5,%.17g,,%.17g,%.17g,,,%.17g,,%.17g,,%s\n", e->model, e->T,
                                 e->kind, e->params, rate, rate, rate, (double)e->correct / e->n,
-                                models[ds_plan_model_task(&plan, e->model)].test_accuracy);
+                                models[ds_plan_model_task(&plan, e->model)].test_accuracy, e->config);
     }
     char *seeds = slurp("summary-seeds.csv", NULL);
     ck_assert_ptr_nonnull(seeds);
@@ -1515,7 +1520,7 @@ START_TEST(test_no_attacks) {
     reduce_ok();
     char *csv = slurp("summary.csv", NULL);
     ck_assert_str_eq(csv, "model,temperature,attack,params,n,successes,success_rate,"
-                          "clean_accuracy,zero_grad_share,seed,success_lo,success_hi\n");
+                          "clean_accuracy,zero_grad_share,seed,success_lo,success_hi,config\n");
     ck_assert(exists("weights.h5") && exists("soft_labels.h5") && !exists("figure1.dat"));
     char *md = slurp("summary.md", NULL);
     ck_assert(strstr(md, "| T2.5/student | student | 2.5 | 1 |"));

@@ -155,7 +155,7 @@ int reduce_seeds_csv(reducer *r) {
     ds_sb_printf(&b, "model,temperature,attack,params,n_seeds,seeds,success_rate_mean,"
                  "success_rate_sd,success_rate_min,success_rate_max,success_rate_t_lo,"
                  "success_rate_t_hi,clean_accuracy_mean,clean_accuracy_sd,test_accuracy_mean,"
-                 "test_accuracy_sd\n");
+                 "test_accuracy_sd,config\n");
     for (int i = 0; i < r->naggs; i++) {
         const reduce_agg *a = &r->aggs[i];
         char seeds[SEEDS_CAP];
@@ -177,6 +177,8 @@ int reduce_seeds_csv(reducer *r) {
         csv_num(&b, a->clean.sd);
         csv_num(&b, a->test_accuracy.mean);
         csv_num(&b, a->test_accuracy.sd);
+        ds_sb_printf(&b, ",");
+        reduce_csv_field(&b, a->row->a->name);
         ds_sb_printf(&b, "\n");
     }
     int rc = b.failed ? ds_fail(DS_ENOMEM, "summary-seeds.csv: out of memory")

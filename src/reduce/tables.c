@@ -167,7 +167,7 @@ void reduce_csv_field(ds_strbuf *b, const char *s) { csv_field(b, s); }
 int reduce_summary_csv(reducer *r) {
     ds_strbuf b = {0};
     ds_sb_printf(&b, "model,temperature,attack,params,n,successes,success_rate,clean_accuracy,"
-                 "zero_grad_share,seed,success_lo,success_hi\n");
+                 "zero_grad_share,seed,success_lo,success_hi,config\n");
     for (int i = 0; i < r->nrows; i++) {
         const reduce_row *row = &r->rows[i];
         csv_field(&b, row->g->model);
@@ -183,6 +183,8 @@ int reduce_summary_csv(reducer *r) {
             ds_sb_printf(&b, "%.17g,%.17g", row->success_lo, row->success_hi);
         else
             ds_sb_printf(&b, ",");
+        ds_sb_printf(&b, ","); // the job's [attack NAME]: tells apart equal params of two sections
+        csv_field(&b, row->a->name);
         ds_sb_printf(&b, "\n");
     }
     int rc = b.failed ? ds_fail(DS_ENOMEM, "summary.csv: out of memory")
