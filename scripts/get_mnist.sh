@@ -62,8 +62,11 @@ EOF
 }
 
 part=
-trap 'rm -f -- "$part"' EXIT
+made=  # the folder, if this script created it: removed again when it stays empty (a failed
+       # download leaves no empty data/mnist that looks like a dataset)
+trap 'rm -f -- "$part"; [[ -n $made ]] && rmdir -- "$made" 2>/dev/null; true' EXIT
 
+[[ -d $dest ]] || made=$dest
 mkdir -p -- "$dest"
 for f in "${files[@]}"; do
     out=$dest/$f

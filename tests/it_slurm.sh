@@ -64,7 +64,7 @@ slurm_start || skip "SLURM cannot start here: $SLURM_WHY"
 
 ${CC:-cc} -O2 -o "$WORK/gen_idx" "$ROOT/tests/tools/gen_idx.c" || fail "cannot build gen_idx"
 data_note="real MNIST"
-if [ -z "${MNIST_DIR:-}" ] && [ ! -d "$ROOT/data/mnist" ]; then
+if [ -z "${MNIST_DIR:-}" ] && ! ls "$ROOT"/data/mnist/train-images-idx3-ubyte* >/dev/null 2>&1; then
     mkdir -p "$WORK/mnist" && "$WORK/gen_idx" "$WORK/mnist" 2000 500 7 ||
         fail "cannot write the synthetic dataset"
     export MNIST_DIR=$WORK/mnist

@@ -27,7 +27,7 @@ start=$SECONDS
 N=1000
 export PYTHONPATH=$ROOT/scripts
 
-if [ -n "$mnist" ] || [ -d "$ROOT/data/mnist" ]; then
+if [ -n "$mnist" ] || ls "$ROOT"/data/mnist/train-images-idx3-ubyte* >/dev/null 2>&1; then
     export MNIST_DIR=${mnist:-$ROOT/data/mnist}
     data_note="MNIST"
 else
