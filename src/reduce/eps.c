@@ -54,6 +54,7 @@ void reduce_row_setup(reduce_row *row, const ds_attack_group *g, const ds_job_at
     row->eps_index = row->n_eps > 1 ? e : 0;
     row->eps = row->n_eps > 0 ? eps[row->eps_index] : NAN;
     row->outcome = NULL;
+    row->tried = row->fooled = NULL;
     if (row->n_eps > 1) {
         craft_at(&a->craft, row->eps_index, &row->craft);
         ds_job_attack_params(a, &row->craft, row->params, sizeof row->params);
@@ -67,9 +68,20 @@ int reduce_row_records(reduce_row *row, const ds_attack_record *rec, int n) {
     ds_attack_rates_compute(rec, n, &row->rates);
     row->clean_accuracy = row->rates.attempts ? (double)row->rates.correct / row->rates.attempts
                                               : 0.0;
+    // Attempts and successes per sample: the checks compare two rows over the samples both
+    // attacked (checks.c).
+    int count = row->g->count;
+    row->tried = calloc((size_t)count + 1, sizeof *row->tried);
+    row->fooled = calloc((size_t)count + 1, sizeof *row->fooled);
+    if (!row->tried || !row->fooled) return ds_fail(DS_ENOMEM, "%s: out of memory", row->a->name);
+    for (int k = 0; k < n; k++) {
+        int i = rec[k].index - row->g->first;
+        if (i < 0 || i >= count || row->tried[i] == UINT16_MAX) continue;
+        row->tried[i]++;
+        row->fooled[i] += rec[k].success != 0;
+    }
     if (row->n_eps == 0) return DS_OK;
     // One untargeted record per sample (merge.c's shard check): the per-sample worst case.
-    int count = row->g->count;
     row->outcome = calloc((size_t)count + 1, 1);
     if (!row->outcome) return ds_fail(DS_ENOMEM, "%s: out of memory", row->a->name);
     for (int k = 0; k < n; k++) {
@@ -84,7 +96,10 @@ int reduce_row_records(reduce_row *row, const ds_attack_record *rec, int n) {
 void reduce_rows_free(reducer *r) {
     for (int i = 0; r->rows && i < r->nrows; i++) {
         free(r->rows[i].outcome);
+        free(r->rows[i].tried);
+        free(r->rows[i].fooled);
         r->rows[i].outcome = NULL;
+        r->rows[i].tried = r->rows[i].fooled = NULL;
     }
 }
 

@@ -45,6 +45,8 @@ typedef struct {
                              //   of `craft` (ds_job_attack_params)
     uint8_t *outcome;        // [g->count], rows with an ε (untargeted, one record per sample):
                              //   REDUCE_CORRECT | REDUCE_FOOLED of sample g->first + i; else NULL
+    uint16_t *tried, *fooled; // [g->count], every row: attempts and successes of sample
+                             //   g->first + i (JSMA, C&W: one attempt per target; 0: not attacked)
 } reduce_row;
 
 #define REDUCE_CORRECT 1 // the clean input was classified correctly
@@ -201,7 +203,8 @@ int reduce_rows_count(const ds_plan *plan, const ds_job *job);
 // Sets the identity of row (group g, configuration a, ε index e): n_eps, eps, craft, params.
 void reduce_row_setup(reduce_row *row, const ds_attack_group *g, const ds_job_attack *a, int e);
 // The row's rates and clean accuracy from its records rec [n] (for a row with an ε: its slice,
-// one record per sample in sample order), and its outcome array. DS_ENOMEM.
+// one record per sample in sample order), its per-sample counts (tried, fooled) and its outcome
+// array. DS_ENOMEM.
 int reduce_row_records(reduce_row *row, const ds_attack_record *rec, int n);
 // Frees the rows' outcome arrays.
 void reduce_rows_free(reducer *r);
