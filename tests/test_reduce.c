@@ -1602,9 +1602,10 @@ START_TEST(test_eps_rows) {
     ds_attack_set_free(&s);
     char *md = slurp("summary.md", NULL);
     ck_assert(strstr(md, "| T100/student | 100 | fgsm | curve | eps=0.3 space=softmax "));
-    // figure1: one curve per configuration and ε.
+    // figure1: one curve per configuration, a list at its ε 0.3 only.
     char *dat = slurp("figure1.dat", NULL);
-    ck_assert(strstr(dat, "[attack curve] fgsm eps=0.5 space=softmax labels=true"));
+    ck_assert(strstr(dat, "[attack curve] fgsm eps=0.3 space=softmax labels=true"));
+    ck_assert(!strstr(dat, "[attack curve] fgsm eps=0.5") && !strstr(dat, "[attack curve] fgsm eps=0.1"));
     free(dat);
     free(md);
     free(csv);

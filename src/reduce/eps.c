@@ -255,8 +255,21 @@ static void write_body2(ds_strbuf *b, const reducer *r, const int *cfg, int ncfg
         else snprintf(settings, sizeof settings, "%s", a->params);
         ds_sb_printf(b, "set title ");
         reduce_gp_str(b, t);
-        ds_sb_printf(b, " . \"\\n\" . ");
-        reduce_gp_str(b, settings);
+        // The settings in lines of about 60 characters, broken at blanks (a panel is narrow).
+        for (char *line = settings; *line;) {
+            char *cut = line + strlen(line);
+            if (cut - line > 60) {
+                cut = line + 60;
+                while (cut > line && *cut != ' ') cut--;
+                if (cut == line) cut = line + strlen(line);
+            }
+            char keep = *cut;
+            *cut = '\0';
+            ds_sb_printf(b, " . \"\\n\" . ");
+            reduce_gp_str(b, line);
+            *cut = keep;
+            line = keep ? cut + 1 : cut;
+        }
         ds_sb_printf(b, " font ',9' noenhanced\nset xrange [0:%g]\nset xlabel ", 1.05 * hi);
         snprintf(t, sizeof t, "eps (%s)", norm_label(&a->craft));
         reduce_gp_str(b, t);

@@ -31,22 +31,21 @@
 
 extern char **environ;
 
-// Several seeds: the one ε index of configuration a that Figure 1 draws (its means with error
-// bars and every seed's curve at each of a list's ε would crowd it; figure2 has the ε curves):
-// that of 0.3 when the list holds it, else the first.
-static int seeds_eps_index(const ds_job_attack *a) {
+// The one ε index of configuration a that Figure 1 draws (a curve per ε of every list, and with
+// several seeds their error bars and every seed's curve, made it unreadable; figure2 has the ε
+// curves): that of 0.3 when the list holds it, else the first.
+static int figure1_eps_index(const ds_job_attack *a) {
     int e = reduce_eps_index(&a->craft, 0.3);
     return e < 0 ? 0 : e;
 }
 
-// Curves (reduce_row_curve: a configuration at one of its ε; with several seeds only the ε of
-// seeds_eps_index) with at least one student row, in job and ε order; returns how many. out[k]
+// Curves (reduce_row_curve: a configuration at the ε of figure1_eps_index) with at least one student row, in job and ε order; returns how many. out[k]
 // is the first student row of curve k.
 static int curve_configs(const reducer *r, int *out) {
     int n = 0;
     for (int ai = 0; ai < r->job.nattacks; ai++) {
         for (int e = 0; e < DS_FGSM_MAX_EPS; e++) {
-            if (r->job.nseeds > 1 && e != seeds_eps_index(&r->job.attacks[ai])) continue;
+            if (e != figure1_eps_index(&r->job.attacks[ai])) continue;
             for (int i = 0; i < r->nrows; i++) {
                 if (reduce_row_curve(&r->rows[i]) == ai * DS_FGSM_MAX_EPS + e &&
                     r->rows[i].g->role == DS_ROLE_STUDENT) {
