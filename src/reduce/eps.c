@@ -318,6 +318,9 @@ static void write_gp2(ds_strbuf *b, const reducer *r, const int *cfg, int ncfg,
     ds_sb_printf(b, "unset output\n");
 }
 
+static const reduce_figure_files FIGURE2 = {"figure2.dat", "figure2.gp", "figure2-run.gp",
+                                            "figure2.png", "figure2.svg", "figure2.log"};
+
 int reduce_figure2(reducer *r) {
     size_t nb = (size_t)r->job.nattacks * (size_t)(r->nrows + 1) + 1;
     int *cfg = malloc(sizeof(int) * ((size_t)r->job.nattacks + 1));
@@ -325,7 +328,6 @@ int reduce_figure2(reducer *r) {
     const char **models = malloc(sizeof(char *) * ((size_t)r->nrows + 1));
     ds_strbuf dat = {0}, gp = {0}, run = {0};
     int rc = DS_OK, nblocks = 0;
-    char path[1200];
     if (!cfg || !cfg_of || !model_of || !models) {
         rc = ds_fail(DS_ENOMEM, "figure2: out of memory");
         goto out;
@@ -333,26 +335,13 @@ int reduce_figure2(reducer *r) {
     int ncfg = list_configs(r, cfg), nmodels = row_models(r, models);
     if (ncfg == 0) goto out; // no ε list: no ε curve
     write_dat2(&dat, r, cfg, ncfg, models, nmodels, cfg_of, model_of, &nblocks);
-    write_gp2(&gp, r, cfg, ncfg, models, cfg_of, model_of, nblocks, "figure2.dat", "figure2.png",
-              "figure2.svg");
-    if ((rc = reduce_stage(r, "figure2.dat", path, sizeof path)) ||
-        (rc = reduce_stage(r, "figure2.png", path, sizeof path)) ||
-        (rc = reduce_stage(r, "figure2.svg", path, sizeof path)))
-        goto out;
+    write_gp2(&gp, r, cfg, ncfg, models, cfg_of, model_of, nblocks, FIGURE2.dat, FIGURE2.png,
+              FIGURE2.svg);
+    if ((rc = reduce_stage_figure(r, &FIGURE2))) goto out;
     write_gp2(&run, r, cfg, ncfg, models, cfg_of, model_of, nblocks,
-              reduce_staged_name(r, "figure2.dat"), reduce_staged_name(r, "figure2.png"),
-              reduce_staged_name(r, "figure2.svg"));
-    if (dat.failed || gp.failed || run.failed) {
-        rc = ds_fail(DS_ENOMEM, "figure2: out of memory");
-        goto out;
-    }
-    if ((rc = reduce_write_text(r, "figure2.dat", dat.s, dat.len)) ||
-        (rc = reduce_write_text(r, "figure2.gp", gp.s, gp.len)) ||
-        (rc = reduce_write_text(r, "figure2-run.gp", run.s, run.len)))
-        goto out;
-    rc = reduce_gnuplot(r, reduce_staged_name(r, "figure2-run.gp"), "figure2.log", "figure2.png",
-                        "figure2.svg", "figure2.gp");
-    reduce_staged_discard(r, "figure2-run.gp");
+              reduce_staged_name(r, FIGURE2.dat), reduce_staged_name(r, FIGURE2.png),
+              reduce_staged_name(r, FIGURE2.svg));
+    rc = reduce_write_figure(r, &FIGURE2, &dat, &gp, &run);
 out:
     ds_sb_free(&dat);
     ds_sb_free(&gp);

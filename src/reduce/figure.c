@@ -341,6 +341,33 @@ int reduce_gnuplot(reducer *r, const char *script, const char *log, const char *
     return DS_OK;
 }
 
+int reduce_stage_figure(reducer *r, const reduce_figure_files *f) {
+    char path[1200];
+    int rc;
+    if ((rc = reduce_stage(r, f->dat, path, sizeof path)) ||
+        (rc = reduce_stage(r, f->png, path, sizeof path)) ||
+        (rc = reduce_stage(r, f->svg, path, sizeof path)))
+        return rc;
+    return DS_OK;
+}
+
+int reduce_write_figure(reducer *r, const reduce_figure_files *f, const ds_strbuf *dat,
+                        const ds_strbuf *gp, const ds_strbuf *run) {
+    if (dat->failed || gp->failed || run->failed)
+        return ds_fail(DS_ENOMEM, "%.*s: out of memory", (int)strcspn(f->dat, "."), f->dat);
+    int rc;
+    if ((rc = reduce_write_text(r, f->dat, dat->s, dat->len)) ||
+        (rc = reduce_write_text(r, f->gp, gp->s, gp->len)) ||
+        (rc = reduce_write_text(r, f->run, run->s, run->len)))
+        return rc;
+    rc = reduce_gnuplot(r, reduce_staged_name(r, f->run), f->log, f->png, f->svg, f->gp);
+    reduce_staged_discard(r, f->run);
+    return rc;
+}
+
+static const reduce_figure_files FIGURE1 = {"figure1.dat", "figure1.gp", "figure1-run.gp",
+                                            "figure1.png", "figure1.svg", "figure1.log"};
+
 int reduce_figure(reducer *r) {
     int *cfg = malloc(sizeof(int) * ((size_t)r->nrows + 1));
     if (!cfg) return ds_fail(DS_ENOMEM, "figure1: out of memory");
@@ -349,29 +376,15 @@ int reduce_figure(reducer *r) {
         free(cfg);
         return DS_OK;
     }
-    char path[1200];
     ds_strbuf dat = {0}, gp = {0}, run = {0};
     if (r->job.nseeds > 1) write_dat_seeds(&dat, r, cfg, n);
     else write_dat(&dat, r, cfg, n);
-    write_gp(&gp, r, cfg, n, "figure1.dat", "figure1.png", "figure1.svg");
+    write_gp(&gp, r, cfg, n, FIGURE1.dat, FIGURE1.png, FIGURE1.svg);
     // Staged names for gnuplot's own run (the kept script names the final files).
-    if ((rc = reduce_stage(r, "figure1.dat", path, sizeof path)) ||
-        (rc = reduce_stage(r, "figure1.png", path, sizeof path)) ||
-        (rc = reduce_stage(r, "figure1.svg", path, sizeof path)))
-        goto out;
-    write_gp(&run, r, cfg, n, reduce_staged_name(r, "figure1.dat"),
-             reduce_staged_name(r, "figure1.png"), reduce_staged_name(r, "figure1.svg"));
-    if (dat.failed || gp.failed || run.failed) {
-        rc = ds_fail(DS_ENOMEM, "figure1: out of memory");
-        goto out;
-    }
-    if ((rc = reduce_write_text(r, "figure1.dat", dat.s, dat.len)) ||
-        (rc = reduce_write_text(r, "figure1.gp", gp.s, gp.len)) ||
-        (rc = reduce_write_text(r, "figure1-run.gp", run.s, run.len)))
-        goto out;
-    rc = reduce_gnuplot(r, reduce_staged_name(r, "figure1-run.gp"), "figure1.log", "figure1.png",
-                        "figure1.svg", "figure1.gp");
-    reduce_staged_discard(r, "figure1-run.gp");
+    if ((rc = reduce_stage_figure(r, &FIGURE1))) goto out;
+    write_gp(&run, r, cfg, n, reduce_staged_name(r, FIGURE1.dat),
+             reduce_staged_name(r, FIGURE1.png), reduce_staged_name(r, FIGURE1.svg));
+    rc = reduce_write_figure(r, &FIGURE1, &dat, &gp, &run);
 out:
     ds_sb_free(&dat);
     ds_sb_free(&gp);

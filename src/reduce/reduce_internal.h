@@ -187,6 +187,15 @@ int reduce_figure(reducer *r);
 // stderr naming the kept script `gp`, never an error. Output names must be string literals.
 int reduce_gnuplot(reducer *r, const char *script, const char *log, const char *png,
                    const char *svg, const char *gp);
+// The files of one figure (string literals: the reducer keeps the pointers). `run` is the
+// staged script gnuplot runs, naming the staged outputs; `gp` the kept one, naming the final.
+typedef struct { const char *dat, *gp, *run, *png, *svg, *log; } reduce_figure_files;
+// Stages f's .dat, .png and .svg, so that the run script can name their staged files.
+int reduce_stage_figure(reducer *r, const reduce_figure_files *f);
+// Writes dat, gp and run to f's files, draws the figure with reduce_gnuplot and removes the run
+// script again; DS_ENOMEM (naming f->dat) if building any of the texts ran out of memory.
+int reduce_write_figure(reducer *r, const reduce_figure_files *f, const ds_strbuf *dat,
+                        const ds_strbuf *gp, const ds_strbuf *run);
 // A gnuplot single-quoted string ('' stands for a quote inside).
 void reduce_gp_str(ds_strbuf *b, const char *s);
 // The curve of figure1 a row belongs to: one per configuration and ε index.
