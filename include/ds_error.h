@@ -15,6 +15,8 @@ enum {
     DS_ENOSPC = -5,   // disk full
     DS_ENUMERIC = -6, // NaN or Inf appeared in a computation
     DS_ESTOP = -7,    // a stop was requested (signal) before the work finished
+    DS_EREGANG = -8,  // a gang training ended its segment at an epoch boundary (checkpoint
+                      //   saved) so that the coordinator hands it out again on more ranks
 };
 
 // Formats the message, stores it for ds_errmsg() and returns code (so: return ds_fail(...)).

@@ -18,6 +18,9 @@
 //              warm_start = 0        ; epochs at T=1 shared by every teacher and student
 //                                    ;   (Carlini's recipe); 0 = from scratch (the paper)
 //              batch = 128, lr = 0.1, momentum = 0.5, dropout = 0.5
+//              chunk = 32            ; samples per chunk, a multiple of 4 (ds_nn.h): fixes the
+//                                    ;   gradient's summation order (part of the results) and
+//                                    ;   bounds a gang at ceil(batch/chunk) ranks
 //              lr_decay = 1          ; the last lr_decay_last share of every training's epochs
 //              lr_decay_last = 0.25  ;   runs at lr * lr_decay (1 = constant lr: the paper)
 //              init = pytorch        ; a training from scratch starts from PyTorch's default
@@ -114,6 +117,7 @@ typedef struct {
     int baseline_epochs, teacher_epochs, student_epochs;
     int warm_start;        // epochs at T=1 shared by teachers and students; 0 = none
     int batch;
+    int chunk;             // [train] chunk (DS_CHUNK): samples per gradient chunk
     double lr, momentum, dropout;
     double lr_decay, lr_decay_last; // step decay: the last share of epochs at lr * lr_decay
     ds_init init;          // [train] init = pytorch (default) | glorot (ds_nn.h)

@@ -22,7 +22,13 @@
 #ifndef DS_GROUP
 #define DS_GROUP 4           // samples per convolution pass (keeps im2col buffers in cache)
 #endif
-#define DS_CHUNK 32          // samples per gradient buffer (fixes the summation order)
+// A chunk: the unit of deterministic summation and of parallelism over threads and ranks. A
+// batch of n samples is ceil(n/chunk) chunks of `chunk` consecutive samples (the last may be
+// shorter); each chunk's weight gradient is computed alone, in groups of DS_GROUP, and the chunk
+// gradients are added in chunk order (ds_grad_fold). The sum therefore depends only on the batch
+// and the chunk size ([train] chunk, a multiple of DS_GROUP), never on which thread or rank
+// computes a chunk. A gang of ranks (ds_gang.h) can use at most ceil(batch/chunk) ranks.
+#define DS_CHUNK 32          // the default chunk size: 4 chunks per batch of 128
 
 enum { DS_CONV1, DS_CONV2, DS_CONV3, DS_CONV4, DS_FC1, DS_FC2, DS_FC3, DS_NUM_LAYERS };
 
@@ -131,8 +137,9 @@ double ds_softmax_xent(float *dz, const float *z, const float *s, int label, int
 typedef struct ds_engine ds_engine;
 
 // max_batch: the most samples one call handles; threads: worker threads (1 BLAS thread each);
-// train: also allocate weight-gradient buffers.
-int ds_engine_create(ds_engine **e, int max_batch, int threads, int train);
+// chunk: 0 for inference only, else the chunk size of training passes (a multiple of DS_GROUP,
+// DS_EINVAL otherwise): allocates the per-chunk weight-gradient buffers.
+int ds_engine_create(ds_engine **e, int max_batch, int threads, int chunk);
 void ds_engine_free(ds_engine *e);
 int ds_engine_threads(const ds_engine *e);
 
@@ -151,8 +158,39 @@ typedef struct {
     uint64_t seed;  // dropout stream
     uint64_t step;  // global step, so that masks differ between steps
 } ds_train_pass;
+// Every chunk of the batch, then ds_grad_fold over them: the same bits as ds_engine_chunk_grads
+// over any split of [0, nc) followed by the fold, on any number of threads or ranks.
 double ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, const uint8_t *labels,
                            const float *soft, int n, const ds_train_pass *pass, float *grad);
+
+// Chunks per batch of n: ceil(n / chunk).
+int ds_chunk_count(int n, int chunk);
+// The chunks [*c0, *c1) of a batch of nc chunks that member `member` of a gang of `size`
+// computes: contiguous and balanced (member m: [m*nc/size, (m+1)*nc/size)); empty when nc < size.
+void ds_chunk_range(int nc, int size, int member, int *c0, int *c1);
+// The training pass of ds_engine_train_grad restricted to chunks [c0, c1) of the batch x [n,784]
+// (the whole batch, so that sample indices, dropout masks and 1/n are the batch's): cg
+// [(c1-c0), ds_params_count()] receives each chunk's gradient of the batch's mean loss (not
+// summed), losses[i] the loss of sample i for every i in these chunks (other entries untouched).
+void ds_engine_chunk_grads(ds_engine *e, const ds_params *p, const float *x, const uint8_t *labels,
+                           const float *soft, int n, int c0, int c1, const ds_train_pass *pass,
+                           float *cg, double *losses);
+// grad[j] = (((c[0][j] + c[1][j]) + c[2][j]) + ... + c[nc-1][j]) for j in [j0, j1): the one
+// summation order of chunk gradients (the engine, the gang's reduction). chunks[c] points at
+// chunk c's ds_params_count() floats (only [j0, j1) is read).
+void ds_grad_fold(float *grad, const float *const *chunks, int nc, size_t j0, size_t j1);
+
+// How a gang member obtains the whole batch's gradient from its own chunks (ds_gang.h
+// implements it over MPI). A trainer without one computes every chunk itself.
+typedef struct {
+    int member, size; // this process's index in the gang, and the gang's size
+    // cg [(c1-c0), np]: this member's chunk gradients (ds_chunk_range(nc, size, member)); losses
+    // [n]: its samples' losses filled in. Must fill grad [np] with ds_grad_fold over all nc chunks
+    // and losses[0..n) with every sample's loss, identically on every member. DS_OK or DS_E*.
+    int (*reduce)(void *user, const float *cg, int c0, int c1, int nc, size_t np, double *losses,
+                  int n, float *grad);
+    void *user;
+} ds_grad_reducer;
 
 // ---- Training, evaluation, distillation (train.c) ----
 
@@ -167,6 +205,8 @@ typedef struct {
     float temperature;  // training temperature (1 for the baseline)
     uint64_t seed;      // initialisation, shuffling and dropout streams
     int threads;        // engine threads
+    int chunk;          // samples per chunk (DS_CHUNK; a multiple of DS_GROUP): fixes the
+                        //   summation order, and ceil(batch/chunk) bounds a gang's size
 } ds_train_config;
 
 void ds_train_config_default(ds_train_config *c); // the paper's values, T=1, seed 1, 1 thread
@@ -185,9 +225,14 @@ typedef struct {
     int32_t *order;   // [n] sample order of the current epoch
     int n;            // training set size
     int epoch;        // epochs completed
+    const ds_grad_reducer *reducer; // NULL: alone; else this gang member computes only its chunks
+    float *chunk_grads; // [chunks per batch, np] with a reducer: this member's chunk gradients
+    double *losses;     // [batch] with a reducer
 } ds_trainer;
 
-int ds_trainer_init(ds_trainer *t, const ds_train_config *cfg, int n_train);
+// reducer: NULL, or the gang's (kept, caller-owned): the trained model is bit-identical either way.
+int ds_trainer_init(ds_trainer *t, const ds_train_config *cfg, int n_train,
+                    const ds_grad_reducer *reducer);
 void ds_trainer_free(ds_trainer *t);
 // Runs epoch t->epoch (0-based) of SGD with momentum: v = mu v + g; w -= lr v. soft [n,10] or
 // NULL for hard labels. Shuffle and dropout streams depend on (seed, epoch, step) only, so a

@@ -95,6 +95,9 @@ typedef struct {
                          //   teacher/student with warm start: the warmstart task; else -1
     int ndeps;
     const int *deps;     // indices of the tasks that must be done before this one
+    int chunks;          // TRAIN: chunks per batch (ds_chunk_count(batch, job->chunk)): the most
+                         //   ranks its gang can use; other tasks 1
+    int steps;           // TRAIN: steps (batches) per epoch; other tasks 0
     double cost;         // estimated work (MFLOP), for scheduling and the ETA
     double priority;     // cost plus the costliest chain of tasks that wait for it
     uint64_t seed;       // the task's seed: derived from (replicate seed, base id), not from its

@@ -68,15 +68,29 @@ typedef struct {
     int evaluate_each_epoch; // also evaluate on the test set after every epoch (distill_sweep train)
 } ds_train_progress;
 
+// A training on a gang of ranks (ds_gang.h; src/sweep): every member runs ds_train_run with the
+// same arguments and its own reducer. Only the writer (the gang's leader) writes checkpoints and
+// the model and evaluates; the others read the checkpoint when they start. After each epoch but
+// the last (the writer's checkpoint saved), every member calls at_boundary, which returns the
+// gang's common decision: DS_OK to go on, DS_EREGANG to end here (the coordinator hands the
+// training out again, possibly to more ranks, and it resumes from that checkpoint), DS_ESTOP, or
+// an error. The members' own stop flags are not read: the decision is the stop.
+typedef struct {
+    const ds_grad_reducer *reducer;
+    int writer;
+    int (*at_boundary)(void *user, int epoch); // epochs completed
+    void *user;
+} ds_train_gang;
+
 // Trains on train (soft: [train->n, 10] soft labels, or NULL for hard labels), evaluates on test,
 // saves out, then removes the checkpoint. After each checkpoint write: ds_fault("epoch-end", path),
 // and DS_ESTOP ("<name>: stopped after epoch E (checkpoint saved)") if stop && *stop. Returns
 // DS_OK or the first error (a negative DS_E* code with its one-line message); on an error the
 // checkpoint on disk is left as it is (the last completed epoch's, the foreign or the damaged
-// one). All pointers stay caller-owned.
+// one). gang: NULL for a training on this process alone. All pointers stay caller-owned.
 int ds_train_run(const ds_train_config *cfg, const ds_dataset *train, const float *soft,
                  const ds_dataset *test, const ds_train_start *start, const ds_train_output *out,
                  const ds_ckpt_policy *ckpt, const volatile int *stop,
-                 const ds_train_progress *progress);
+                 const ds_train_progress *progress, const ds_train_gang *gang);
 
 #endif

@@ -310,7 +310,7 @@ static void check_network_gradient(float T, int use_soft, float dropout) {
     float *grad = malloc(np * sizeof(float));
     static float g2[400000];
     ds_engine *e;
-    ck_assert_int_eq(ds_engine_create(&e, N, 2, 1), 0);
+    ck_assert_int_eq(ds_engine_create(&e, N, 2, DS_CHUNK), 0);
     ds_train_pass pass = {.temperature = T, .dropout = dropout, .seed = 5, .step = 2};
     const float *s = use_soft ? soft : NULL;
     double loss = ds_engine_train_grad(e, &m.p, x, y, s, N, &pass, grad);
@@ -421,7 +421,7 @@ static void train_model(ds_model *m, const ds_dataset *d, int epochs, int thread
     c.epochs = epochs, c.batch = 32, c.threads = threads, c.seed = seed, c.temperature = T;
     ck_assert_int_eq(ds_model_init(m, seed), 0);
     ds_trainer t;
-    ck_assert_int_eq(ds_trainer_init(&t, &c, d->n), 0);
+    ck_assert_int_eq(ds_trainer_init(&t, &c, d->n, NULL), 0);
     for (int ep = 0; ep < epochs; ep++) ck_assert_int_eq(ds_trainer_epoch(&t, m, d, NULL, NULL), 0);
     ds_trainer_free(&t);
 }
@@ -466,9 +466,9 @@ START_TEST(test_resume_bit_identical) {
     c.batch = 32, c.threads = 1, c.seed = 9;
     ck_assert_int_eq(ds_model_init(&b, 9), 0);
     ds_trainer t1, t2;
-    ck_assert_int_eq(ds_trainer_init(&t1, &c, tr.n), 0);
+    ck_assert_int_eq(ds_trainer_init(&t1, &c, tr.n, NULL), 0);
     ck_assert_int_eq(ds_trainer_epoch(&t1, &b, &tr, NULL, NULL), 0);
-    ck_assert_int_eq(ds_trainer_init(&t2, &c, tr.n), 0);
+    ck_assert_int_eq(ds_trainer_init(&t2, &c, tr.n, NULL), 0);
     memcpy(t2.velocity, t1.velocity, ds_params_count() * sizeof(float));
     t2.epoch = 1;
     ds_trainer_free(&t1);
@@ -496,7 +496,7 @@ START_TEST(test_distillation_synthetic) {
     ck_assert_int_eq(ds_model_copy(&teacher, &start), 0);
     ck_assert_int_eq(ds_model_copy(&student, &start), 0);
     ds_trainer t;
-    ck_assert_int_eq(ds_trainer_init(&t, &c, tr.n), 0);
+    ck_assert_int_eq(ds_trainer_init(&t, &c, tr.n, NULL), 0);
     for (int ep = 0; ep < 2; ep++) ck_assert_int_eq(ds_trainer_epoch(&t, &teacher, &tr, NULL, NULL), 0);
     ds_trainer_free(&t);
     // Soft labels are softmax(z/T) of the teacher's logits (dropout off), and softer than at T=1.
@@ -525,7 +525,7 @@ START_TEST(test_distillation_synthetic) {
     ck_assert_msg(max_soft < max_hard, "mean top probability %g at T=10, %g at T=1", max_soft, max_hard);
     free(hard);
     free(z);
-    ck_assert_int_eq(ds_trainer_init(&t, &c, tr.n), 0);
+    ck_assert_int_eq(ds_trainer_init(&t, &c, tr.n, NULL), 0);
     for (int ep = 0; ep < 2; ep++) ck_assert_int_eq(ds_trainer_epoch(&t, &student, &tr, soft, NULL), 0);
     ds_trainer_free(&t);
     double acc_t, acc_s;
@@ -560,7 +560,7 @@ START_TEST(test_lr_step_decay) {
     cd.batch = 32, cd.threads = 1, cd.seed = 4;
     ck_assert_int_eq(ds_model_init(&decayed, 4), 0);
     ds_trainer t;
-    ck_assert_int_eq(ds_trainer_init(&t, &cd, tr.n), 0);
+    ck_assert_int_eq(ds_trainer_init(&t, &cd, tr.n, NULL), 0);
     for (int ep = 0; ep < 2; ep++) ck_assert_int_eq(ds_trainer_epoch(&t, &decayed, &tr, NULL, NULL), 0);
     ds_trainer_free(&t);
     // By hand: epoch 0 at lr 0.1, then a trainer at lr 0.05 continuing with the same velocity.
@@ -568,10 +568,10 @@ START_TEST(test_lr_step_decay) {
     cs.lr_decay = 1.0f;
     ck_assert_int_eq(ds_model_init(&stepped, 4), 0);
     ds_trainer t1, t2;
-    ck_assert_int_eq(ds_trainer_init(&t1, &cs, tr.n), 0);
+    ck_assert_int_eq(ds_trainer_init(&t1, &cs, tr.n, NULL), 0);
     ck_assert_int_eq(ds_trainer_epoch(&t1, &stepped, &tr, NULL, NULL), 0);
     cs.lr = 0.05f;
-    ck_assert_int_eq(ds_trainer_init(&t2, &cs, tr.n), 0);
+    ck_assert_int_eq(ds_trainer_init(&t2, &cs, tr.n, NULL), 0);
     memcpy(t2.velocity, t1.velocity, ds_params_count() * sizeof(float));
     t2.epoch = 1;
     ds_trainer_free(&t1);
@@ -617,7 +617,7 @@ START_TEST(test_divergence_detected) {
     ds_model m;
     ck_assert_int_eq(ds_model_init(&m, 1), 0);
     ds_trainer t;
-    ck_assert_int_eq(ds_trainer_init(&t, &c, tr.n), 0);
+    ck_assert_int_eq(ds_trainer_init(&t, &c, tr.n, NULL), 0);
     int rc = 0;
     for (int ep = 0; ep < 3 && !rc; ep++) rc = ds_trainer_epoch(&t, &m, &tr, NULL, NULL);
     ck_assert_int_eq(rc, DS_ENUMERIC);

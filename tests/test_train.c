@@ -65,7 +65,7 @@ static int train(const fixture *f, uint64_t seed, float T, int epochs, const cha
     ds_train_output o = {.path = path, .group = "baseline", .role = "baseline", .name = out, .prov = &prov};
     ds_ckpt_policy policy = {.path = ckpt ? cpath : NULL, .damaged = damaged};
     ds_train_progress progress = {.fn = on_event, .user = rec};
-    return ds_train_run(&c, &f->train, NULL, &f->test, &start, &o, &policy, &rec->stop, &progress);
+    return ds_train_run(&c, &f->train, NULL, &f->test, &start, &o, &policy, &rec->stop, &progress, NULL);
 }
 
 static int exists(const fixture *f, const char *name) {

@@ -168,7 +168,7 @@ static int train(const train_opts *o) {
         ds_ckpt_policy policy = {.path = o->checkpoint, .damaged = DS_CKPT_DAMAGED_FAILS};
         train_progress tp = {o, resolved, tr.n};
         ds_train_progress progress = {.fn = print_progress, .user = &tp, .evaluate_each_epoch = 1};
-        rc = ds_train_run(&o->cfg, &tr, soft, &te, &start, &out, &policy, NULL, &progress);
+        rc = ds_train_run(&o->cfg, &tr, soft, &te, &start, &out, &policy, NULL, &progress, NULL);
     }
     ds_model_free(&init);
     free(soft);

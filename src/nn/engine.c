@@ -50,7 +50,7 @@ typedef struct {
 } engine_dims;
 
 struct ds_engine {
-    int max_batch, threads, n_groups, n_chunks;
+    int max_batch, threads, n_groups, n_chunks, chunk;
     engine_dims dims;
     group_acts *groups;
     thread_scratch *scratch;
@@ -113,15 +113,19 @@ static void point_scratch(thread_scratch *s, const engine_dims *d, float *mem) {
     for (int i = 0; i < A_MASK; i++) *grad[i] = take(&mem, G * d->act[i]);
 }
 
-int ds_engine_create(ds_engine **out, int max_batch, int threads, int train) {
+int ds_engine_create(ds_engine **out, int max_batch, int threads, int chunk) {
     if (max_batch < 1 || threads < 1 || threads > 1024)
         return ds_fail(DS_EINVAL, "engine: impossible batch %d or thread count %d", max_batch, threads);
+    if (chunk < 0 || chunk % G)
+        return ds_fail(DS_EINVAL, "engine: chunk %d is not a multiple of %d samples", chunk, G);
+    int train = chunk > 0;
     ds_engine *e = calloc(1, sizeof *e);
     if (!e) return ds_fail(DS_ENOMEM, "engine: out of memory");
     e->max_batch = max_batch;
     e->threads = threads;
     e->n_groups = (max_batch + G - 1) / G;
-    e->n_chunks = (max_batch + DS_CHUNK - 1) / DS_CHUNK;
+    e->chunk = chunk;
+    e->n_chunks = train ? ds_chunk_count(max_batch, chunk) : 0;
     e->groups = calloc((size_t)e->n_groups, sizeof *e->groups);
     e->scratch = calloc((size_t)threads, sizeof *e->scratch);
     engine_dims *d = &e->dims;
@@ -301,49 +305,71 @@ void ds_engine_input_grad(ds_engine *e, const ds_params *p, const float *dlogits
     }
 }
 
-double ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, const uint8_t *labels,
-                           const float *soft, int n, const ds_train_pass *pass, float *grad) {
+int ds_chunk_count(int n, int chunk) { return (n + chunk - 1) / chunk; }
+
+void ds_chunk_range(int nc, int size, int member, int *c0, int *c1) {
+    *c0 = (int)((long)member * nc / size);
+    *c1 = (int)((long)(member + 1) * nc / size);
+}
+
+void ds_grad_fold(float *grad, const float *const *chunks, int nc, size_t j0, size_t j1) {
+    memcpy(grad + j0, chunks[0] + j0, (j1 - j0) * sizeof(float));
+    for (int c = 1; c < nc; c++) {
+        const float *cg = chunks[c];
+        for (size_t k = j0; k < j1; k++) grad[k] += cg[k];
+    }
+}
+
+// Chunk c of the batch: its groups run forward, loss, backward in sequence, accumulating into
+// the chunk's own gradient buffer cg (the same groups whoever computes the chunk).
+static void chunk_pass(ds_engine *e, thread_scratch *s, const ds_params *p, const float *x,
+                       const uint8_t *labels, const float *soft, int n, int c,
+                       const ds_train_pass *pass, float *cg, double *losses) {
     size_t np = ds_params_count();
-    int nc = (n + DS_CHUNK - 1) / DS_CHUNK;
     float inv_n = 1.0f / (float)n;
+    ds_params cgp;
+    ds_params_point(&cgp, cg);
+    memset(cg, 0, np * sizeof(float));
+    int end = (c + 1) * e->chunk < n ? (c + 1) * e->chunk : n;
+    for (int i = c * e->chunk; i < end; i += G) {
+        int g = i / G, gn = group_size(n, g);
+        group_acts *a = &e->groups[g];
+        group_forward(a, s, &e->dims, p, x + (size_t)i * DS_PIXELS, gn, pass, i);
+        for (int k = 0; k < gn; k++) {
+            const float *sk = soft ? soft + (size_t)(i + k) * DS_CLASSES : NULL;
+            losses[i + k] = ds_softmax_xent(s->dz + k * DS_CLASSES, a->z + k * DS_CLASSES, sk,
+                                            labels ? labels[i + k] : 0, DS_CLASSES, pass->temperature);
+            for (int j = 0; j < DS_CLASSES; j++) s->dz[k * DS_CLASSES + j] *= inv_n;
+        }
+        group_backward(a, s, &e->dims, p, s->dz, &cgp, NULL);
+    }
+}
+
+void ds_engine_chunk_grads(ds_engine *e, const ds_params *p, const float *x, const uint8_t *labels,
+                           const float *soft, int n, int c0, int c1, const ds_train_pass *pass,
+                           float *cg, double *losses) {
+    size_t np = ds_params_count();
     ds_fpmode fp = ds_fpmode_get(); // the caller decides: every engine thread computes in its mode
 #pragma omp parallel num_threads(e->threads)
     {
         ds_fpmode_restore(fp);
         thread_scratch *s = &e->scratch[omp_thread()];
-        // One chunk at a time per thread: its groups run forward, loss, backward in sequence,
-        // accumulating into the chunk's own gradient buffer.
 #pragma omp for schedule(static)
-        for (int c = 0; c < nc; c++) {
-            float *cg = e->chunk_grads + (size_t)c * np;
-            ds_params cgp;
-            ds_params_point(&cgp, cg);
-            memset(cg, 0, np * sizeof(float));
-            int end = (c + 1) * DS_CHUNK < n ? (c + 1) * DS_CHUNK : n;
-            for (int i = c * DS_CHUNK; i < end; i += G) {
-                int g = i / G, gn = group_size(n, g);
-                group_acts *a = &e->groups[g];
-                group_forward(a, s, &e->dims, p, x + (size_t)i * DS_PIXELS, gn, pass, i);
-                for (int k = 0; k < gn; k++) {
-                    const float *sk = soft ? soft + (size_t)(i + k) * DS_CLASSES : NULL;
-                    e->losses[i + k] = ds_softmax_xent(s->dz + k * DS_CLASSES, a->z + k * DS_CLASSES, sk,
-                                                       labels ? labels[i + k] : 0, DS_CLASSES, pass->temperature);
-                    for (int j = 0; j < DS_CLASSES; j++) s->dz[k * DS_CLASSES + j] *= inv_n;
-                }
-                group_backward(a, s, &e->dims, p, s->dz, &cgp, NULL);
-            }
-        }
-        // Sum the chunks in a fixed order; threads split the parameters, not the chunks.
-#pragma omp for schedule(static)
-        for (size_t j = 0; j < np; j += 4096) {
-            size_t end = j + 4096 < np ? j + 4096 : np;
-            memcpy(grad + j, e->chunk_grads + j, (end - j) * sizeof(float));
-            for (int c = 1; c < nc; c++) {
-                const float *cg = e->chunk_grads + (size_t)c * np;
-                for (size_t k = j; k < end; k++) grad[k] += cg[k];
-            }
-        }
+        for (int c = c0; c < c1; c++)
+            chunk_pass(e, s, p, x, labels, soft, n, c, pass, cg + (size_t)(c - c0) * np, losses);
     }
+}
+
+double ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, const uint8_t *labels,
+                           const float *soft, int n, const ds_train_pass *pass, float *grad) {
+    size_t np = ds_params_count();
+    int nc = ds_chunk_count(n, e->chunk);
+    ds_engine_chunk_grads(e, p, x, labels, soft, n, 0, nc, pass, e->chunk_grads, e->losses);
+    const float *chunks[nc];
+    for (int c = 0; c < nc; c++) chunks[c] = e->chunk_grads + (size_t)c * np;
+    // Sum the chunks in a fixed order; threads split the parameters, not the chunks.
+#pragma omp parallel for num_threads(e->threads) schedule(static)
+    for (size_t j = 0; j < np; j += 4096) ds_grad_fold(grad, chunks, nc, j, j + 4096 < np ? j + 4096 : np);
     double loss = 0.0;
     for (int i = 0; i < n; i++) loss += e->losses[i];
     return loss / n;

@@ -11,7 +11,8 @@
 
 void ds_train_config_default(ds_train_config *c) {
     *c = (ds_train_config){.epochs = 50, .batch = 128, .lr = 0.1f, .lr_decay = 1.0f,
-                           .momentum = 0.5f, .dropout = 0.5f, .temperature = 1.0f, .seed = 1, .threads = 1};
+                           .momentum = 0.5f, .dropout = 0.5f, .temperature = 1.0f, .seed = 1, .threads = 1,
+                           .chunk = DS_CHUNK};
 }
 
 int ds_train_config_check(const ds_train_config *c) {
@@ -24,6 +25,7 @@ int ds_train_config_check(const ds_train_config *c) {
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) return ds_fail(DS_EINVAL, "dropout must be in [0, 1), got %g", c->dropout);
     if (!(c->temperature > 0.0f) || !isfinite(c->temperature)) return ds_fail(DS_EINVAL, "temperature must be positive, got %g", c->temperature);
     if (c->threads < 1 || c->threads > 1024) return ds_fail(DS_EINVAL, "threads must be in [1, 1024], got %d", c->threads);
+    if (c->chunk < DS_GROUP || c->chunk % DS_GROUP) return ds_fail(DS_EINVAL, "chunk must be a positive multiple of %d, got %d", DS_GROUP, c->chunk);
     return DS_OK;
 }
 
@@ -31,7 +33,8 @@ float ds_train_lr(const ds_train_config *c, int e) {
     return e >= c->lr_decay_from ? c->lr * c->lr_decay : c->lr;
 }
 
-int ds_trainer_init(ds_trainer *t, const ds_train_config *cfg, int n_train) {
+int ds_trainer_init(ds_trainer *t, const ds_train_config *cfg, int n_train,
+                    const ds_grad_reducer *reducer) {
     memset(t, 0, sizeof *t);
     int rc = ds_train_config_check(cfg);
     if (rc) return rc;
@@ -49,7 +52,8 @@ int ds_trainer_init(ds_trainer *t, const ds_train_config *cfg, int n_train) {
         ds_trainer_free(t);
         return ds_fail(DS_ENOMEM, "trainer: out of memory");
     }
-    rc = ds_engine_create(&t->engine, cfg->batch, cfg->threads, 1);
+    t->reducer = reducer; // used by run_epoch: TODO (gangs helper)
+    rc = ds_engine_create(&t->engine, cfg->batch, cfg->threads, cfg->chunk);
     if (rc) ds_trainer_free(t);
     return rc;
 }

@@ -361,6 +361,12 @@ static void parse_train(parser *p, ds_job *job) {
     get_int(p, s, "student_epochs", 1, 100000, 0, &job->student_epochs);
     get_int(p, s, "warm_start", 0, 100000, 0, &job->warm_start);
     get_int(p, s, "batch", 1, 65536, 0, &job->batch);
+    get_int(p, s, "chunk", DS_GROUP, 65536, 0, &job->chunk);
+    if (job->chunk % DS_GROUP) {
+        entry *e = find(p, s, "chunk");
+        perr(p, e ? e->line : 0, "[train] chunk: %d is not a multiple of %d (the engine's group)",
+             job->chunk, DS_GROUP);
+    }
     get_double(p, s, "lr", 0, 1, 1e6, &job->lr);
     get_double(p, s, "momentum", 0, 0, 0.999999, &job->momentum);
     get_double(p, s, "dropout", 0, 0, 0.99, &job->dropout);
@@ -709,6 +715,7 @@ static void set_defaults(ds_job *job, const char *path) {
     job->baseline_epochs = job->teacher_epochs = job->student_epochs = 50;
     job->warm_start = 0;
     job->batch = 128;
+    job->chunk = DS_CHUNK;
     job->lr = 0.1;
     job->momentum = 0.5;
     job->dropout = 0.5;
@@ -848,6 +855,8 @@ char *ds_job_canonical(const ds_job *job) {
     ds_sb_printf(&b, "train.dropout = %.17g\n", job->dropout);
     if (job->lr_decay != 1) // only when set: runs made before the key existed stay the same job
         ds_sb_printf(&b, "train.lr_decay = %.17g last %.17g\n", job->lr_decay, job->lr_decay_last);
+    if (job->chunk != DS_CHUNK) // likewise: only when not the default
+        ds_sb_printf(&b, "train.chunk = %d\n", job->chunk);
     if (job->init != DS_INIT_PYTORCH) // likewise: only when not the default
         ds_sb_printf(&b, "train.init = %s\n", ds_init_name(job->init));
     ds_sb_printf(&b, "distill.temperatures =");

@@ -2,6 +2,7 @@
 #include "ds_plan.h"
 
 #include "ds_error.h"
+#include "ds_nn.h"
 #include "ds_rng.h"
 
 #include <errno.h>
@@ -89,6 +90,7 @@ static ds_task *add_task(builder *b, ds_task_kind kind, const char *id, const ch
     t->rep = b->rep;
     t->attack = t->group = t->model_task = t->source_task = -1;
     t->temperature = 1;
+    t->chunks = 1;
     b->dep_idx[p->ntasks] = b->ndeps;
     ds_rng r = ds_rng_stream(rep_seed(p->job, b->rep), fnv1a(base_id), 0);
     t->seed = ds_rng_u64(&r);
@@ -130,6 +132,9 @@ static void train_task(builder *b, ds_role role, double T, int epochs, int warm,
     add_dep(b, t, warm);
     add_dep(b, t, after);
     t->cost = 60.0 * epochs * b->p->train_n;
+    t->chunks = ds_chunk_count(b->p->job->batch < b->p->train_n ? b->p->job->batch : b->p->train_n,
+                               b->p->job->chunk);
+    t->steps = (b->p->train_n + b->p->job->batch - 1) / b->p->job->batch;
 }
 
 // Whether attack a targets the model (by its name in a one-seed sweep, "T100/student").

@@ -44,6 +44,7 @@ static int train_config(const ds_worker_ctx *ctx, const ds_task *t, ds_train_con
     ds_train_config_default(cfg);
     cfg->epochs = t->epochs;
     cfg->batch = job->batch;
+    cfg->chunk = job->chunk;
     cfg->lr = (float)job->lr;
     cfg->lr_decay = (float)job->lr_decay;
     cfg->lr_decay_from = ds_job_lr_decay_from(job, t->epochs);
@@ -113,7 +114,7 @@ static int train(const ds_worker_ctx *ctx, const ds_task *t) {
         ds_ckpt_policy policy = {.path = ckpt, .damaged = DS_CKPT_DAMAGED_RESTARTS};
         train_progress tp = {ctx, t};
         ds_train_progress progress = {.fn = print_progress, .user = &tp};
-        rc = ds_train_run(&cfg, ctx->train, soft, ctx->test, &start, &o, &policy, ctx->stop, &progress);
+        rc = ds_train_run(&cfg, ctx->train, soft, ctx->test, &start, &o, &policy, ctx->stop, &progress, NULL);
     }
     ds_model_free(&source);
     free(soft);

@@ -126,11 +126,11 @@ static int finish(run *r, int evaluated) {
 int ds_train_run(const ds_train_config *cfg, const ds_dataset *train, const float *soft,
                  const ds_dataset *test, const ds_train_start *start, const ds_train_output *out,
                  const ds_ckpt_policy *ckpt, const volatile int *stop,
-                 const ds_train_progress *progress) {
+                 const ds_train_progress *progress, const ds_train_gang *gang) {
     run r = {.cfg = cfg, .train = train, .test = test, .soft = soft, .out = out, .ckpt = ckpt,
              .stop = stop, .progress = progress};
     int evaluated = 0;
-    int rc = ds_trainer_init(&r.tr, cfg, train->n);
+    int rc = ds_trainer_init(&r.tr, cfg, train->n, gang ? gang->reducer : NULL);
     if (!rc) rc = start_model(&r, start);
     if (!rc) rc = run_epochs(&r, &evaluated);
     if (!rc) rc = finish(&r, evaluated);

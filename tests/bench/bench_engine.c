@@ -48,7 +48,7 @@ int main(void) {
     for (int i = 0; i < B * DS_PIXELS; i++) x[i] = ds_rng_uniform(&r);
     for (int i = 0; i < B; i++) labels[i] = (uint8_t)ds_rng_below(&r, 10);
     ds_engine *e;
-    if (ds_engine_create(&e, B, threads, 1)) return 1;
+    if (ds_engine_create(&e, B, threads, DS_CHUNK)) return 1;
 
     // Training: forward with dropout, loss, backward, as ds_trainer_epoch does (the SGD update
     // itself is 0.3M multiply-adds per step, included below).

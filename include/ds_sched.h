@@ -1,0 +1,97 @@
+// Scheduling: the policy that decides who gets ranks (one pure function, used by the live
+// coordinator in src/sweep/sweep.c and by the simulator below), the simulator, and the
+// makespan prediction of `distill_sweep --dry-run JOB --ranks 16,64,256`.
+//
+// The policy, "latest finish first". Every task that is ready, and every running training whose
+// gang can still grow, is a demand for one more rank; the value of a demand is the task's
+// estimated finish if it had its current ranks (at least one):
+//
+//   value(k) = remaining / max(k, 1) + after     (after = priority - cost: the costliest chain
+//                                                 of tasks waiting for it, ds_plan.h)
+//
+// Idle ranks go one at a time to the demand of highest value (ties: higher priority, then lower
+// task index), until no rank or no demand is left. A task with max_ranks 1 (soft labels, attack
+// shards, a training that cannot be split) demands one rank; a training demands up to
+// max_ranks. So a ready training is started on several ranks when ranks are idle, the critical
+// path first, and a running training takes idle ranks before lower-priority tasks do. A running
+// training can only change its gang at an epoch boundary (where its checkpoint is): ranks that
+// the policy gives to one that is not at a boundary are kept idle for it (reserved) until it gets
+// there. With gangs off, every task gets one rank in priority order (the scheduler before gangs).
+#ifndef DS_SCHED_H
+#define DS_SCHED_H
+
+#include <stdio.h>
+
+#include "ds_plan.h"
+
+typedef struct {
+    int gangs;    // 0: one rank per task (today's policy); 1: trainings on gangs
+    int grow;     // gangs grow at epoch boundaries (0: sized only when a training starts)
+    int gang_max; // the most ranks of one gang (>= 1; a training's own bound is its chunk count)
+} ds_sched_policy;
+
+// A task the policy may give ranks to: ready (ranks == 0) or a running training (ranks >= 1).
+typedef struct {
+    int task;          // index in the plan
+    double priority;   // ds_task.priority
+    double cost;       // ds_task.cost (priority - cost = the chain after it)
+    double remaining;  // work left (same unit as cost): cost, or a running training's epochs left
+    int ranks;         // its gang now (0: not started)
+    int max_ranks;     // 1, or for a training min(chunks per batch, gang_max)
+    int at_boundary;   // a running training at an epoch boundary, waiting for the decision
+} ds_sched_item;
+
+// What the policy decided for one item: ready items that start (ranks >= 1), running items at a
+// boundary that grow (ranks > their current size), running items not at a boundary that will
+// grow at their next one (reserved > 0: ranks held idle for them).
+typedef struct {
+    int task;
+    int ranks;    // the gang size to start with or grow to
+    int reserved; // ranks held for a running training until its next boundary
+} ds_sched_grant;
+
+// The policy (pure: the result depends only on the arguments). idle: every rank without work
+// (reservations are not kept between calls: each call decides them anew). items: any order. Writes at most n grants into out (one per item that gets
+// ranks) and returns their number. Items not listed in out get nothing now.
+int ds_sched_decide(const ds_sched_policy *pol, int idle, const ds_sched_item *items, int n,
+                    ds_sched_grant *out);
+
+// ---- The simulator ----
+
+typedef struct {
+    const double *seconds; // [plan->ntasks]: each task's time on one rank (the reducer: ignored)
+    double comm_s;         // communication per training step and extra gang rank (s): 0.002
+} ds_sim_input;
+
+typedef struct {
+    double makespan;      // seconds from start to the last task
+    double work;          // sum of the tasks' one-rank seconds
+    double critical_path; // the longest chain of one-rank seconds
+    double utilisation;   // work / (ranks * makespan)
+} ds_sim_result;
+
+// Runs the plan on nranks ranks with the policy, event by event (task ends, epoch boundaries),
+// calling ds_sched_decide exactly as the live coordinator does. A gang of k ranks runs a
+// training epoch in epoch_seconds / k + steps * comm_s * (k - 1).
+int ds_sim_run(const ds_plan *plan, const ds_sim_input *in, int nranks, const ds_sched_policy *pol,
+               ds_sim_result *out);
+
+// ---- Rates ----
+
+// seconds[t] = cost / rate (rate in MFLOP/s per rank) for every task.
+void ds_sim_seconds_from_rate(const ds_plan *plan, double rate_mflops, double *seconds);
+// From the finished work in a run folder's sweep.log (lines "done   <id> (rank R, [epochs
+// E0-E1 of N, ]S s)" and "done|regang <id> (gang of K from rank R, epochs E0-E1 of N, S s)"):
+// a rate per class of task (training, soft labels, each attack section) as work over
+// rank-seconds; a class without lines gets the overall rate. Fills seconds[] and writes one line
+// on how (classes, lines used) into how. DS_EIO if the log cannot be read, DS_EINVAL if it holds
+// no finished task of this plan.
+int ds_sim_calibrate(const ds_plan *plan, const char *sweep_log, double *seconds, char *how,
+                     size_t cap);
+
+// The prediction table: for each rank count, makespan, total work / ranks, critical path and
+// utilisation under today's policy, gangs sized at start, and gangs that grow (gang_max).
+int ds_sim_print(const ds_plan *plan, const ds_sim_input *in, const int *ranks, int nranks,
+                 int gang_max, FILE *out);
+
+#endif
