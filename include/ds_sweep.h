@@ -23,8 +23,14 @@
 #include "ds_job.h"
 #include "ds_plan.h"
 #include "ds_run.h"
+#include "ds_train.h"
 
 // ---- Tasks (task.c) ----
+
+// What a training task did in this session (for the log and the rate calibration).
+typedef struct {
+    int epoch0, epoch1, epochs; // it trained epochs [epoch0, epoch1) of epochs; 0 0 0 if no training
+} ds_task_report;
 
 typedef struct {
     const ds_job *job;
@@ -34,6 +40,8 @@ typedef struct {
     int threads;                 // engine threads
     volatile int *stop;          // set by a signal: stop after the current epoch
     int rank;                    // for messages only
+    const ds_train_gang *gang;   // a training on a gang of ranks (sweep.c), or NULL
+    ds_task_report *report;      // filled by training tasks, or NULL
 } ds_worker_ctx;
 
 // Runs task `task` (not the reduce task) and writes its output file atomically; *bytes and *crc
@@ -48,6 +56,9 @@ typedef struct {
     int threads;          // engine threads per worker, overriding the job; 0 = the job's
     int new_run;          // a changed job starts a new run instead of being refused
     int coordinator_only; // rank 0 runs no tasks itself (many ranks)
+    int gang_max;         // the most ranks one training may use (1: no gangs); 0 = 16
+    double gang_timeout;  // seconds a gang member may wait for the others; 0 = 600
+    int rank0_gangs;      // rank 0's worker thread may join gangs (MPI_THREAD_MULTIPLE provided)
     int progress_bar;     // -1: when stdout is a terminal; 0 never; 1 always
 } ds_sweep_options;
 

@@ -24,6 +24,10 @@ static void usage(FILE *f) {
             "  --new-run           if the run folder holds a different job, start <run>-2 (-3, ...)\n"
             "                      instead of refusing\n"
             "  --coordinator-only  rank 0 only hands out tasks (for many ranks)\n"
+            "  --gang-max N        the most ranks one training may use (default 16; 1: no gangs);\n"
+            "                      results are bit-identical for any value\n"
+            "  --gang-timeout S    a gang member that waits S seconds for the others ends the job\n"
+            "                      (default 600; rerun to resume from the last checkpoint)\n"
             "  --progress | --no-progress   live progress bar (default: when stdout is a terminal)\n"
             "Stop gracefully with SIGUSR1 or SIGTERM (trainings stop after the current epoch); rerun\n"
             "the same command to resume. See the README for the job format and the results layout.\n");
@@ -55,7 +59,8 @@ static int reduce_only(const char *run_dir) {
 // that DS_MPI_CHECK (ds_mpi.h) names the failed call and the rank before MPI_Abort.
 static int sweep_mpi(ds_sweep_options *o, int argc, char **argv) {
     int provided;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    // MULTIPLE: rank 0's worker thread then calls MPI as a gang member (ds_gang.h).
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "distill_sweep: MPI_Init failed\n");
         return 1;
     }
@@ -64,6 +69,7 @@ static int sweep_mpi(ds_sweep_options *o, int argc, char **argv) {
         // Rank 0 then only coordinates (its worker thread would need FUNNELED).
         o->coordinator_only = 1;
     }
+    o->rank0_gangs = provided >= MPI_THREAD_MULTIPLE;
     int status = ds_sweep_run(o);
     DS_MPI_CHECK(MPI_Finalize());
     return status;
@@ -100,6 +106,18 @@ int ds_cmd_sweep(int argc, char **argv) {
                 return 2;
             }
             o.threads = (int)v;
+            i++;
+        } else if (!strcmp(a, "--gang-max") || !strcmp(a, "--gang-timeout")) {
+            char *end;
+            double v = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
+            int is_max = !strcmp(a, "--gang-max");
+            if (i + 1 >= argc || *end || !(v >= 1) || (is_max && (v > 256 || v != (int)v)) || v > 1e7) {
+                fprintf(stderr, "distill_sweep: %s needs %s\n", a,
+                        is_max ? "a whole number from 1 to 256" : "a number of seconds >= 1");
+                return 2;
+            }
+            if (is_max) o.gang_max = (int)v;
+            else o.gang_timeout = v;
             i++;
         } else if (a[0] == '-') {
             fprintf(stderr, "distill_sweep: unknown option '%s'\n", a);

@@ -5,6 +5,16 @@
 //   rank 0, local thread  a worker like the others (unless coordinator_only)
 //   ranks 1..N-1          workers: wait for a task, run it, report, until told to stop
 //
+// Who gets ranks is decided by the scheduling policy (ds_sched.h), the same function the
+// makespan prediction simulates. A training may run on a gang of k ranks (ds_gang.h): every
+// member gets the same task message with the gang's members; the leader (the lowest rank)
+// writes the files and, after each epoch's checkpoint, asks the coordinator whether to go on,
+// to stop (a signal), or to end the segment so that the training continues on a larger gang
+// (DS_EREGANG): the old members report back, and the coordinator sends the task again to the
+// old members plus the ranks it reserved for it; they resume from that checkpoint.
+// Rank 0's local worker can be a gang member only with MPI_THREAD_MULTIPLE (its thread then
+// calls MPI on the gang's communicator); otherwise it runs tasks of one rank only.
+//
 // Waiting is done with MPI_Iprobe and short sleeps, never a busy MPI_Recv: on a 2-core machine
 // a spinning coordinator would take a core from the workers.
 #define _GNU_SOURCE // sched_getaffinity
@@ -12,8 +22,10 @@
 
 #include "ds_error.h"
 #include "ds_fault.h"
+#include "ds_gang.h"
 #include "ds_mpi.h"
 #include "ds_reduce.h"
+#include "ds_sched.h"
 #include "ds_store.h"
 
 #include <errno.h>
@@ -28,16 +40,31 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { TAG_TASK = 11, TAG_STOP = 12, TAG_RESULT = 13 };
+enum { TAG_TASK = 11, TAG_STOP = 12, TAG_RESULT = 13, TAG_BOUNDARY = 14, TAG_DECISION = 15 };
 enum { ST_PENDING, ST_RUNNING, ST_DONE, ST_FAILED, ST_BLOCKED };
+enum { GANG_CAP = 256 }; // the most ranks of one gang (--gang-max)
+
+// A task for one rank (k = 1) or for every member of a gang.
+typedef struct {
+    int task;
+    int k;                  // gang size
+    int tag;                // the gang's MPI_Comm_create_group tag (unique per gang formed)
+    int members[GANG_CAP];  // world ranks, increasing; members[0] leads and writes
+} task_msg;
+
+typedef struct {
+    int task, epoch; // the leader of task's gang is at the boundary after `epoch` epochs
+} boundary_msg;
 
 typedef struct {
     int task;
     int status; // DS_OK or DS_E*
     int rank;
+    int member, k; // this rank's place in the task's gang, and the gang's size
     uint32_t crc;
     uint64_t bytes;
     double seconds;
+    ds_task_report rep;
     char msg[1024];
 } result_msg;
 
@@ -212,21 +239,104 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int task;  // -1: none
+    task_msg msg;
     int quit;
     int has_result;
     result_msg res;
+    int asks;          // the local thread leads a gang at a boundary: bnd waits for a decision
+    boundary_msg bnd;
+    int has_decision, decision;
     const ds_worker_ctx *ctx;
+    double gang_timeout;
 } local_worker;
 
 static void run_one(const ds_worker_ctx *ctx, int task, result_msg *r) {
+    int member = r->member, k = r->k;
     memset(r, 0, sizeof *r);
     r->task = task;
     r->rank = ctx->rank;
+    r->member = member;
+    r->k = k ? k : 1;
+    ds_worker_ctx c = *ctx;
+    c.report = &r->rep;
     ds_fault("task-start", ctx->plan->tasks[task].id);
     double t0 = now_s();
-    r->status = ds_task_execute(ctx, task, &r->bytes, &r->crc);
+    r->status = ds_task_execute(&c, task, &r->bytes, &r->crc);
     r->seconds = now_s() - t0;
     if (r->status) snprintf(r->msg, sizeof r->msg, "%s", ds_errmsg());
+}
+
+// ---- A gang member's side of an epoch boundary ----
+
+typedef struct {
+    ds_gang *gang;
+    int leader;        // this member asks the coordinator
+    int task;
+    local_worker *lw;  // the leader is rank 0's local thread: ask through it; else by MPI
+} boundary_ctx;
+
+// The coordinator's decision for the leader: DS_OK, DS_EREGANG or DS_ESTOP.
+static int ask_coordinator(boundary_ctx *b, int epoch) {
+    boundary_msg m = {b->task, epoch};
+    int d;
+    if (b->lw) {
+        pthread_mutex_lock(&b->lw->mu);
+        b->lw->bnd = m;
+        b->lw->has_decision = 0;
+        b->lw->asks = 1;
+        while (!b->lw->has_decision) pthread_cond_wait(&b->lw->cv, &b->lw->mu);
+        d = b->lw->decision;
+        pthread_mutex_unlock(&b->lw->mu);
+        return d;
+    }
+    DS_MPI_CHECK(MPI_Send(&m, (int)sizeof m, MPI_BYTE, 0, TAG_BOUNDARY, MPI_COMM_WORLD));
+    for (int flag = 0; !flag;) {
+        DS_MPI_CHECK(MPI_Iprobe(0, TAG_DECISION, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE));
+        if (!flag) nap(500);
+    }
+    DS_MPI_CHECK(MPI_Recv(&d, 1, MPI_INT, 0, TAG_DECISION, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+    return d;
+}
+
+// ds_train_gang.at_boundary: the leader asks, every member gets its answer.
+static int at_boundary(void *user, int epoch) {
+    boundary_ctx *b = user;
+    int d = b->leader ? ask_coordinator(b, epoch) : DS_OK;
+    ds_gang_bcast_int(b->gang, &d);
+    if (d == DS_EREGANG) return ds_fail(DS_EREGANG, "segment ended after epoch %d (checkpoint saved)", epoch);
+    if (d == DS_ESTOP) return ds_fail(DS_ESTOP, "stopped after epoch %d (checkpoint saved)", epoch);
+    return d;
+}
+
+// Runs task message m on this rank: alone, or as a member of its gang. lw: rank 0's local
+// worker (boundaries go through it), else NULL.
+static void run_task_msg(const ds_worker_ctx *ctx, const task_msg *m, local_worker *lw,
+                         double gang_timeout, result_msg *r) {
+    memset(r, 0, sizeof *r);
+    r->k = m->k;
+    if (m->k <= 1) {
+        run_one(ctx, m->task, r);
+        return;
+    }
+    int member = 0;
+    while (member < m->k && m->members[member] != ctx->rank) member++;
+    r->member = member;
+    ds_gang *g = NULL;
+    int rc = ds_gang_create(&g, m->members, m->k, m->tag, ctx->plan->tasks[m->task].id, gang_timeout);
+    if (rc) {
+        r->task = m->task;
+        r->rank = ctx->rank;
+        r->status = rc;
+        snprintf(r->msg, sizeof r->msg, "%s", ds_errmsg());
+        return;
+    }
+    boundary_ctx b = {.gang = g, .leader = member == 0, .task = m->task, .lw = lw};
+    ds_train_gang tg = {.reducer = ds_gang_reducer(g), .writer = member == 0,
+                        .at_boundary = at_boundary, .user = &b};
+    ds_worker_ctx c = *ctx;
+    c.gang = &tg;
+    run_one(&c, m->task, r);
+    ds_gang_free(g);
 }
 
 static void *local_main(void *arg) {
@@ -238,10 +348,10 @@ static void *local_main(void *arg) {
             pthread_mutex_unlock(&w->mu);
             return NULL;
         }
-        int task = w->task;
+        task_msg m = w->msg;
         pthread_mutex_unlock(&w->mu);
         result_msg r;
-        run_one(w->ctx, task, &r);
+        run_task_msg(w->ctx, &m, w, w->gang_timeout, &r);
         pthread_mutex_lock(&w->mu);
         w->res = r;
         w->has_result = 1;
@@ -268,7 +378,7 @@ static void local_stop(local_worker *w, pthread_t th) {
 
 // ---- Workers on ranks 1..N-1 ----
 
-static void worker_loop(const ds_worker_ctx *ctx) {
+static void worker_loop(const ds_worker_ctx *ctx, double gang_timeout) {
     for (;;) {
         int flag = 0;
         MPI_Status st;
@@ -276,16 +386,28 @@ static void worker_loop(const ds_worker_ctx *ctx) {
             DS_MPI_CHECK(MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st));
             if (!flag) nap(2000);
         }
-        int task;
-        DS_MPI_CHECK(MPI_Recv(&task, 1, MPI_INT, 0, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        task_msg m;
+        DS_MPI_CHECK(MPI_Recv(&m, (int)sizeof m, MPI_BYTE, 0, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
         if (st.MPI_TAG == TAG_STOP) return;
         result_msg r;
-        run_one(ctx, task, &r);
+        run_task_msg(ctx, &m, NULL, gang_timeout, &r);
         DS_MPI_CHECK(MPI_Send(&r, (int)sizeof r, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD));
     }
 }
 
 // ---- The coordinator ----
+
+// A training's gang, as the coordinator sees it.
+typedef struct {
+    int k;           // ranks in its running segment (0: not running)
+    int left;        // members that have not reported the segment's end
+    int leader;      // world rank of member 0
+    int epoch;       // epochs completed, as of its last boundary or start
+    int at_boundary; // its leader waits for a decision after `epoch` epochs
+    int grow_to;     // decided: its next segment runs on this many ranks (0: none)
+    int segments;    // segments started in this session
+    result_msg lead; // the leader's result of the segment
+} gang_state;
 
 typedef struct {
     const ds_plan *plan;
@@ -295,7 +417,15 @@ typedef struct {
     int *rstart, *rdep; // dependents of task i: rdep[rstart[i] .. rstart[i+1])
     int *heap, nheap; // ready tasks, highest priority first (ties: lowest index)
     int *worker_task; // per rank: the task it runs, -1 idle, -2 not a worker
+    int *reserved;    // per rank: the task whose next segment it waits for, or -1
+    gang_state *gs;   // per task
     int nranks;
+    int rank0_gangs;  // rank 0's local worker may join gangs (MPI_THREAD_MULTIPLE)
+    ds_sched_policy pol;
+    int gang_tag;     // the last MPI_Comm_create_group tag handed out
+    int dirty;        // something changed since the policy last decided
+    ds_sched_item *items;
+    ds_sched_grant *grants;
     progress pr;
     int stopping;     // no new tasks: a signal, a full disk, a journal failure
     int exit_status;
@@ -308,6 +438,19 @@ static int before(const coordinator *c, int a, int b) {
     return pa > pb || (pa == pb && a < b);
 }
 
+static void sift_down(coordinator *c, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < c->nheap && before(c, c->heap[l], c->heap[m])) m = l;
+        if (r < c->nheap && before(c, c->heap[r], c->heap[m])) m = r;
+        if (m == i) return;
+        int x = c->heap[m];
+        c->heap[m] = c->heap[i];
+        c->heap[i] = x;
+        i = m;
+    }
+}
+
 static void push_ready(coordinator *c, int t) {
     if (c->plan->tasks[t].kind == DS_TASK_REDUCE) return; // the coordinator runs it at the end
     int i = c->nheap++;
@@ -318,24 +461,17 @@ static void push_ready(coordinator *c, int t) {
         c->heap[i] = x;
         i = p;
     }
+    c->dirty = 1;
 }
 
-// The ready task of highest priority, removed from the heap, or -1.
-static int next_task(coordinator *c) {
-    if (!c->nheap) return -1;
-    int top = c->heap[0];
-    c->heap[0] = c->heap[--c->nheap];
-    for (int i = 0;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < c->nheap && before(c, c->heap[l], c->heap[m])) m = l;
-        if (r < c->nheap && before(c, c->heap[r], c->heap[m])) m = r;
-        if (m == i) break;
-        int x = c->heap[m];
-        c->heap[m] = c->heap[i];
-        c->heap[i] = x;
-        i = m;
-    }
-    return top;
+// Takes ready task t out of the heap (the policy chose it).
+static void remove_ready(coordinator *c, int t) {
+    for (int i = 0; i < c->nheap; i++)
+        if (c->heap[i] == t) {
+            c->heap[i] = c->heap[--c->nheap];
+            for (int j = c->nheap / 2; j >= 0; j--) sift_down(c, j);
+            return;
+        }
 }
 
 // Dependents lists, states and the first ready tasks, from the tasks already done.
@@ -385,10 +521,21 @@ static void finish_task(coordinator *c, int task) {
     }
 }
 
+// "(rank 1, 12.3 s)", "(rank 1, epochs 0-2 of 2, 40.1 s)", "(gang of 4 from rank 1, epochs
+// 2-5 of 5, 30.2 s)": the format ds_sim_calibrate (ds_sched.h) reads back from sweep.log.
+static void where_and_time(const result_msg *r, char *out, size_t cap) {
+    char ep[64] = "";
+    if (r->rep.epochs > 0)
+        snprintf(ep, sizeof ep, "epochs %d-%d of %d, ", r->rep.epoch0, r->rep.epoch1, r->rep.epochs);
+    if (r->k > 1) snprintf(out, cap, "(gang of %d from rank %d, %s%.1f s)", r->k, r->rank, ep, r->seconds);
+    else snprintf(out, cap, "(rank %d, %s%.1f s)", r->rank, ep, r->seconds);
+}
+
+// The outcome of a task (for a gang: its leader's result at the end of the last segment).
 static void handle_result(coordinator *c, const result_msg *r) {
     const ds_task *t = &c->plan->tasks[r->task];
-    c->worker_task[r->rank] = -1;
-    c->pr.nrunning--;
+    char wt[160];
+    where_and_time(r, wt, sizeof wt);
     if (r->status == DS_OK) {
         ds_journal_entry e;
         snprintf(e.id, sizeof e.id, "%s", t->id);
@@ -411,8 +558,8 @@ static void handle_result(coordinator *c, const result_msg *r) {
         c->pr.cost_done_here += t->cost;
         char e2[64];
         eta(&c->pr, e2, sizeof e2);
-        say(&c->pr, "done   %s (rank %d, %.1f s) | %d/%d done, %d running | %s", t->id, r->rank,
-            r->seconds, c->pr.ndone, c->pr.ntasks, c->pr.nrunning, e2);
+        say(&c->pr, "done   %s %s | %d/%d done, %d running | %s", t->id, wt, c->pr.ndone,
+            c->pr.ntasks, c->pr.nrunning, e2);
     } else if (r->status == DS_ESTOP) {
         c->state[r->task] = ST_PENDING;
         push_ready(c, r->task);
@@ -421,7 +568,7 @@ static void handle_result(coordinator *c, const result_msg *r) {
     } else {
         c->state[r->task] = ST_FAILED;
         c->pr.nfailed++;
-        say(&c->pr, "FAILED %s (rank %d, %.1f s): %s", t->id, r->rank, r->seconds, r->msg);
+        say(&c->pr, "FAILED %s %s: %s", t->id, wt, r->msg);
         block_dependents(c, r->task);
         c->exit_status = 1;
         // A full or unwritable disk fails every task that follows: stop handing them out.
@@ -434,68 +581,260 @@ static void handle_result(coordinator *c, const result_msg *r) {
     }
 }
 
-static void assign(coordinator *c, int rank, int task, local_worker *lw) {
+// Sends task t to ranks[0..k) (increasing): one rank, or a gang. A later segment of a training
+// (after a regang) says "grow" instead of "start".
+static void assign(coordinator *c, int task, const int *ranks, int k, local_worker *lw) {
     const ds_task *t = &c->plan->tasks[task];
+    gang_state *g = &c->gs[task];
+    task_msg m = {.task = task, .k = k, .tag = k > 1 ? 100 + ++c->gang_tag % 30000 : 0};
+    for (int i = 0; i < k; i++) m.members[i] = ranks[i];
     c->state[task] = ST_RUNNING;
-    c->worker_task[rank] = task;
+    *g = (gang_state){.k = k, .left = k, .leader = ranks[0], .epoch = g->epoch,
+                      .segments = g->segments + 1};
     c->pr.nrunning++;
-    say(&c->pr, "start  %s [%s] on rank %d", t->id, ds_task_kind_name(t->kind), rank);
-    if (rank == 0) {
+    c->dirty = 1;
+    char who[1200];
+    if (k == 1) {
+        snprintf(who, sizeof who, "rank %d", ranks[0]);
+    } else {
+        int n = snprintf(who, sizeof who, "ranks ");
+        for (int i = 0; i < k && n < (int)sizeof who - 16; i++)
+            n += snprintf(who + n, sizeof who - n, "%s%d", i ? "," : "", ranks[i]);
+        snprintf(who + n, sizeof who - n, " (gang of %d)", k);
+    }
+    if (g->segments > 1)
+        say(&c->pr, "grow   %s [%s] on %s, from epoch %d", t->id, ds_task_kind_name(t->kind), who, g->epoch);
+    else
+        say(&c->pr, "start  %s [%s] on %s", t->id, ds_task_kind_name(t->kind), who);
+    for (int i = 0; i < k; i++) {
+        c->worker_task[ranks[i]] = task;
+        c->reserved[ranks[i]] = -1;
+        if (ranks[i] == 0) {
+            pthread_mutex_lock(&lw->mu);
+            lw->msg = m;
+            lw->task = task;
+            pthread_cond_signal(&lw->cv);
+            pthread_mutex_unlock(&lw->mu);
+        } else {
+            DS_MPI_CHECK(MPI_Send(&m, (int)sizeof m, MPI_BYTE, ranks[i], TAG_TASK, MPI_COMM_WORLD));
+        }
+    }
+}
+
+// One member of task r->task reports the end of its segment. When all have, the segment's
+// outcome is the leader's: a regang sends the task to its next gang at once (its ranks are
+// reserved), anything else is the task's result.
+static void handle_member_result(coordinator *c, const result_msg *r, local_worker *lw) {
+    int task = r->task;
+    gang_state *g = &c->gs[task];
+    c->worker_task[r->rank] = -1;
+    c->dirty = 1;
+    if (g->grow_to && r->status == DS_EREGANG) c->reserved[r->rank] = task; // back in the next segment
+    if (r->member == 0) g->lead = *r;
+    if (--g->left > 0) return;
+    c->pr.nrunning--;
+    result_msg lead = g->lead;
+    lead.rank = g->leader;
+    int grow_to = g->grow_to;
+    g->k = 0;
+    g->grow_to = 0;
+    if (lead.status == DS_EREGANG && grow_to && !c->stopping) {
+        char wt[160];
+        where_and_time(&lead, wt, sizeof wt);
+        say(&c->pr, "regang %s %s: next on %d ranks", c->plan->tasks[task].id, wt, grow_to);
+        g->epoch = lead.rep.epoch1;
+        int ranks[GANG_CAP], k = 0;
+        for (int i = 0; i < c->nranks && k < grow_to; i++)
+            if (c->reserved[i] == task && c->worker_task[i] == -1) ranks[k++] = i;
+        assign(c, task, ranks, k, lw);
+        return;
+    }
+    for (int i = 0; i < c->nranks; i++)
+        if (c->reserved[i] == task) c->reserved[i] = -1;
+    if (lead.status == DS_EREGANG) { // stopping meanwhile: it resumes in a later run
+        lead.status = DS_ESTOP;
+        snprintf(lead.msg, sizeof lead.msg, "%s: stopped after epoch %d (checkpoint saved)",
+                 c->plan->tasks[task].id, lead.rep.epoch1);
+    }
+    handle_result(c, &lead);
+}
+
+// The leader of a gang (through MPI or the local thread) waits after an epoch.
+static void handle_boundary(coordinator *c, const boundary_msg *b) {
+    gang_state *g = &c->gs[b->task];
+    g->at_boundary = 1;
+    g->epoch = b->epoch;
+    c->dirty = 1;
+}
+
+static void reply_boundary(coordinator *c, int task, int decision, local_worker *lw) {
+    gang_state *g = &c->gs[task];
+    g->at_boundary = 0;
+    if (g->leader == 0) {
         pthread_mutex_lock(&lw->mu);
-        lw->task = task;
-        pthread_cond_signal(&lw->cv);
+        lw->decision = decision;
+        lw->has_decision = 1;
+        lw->asks = 0;
+        pthread_cond_broadcast(&lw->cv);
         pthread_mutex_unlock(&lw->mu);
     } else {
-        DS_MPI_CHECK(MPI_Send(&task, 1, MPI_INT, rank, TAG_TASK, MPI_COMM_WORLD));
+        DS_MPI_CHECK(MPI_Send(&decision, 1, MPI_INT, g->leader, TAG_DECISION, MPI_COMM_WORLD));
     }
+}
+
+static int is_idle(const coordinator *c, int r) { return c->worker_task[r] == -1 && c->reserved[r] == -1; }
+
+// The most ranks task t could use now: 1, or for a training its chunks and --gang-max (a
+// training alone on rank 0 without MPI_THREAD_MULTIPLE cannot grow).
+static int max_ranks(const coordinator *c, int task) {
+    const ds_task *t = &c->plan->tasks[task];
+    if (t->kind != DS_TASK_TRAIN || !c->pol.gangs) return 1;
+    const gang_state *g = &c->gs[task];
+    if (g->k == 1 && g->leader == 0 && !c->rank0_gangs) return 1;
+    int usable = c->nranks - (c->rank0_gangs && c->worker_task[0] != -2 ? 0 : 1);
+    int m = t->chunks;
+    if (m > c->pol.gang_max) m = c->pol.gang_max;
+    if (m > usable) m = usable;
+    if (m > GANG_CAP) m = GANG_CAP;
+    return m < 1 ? 1 : m;
+}
+
+// Up to k idle ranks for task t into ranks[] (increasing); returns how many. Rank 0 joins a gang
+// only with MPI_THREAD_MULTIPLE; a task of one rank goes to rank 0 first, unless it is a
+// training that could grow.
+static int pick_ranks(const coordinator *c, int task, int k, int *ranks) {
+    int train = c->plan->tasks[task].kind == DS_TASK_TRAIN && c->pol.gangs;
+    int n = 0;
+    int zero_ok = is_idle(c, 0) && (k == 1 ? 1 : c->rank0_gangs);
+    if (k == 1 && zero_ok && !(train && !c->rank0_gangs)) {
+        ranks[0] = 0;
+        return 1;
+    }
+    for (int r = 0; r < c->nranks && n < k; r++) {
+        if (!is_idle(c, r)) continue;
+        if (r == 0 && !zero_ok) continue;
+        if (r == 0 && k == 1 && train && !c->rank0_gangs) continue; // keep it for others
+        ranks[n++] = r;
+    }
+    if (!n && k == 1 && zero_ok) ranks[n++] = 0; // only rank 0 is free: better than waiting
+    return n;
+}
+
+// Asks the policy (ds_sched_decide) what to start and which gang at a boundary grows, and
+// applies it; every boundary waiting gets its answer.
+static void schedule(coordinator *c, local_worker *lw) {
+    const ds_plan *p = c->plan;
+    if (!c->dirty) return;
+    c->dirty = 0;
+    if (c->stopping) {
+        for (int t = 0; t < p->ntasks; t++)
+            if (c->gs[t].k && c->gs[t].at_boundary) reply_boundary(c, t, DS_ESTOP, lw);
+        return;
+    }
+    int idle = 0, n = 0;
+    for (int r = 0; r < c->nranks; r++) idle += is_idle(c, r);
+    for (int i = 0; i < c->nheap; i++) {
+        const ds_task *t = &p->tasks[c->heap[i]];
+        c->items[n++] = (ds_sched_item){.task = t->index, .priority = t->priority, .cost = t->cost,
+                                        .remaining = t->cost, .max_ranks = max_ranks(c, t->index)};
+    }
+    for (int i = 0; i < p->ntasks; i++) {
+        const gang_state *g = &c->gs[i];
+        const ds_task *t = &p->tasks[i];
+        if (!g->k || g->grow_to || t->kind != DS_TASK_TRAIN) continue;
+        int m = max_ranks(c, i);
+        if (m <= g->k && !g->at_boundary) continue;
+        double left = t->epochs > 0 ? t->cost * (t->epochs - g->epoch) / t->epochs : t->cost;
+        c->items[n++] = (ds_sched_item){.task = i, .priority = t->priority, .cost = t->cost,
+                                        .remaining = left, .ranks = g->k, .max_ranks = m,
+                                        .at_boundary = g->at_boundary};
+    }
+    int ng = idle > 0 && n > 0 ? ds_sched_decide(&c->pol, idle, c->items, n, c->grants) : 0;
+    for (int i = 0; i < ng; i++) {
+        const ds_sched_grant *gr = &c->grants[i];
+        gang_state *g = &c->gs[gr->task];
+        int ranks[GANG_CAP];
+        if (!g->k && c->state[gr->task] == ST_PENDING && gr->ranks >= 1) { // a ready task starts
+            int k = pick_ranks(c, gr->task, gr->ranks > GANG_CAP ? GANG_CAP : gr->ranks, ranks);
+            if (!k) continue;
+            remove_ready(c, gr->task);
+            assign(c, gr->task, ranks, k, lw);
+        } else if (g->k && g->at_boundary && gr->ranks > g->k) { // a gang grows: end the segment
+            int extra = pick_ranks(c, gr->task, gr->ranks - g->k, ranks);
+            if (extra < 1) continue;
+            for (int j = 0; j < extra; j++) c->reserved[ranks[j]] = gr->task;
+            g->grow_to = g->k + extra;
+            reply_boundary(c, gr->task, DS_EREGANG, lw);
+        }
+    }
+    for (int t = 0; t < p->ntasks; t++) // the other boundaries go on as they are
+        if (c->gs[t].k && c->gs[t].at_boundary) reply_boundary(c, t, DS_OK, lw);
+}
+
+// Messages from the workers (results, boundaries) and from the local thread.
+static int poll_messages(coordinator *c, local_worker *lw) {
+    int active = 0, flag = 0;
+    MPI_Status st;
+    DS_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st));
+    if (flag) {
+        result_msg r;
+        DS_MPI_CHECK(MPI_Recv(&r, (int)sizeof r, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT,
+                              MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        r.rank = st.MPI_SOURCE;
+        handle_member_result(c, &r, lw);
+        active = 1;
+    }
+    DS_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_BOUNDARY, MPI_COMM_WORLD, &flag, &st));
+    if (flag) {
+        boundary_msg b;
+        DS_MPI_CHECK(MPI_Recv(&b, (int)sizeof b, MPI_BYTE, st.MPI_SOURCE, TAG_BOUNDARY,
+                              MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        handle_boundary(c, &b);
+        active = 1;
+    }
+    if (lw) {
+        result_msg r;
+        boundary_msg b;
+        int got = 0, asks = 0;
+        pthread_mutex_lock(&lw->mu);
+        if (lw->has_result) {
+            r = lw->res;
+            lw->has_result = 0;
+            got = 1;
+        }
+        if (lw->asks == 1) {
+            b = lw->bnd;
+            lw->asks = 2; // seen; the reply clears it
+            asks = 1;
+        }
+        pthread_mutex_unlock(&lw->mu);
+        if (got) {
+            r.rank = 0;
+            handle_member_result(c, &r, lw);
+            active = 1;
+        }
+        if (asks) {
+            handle_boundary(c, &b);
+            active = 1;
+        }
+    }
+    return active;
 }
 
 static int coordinate(coordinator *c, local_worker *lw) {
     double last_bar = 0;
+    c->dirty = 1;
     for (;;) {
         if (stop_requested && !c->stopping) {
             say(&c->pr, "stop requested by a signal: no new tasks; trainings stop after their "
                 "current epoch (checkpointed)");
             c->stopping = 1;
+            c->dirty = 1;
             if (!c->exit_status) c->exit_status = 3;
         }
-        int active = 0;
-        if (!c->stopping) {
-            for (int r = 0; r < c->nranks; r++) {
-                if (c->worker_task[r] != -1) continue;
-                int t = next_task(c);
-                if (t < 0) break;
-                assign(c, r, t, lw);
-                active = 1;
-            }
-        }
-        int flag = 0;
-        MPI_Status st;
-        DS_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st));
-        if (flag) {
-            result_msg r;
-            DS_MPI_CHECK(MPI_Recv(&r, (int)sizeof r, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT,
-                                  MPI_COMM_WORLD, MPI_STATUS_IGNORE));
-            r.rank = st.MPI_SOURCE;
-            handle_result(c, &r);
-            active = 1;
-        }
-        if (lw) {
-            result_msg r;
-            int got = 0;
-            pthread_mutex_lock(&lw->mu);
-            if (lw->has_result) {
-                r = lw->res;
-                lw->has_result = 0;
-                got = 1;
-            }
-            pthread_mutex_unlock(&lw->mu);
-            if (got) {
-                r.rank = 0;
-                handle_result(c, &r);
-                active = 1;
-            }
-        }
+        if (c->stopping) c->dirty = 1; // answer every boundary with a stop
+        schedule(c, lw);
+        int active = poll_messages(c, lw);
         if (c->pr.nrunning == 0 && (c->stopping || c->nheap == 0)) break;
         if (!active) {
             nap(2000);
@@ -621,8 +960,14 @@ static int coordinator_open(coordinator *c, const sweep *w, int progress_bar) {
     c->state = calloc((size_t)plan->ntasks, 1);
     c->waiting = calloc((size_t)plan->ntasks, sizeof(int));
     c->worker_task = calloc((size_t)w->size, sizeof(int));
+    c->reserved = calloc((size_t)w->size, sizeof(int));
+    c->gs = calloc((size_t)plan->ntasks, sizeof *c->gs);
+    c->items = calloc((size_t)plan->ntasks, sizeof *c->items);
+    c->grants = calloc((size_t)plan->ntasks, sizeof *c->grants);
     uint8_t *done = calloc((size_t)plan->ntasks, 1);
-    if (!c->state || !c->waiting || !c->worker_task || !done) out_of_memory();
+    if (!c->state || !c->waiting || !c->worker_task || !c->reserved || !c->gs || !c->items ||
+        !c->grants || !done)
+        out_of_memory();
     int status = 0;
     if (ds_journal_scan(plan, w->s.run_dir, done, stdout)) {
         fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
@@ -642,7 +987,7 @@ static int coordinator_open(coordinator *c, const sweep *w, int progress_bar) {
             c->pr.ndone++;
         }
     }
-    for (int r = 0; r < w->size; r++) c->worker_task[r] = -1;
+    for (int r = 0; r < w->size; r++) c->worker_task[r] = c->reserved[r] = -1;
     free(done);
     return status;
 }
@@ -655,6 +1000,10 @@ static void coordinator_close(coordinator *c) {
     free(c->rdep);
     free(c->heap);
     free(c->worker_task);
+    free(c->reserved);
+    free(c->gs);
+    free(c->items);
+    free(c->grants);
 }
 
 // ---- Rank 0: coordinating beside the local worker thread ----
@@ -669,8 +1018,9 @@ static void announce(progress *p, const sweep *w, int local) {
 
 // Runs the coordinator with the local worker thread beside it (if `local`) until the tasks are
 // done or the sweep stops. Returns the exit status so far.
-static int coordinate_with_local(coordinator *c, const ds_worker_ctx *ctx, int local) {
-    local_worker lw = {.task = -1, .ctx = ctx};
+static int coordinate_with_local(coordinator *c, const ds_worker_ctx *ctx, int local,
+                                 double gang_timeout) {
+    local_worker lw = {.task = -1, .ctx = ctx, .gang_timeout = gang_timeout};
     pthread_t th;
     if (local && local_start(&lw, &th)) {
         say(&c->pr, "cannot start the local worker thread; rank 0 only coordinates");
@@ -718,15 +1068,20 @@ static int finish(coordinator *c, const char *run_dir, int status) {
     return status;
 }
 
+static double gang_timeout(const ds_sweep_options *o) { return o->gang_timeout > 0 ? o->gang_timeout : 600; }
+
 // Rank 0 from the journal to the reducer; the workers are told to stop in every case.
 static int coordinator_main(const sweep *w, const ds_sweep_options *o, const ds_worker_ctx *ctx) {
     coordinator c;
     int status = coordinator_open(&c, w, o->progress_bar);
     int local = !o->coordinator_only || w->size == 1;
     if (!local) c.worker_task[0] = -2;
+    int gang_max = o->gang_max > 0 ? o->gang_max : 16;
+    c.pol = (ds_sched_policy){.gangs = gang_max > 1, .grow = 1, .gang_max = gang_max};
+    c.rank0_gangs = o->rank0_gangs;
     if (!status) {
         announce(&c.pr, w, local);
-        status = coordinate_with_local(&c, ctx, local);
+        status = coordinate_with_local(&c, ctx, local, gang_timeout(o));
     }
     stop_workers(w->size);
     status = finish(&c, w->s.run_dir, status);
@@ -751,7 +1106,7 @@ int ds_sweep_run(const ds_sweep_options *o) {
     ds_worker_ctx ctx = {.job = &w.job, .plan = &w.plan, .run_dir = w.s.run_dir,
                          .train = &w.train, .test = &w.test, .threads = w.threads,
                          .stop = &stop_requested, .rank = w.rank};
-    if (status == SETUP_OK && w.rank != 0) worker_loop(&ctx);
+    if (status == SETUP_OK && w.rank != 0) worker_loop(&ctx, gang_timeout(o));
     if (status == SETUP_OK && w.rank == 0) status = coordinator_main(&w, o, &ctx);
     sweep_free(&w);
     // Everybody leaves together, with rank 0's verdict.

@@ -76,9 +76,13 @@ typedef struct {
     const ds_task *t;
 } train_progress;
 
-// The task's lines in the sweep's log (tests grep them).
+// The task's lines in the sweep's log (tests grep them): printed by the gang's writer only.
 static void print_progress(void *user, const ds_train_event *e) {
     const train_progress *p = user;
+    ds_task_report *r = p->ctx->report;
+    if (r && e->kind == DS_TRAIN_START) *r = (ds_task_report){e->epoch, e->epoch, e->epochs};
+    if (r && e->kind == DS_TRAIN_EPOCH) r->epoch1 = e->epoch;
+    if (p->ctx->gang && !p->ctx->gang->writer) return;
     int rank = p->ctx->rank;
     const char *id = p->t->id;
     if (e->kind == DS_TRAIN_DAMAGED)
@@ -114,7 +118,7 @@ static int train(const ds_worker_ctx *ctx, const ds_task *t) {
         ds_ckpt_policy policy = {.path = ckpt, .damaged = DS_CKPT_DAMAGED_RESTARTS};
         train_progress tp = {ctx, t};
         ds_train_progress progress = {.fn = print_progress, .user = &tp};
-        rc = ds_train_run(&cfg, ctx->train, soft, ctx->test, &start, &o, &policy, ctx->stop, &progress, NULL);
+        rc = ds_train_run(&cfg, ctx->train, soft, ctx->test, &start, &o, &policy, ctx->stop, &progress, ctx->gang);
     }
     ds_model_free(&source);
     free(soft);
