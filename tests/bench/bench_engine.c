@@ -1,6 +1,8 @@
 // Engine benchmark: sgemm peak, training and input-gradient throughput of the paper's network.
 // Prints "bench <name> <value> <unit>" lines. BENCH_SECONDS (default 8) per figure, BENCH_THREADS
-// (default 2) engine threads.
+// (default 2) engine threads. Training is measured at the default chunk (DS_CHUNK, the
+// train_samples_per_s line) and, half as long each, at the chunks gangs of 8 and 16 ranks need
+// (train_samples_per_s_chunk16, _chunk8): smaller chunks mean more gradient buffers to sum.
 #include "ds_nn.h"
 #include "ds_rng.h"
 #include "bench_util.h"
@@ -31,6 +33,23 @@ static double sgemm_gflops(int threads, int n, double seconds) {
     return 2.0 * n * n * n * threads * reps / t * 1e-9;
 }
 
+// Training: forward with dropout, loss, backward, as ds_trainer_epoch does (the SGD update
+// itself is 0.3M multiply-adds per step, included), in samples/s over batches of 128.
+static double train_rate(ds_engine *e, ds_model *m, const float *x, const uint8_t *labels,
+                         float *grad, double seconds) {
+    enum { B = 128 };
+    ds_train_pass pass = {.temperature = 1, .dropout = 0.5f, .seed = 1};
+    long samples = 0;
+    double t0 = now(), t;
+    do {
+        pass.step++;
+        ds_engine_train_grad(e, &m->p, x, labels, NULL, B, &pass, grad);
+        for (size_t j = 0; j < ds_params_count(); j++) m->mem[j] -= 1e-6f * grad[j];
+        samples += B;
+    } while ((t = now() - t0) < seconds);
+    return samples / t;
+}
+
 int main(void) {
     double seconds = env_num("BENCH_SECONDS", 8);
     int threads = (int)env_num("BENCH_THREADS", 2), B = 128;
@@ -49,24 +68,20 @@ int main(void) {
     for (int i = 0; i < B; i++) labels[i] = (uint8_t)ds_rng_below(&r, 10);
     ds_engine *e;
     if (ds_engine_create(&e, B, threads, DS_CHUNK)) return 1;
-
-    // Training: forward with dropout, loss, backward, as ds_trainer_epoch does (the SGD update
-    // itself is 0.3M multiply-adds per step, included below).
-    ds_train_pass pass = {.temperature = 1, .dropout = 0.5f, .seed = 1};
-    long samples = 0;
-    double t0 = now(), t;
-    do {
-        pass.step++;
-        ds_engine_train_grad(e, &m.p, x, labels, NULL, B, &pass, grad);
-        for (size_t j = 0; j < ds_params_count(); j++) m.mem[j] -= 1e-6f * grad[j];
-        samples += B;
-    } while ((t = now() - t0) < seconds);
-    printf("bench train_samples_per_s %.1f samples/s\n", samples / t);
+    printf("bench train_samples_per_s %.1f samples/s\n", train_rate(e, &m, x, labels, grad, seconds));
     fflush(stdout);
+    for (int chunk = 16; chunk >= 8; chunk /= 2) {
+        ds_engine *ec;
+        if (ds_engine_create(&ec, B, threads, chunk)) return 1;
+        printf("bench train_samples_per_s_chunk%d %.1f samples/s\n", chunk,
+               train_rate(ec, &m, x, labels, grad, seconds / 2));
+        fflush(stdout);
+        ds_engine_free(ec);
+    }
 
     // FGSM's gradient: forward, dz = softmax(z) - onehot, backward to the input only.
-    samples = 0;
-    t0 = now();
+    long samples = 0;
+    double t0 = now(), t;
     do {
         ds_engine_forward(e, &m.p, x, B, z);
         for (int i = 0; i < B; i++) ds_softmax_xent(dz + i * 10, z + i * 10, NULL, labels[i], 10, 1.0f);
