@@ -699,24 +699,17 @@ static int max_ranks(const coordinator *c, int task) {
     return m < 1 ? 1 : m;
 }
 
-// Up to k idle ranks for task t into ranks[] (increasing); returns how many. Rank 0 joins a gang
-// only with MPI_THREAD_MULTIPLE; a task of one rank goes to rank 0 first, unless it is a
-// training that could grow.
-static int pick_ranks(const coordinator *c, int task, int k, int *ranks) {
+// Up to k idle ranks into ranks[] (increasing); returns how many. gang: they form or join a gang
+// (rank 0 only with MPI_THREAD_MULTIPLE). A task of one rank goes to rank 0 first, unless it is
+// a training that rank 0 could not let grow.
+static int pick_ranks(const coordinator *c, int task, int k, int gang, int *ranks) {
     int train = c->plan->tasks[task].kind == DS_TASK_TRAIN && c->pol.gangs;
+    int zero = is_idle(c, 0) && (!gang || c->rank0_gangs);
+    int zero_last = zero && !gang && train && !c->rank0_gangs; // keep rank 0 for other tasks
     int n = 0;
-    int zero_ok = is_idle(c, 0) && (k == 1 ? 1 : c->rank0_gangs);
-    if (k == 1 && zero_ok && !(train && !c->rank0_gangs)) {
-        ranks[0] = 0;
-        return 1;
-    }
-    for (int r = 0; r < c->nranks && n < k; r++) {
-        if (!is_idle(c, r)) continue;
-        if (r == 0 && !zero_ok) continue;
-        if (r == 0 && k == 1 && train && !c->rank0_gangs) continue; // keep it for others
-        ranks[n++] = r;
-    }
-    if (!n && k == 1 && zero_ok) ranks[n++] = 0; // only rank 0 is free: better than waiting
+    for (int r = 0; r < c->nranks && n < k; r++)
+        if (is_idle(c, r) && (r != 0 || (zero && !zero_last))) ranks[n++] = r;
+    if (!n && zero_last) ranks[n++] = 0; // only rank 0 is free: better than waiting
     return n;
 }
 
@@ -743,7 +736,8 @@ static void schedule(coordinator *c, local_worker *lw) {
         const ds_task *t = &p->tasks[i];
         if (!g->k || g->grow_to || t->kind != DS_TASK_TRAIN) continue;
         int m = max_ranks(c, i);
-        if (m <= g->k && !g->at_boundary) continue;
+        // Only a gang with a boundary ahead can grow (none after the last epoch's start).
+        if (!g->at_boundary && (m <= g->k || g->epoch + 1 >= t->epochs)) continue;
         double left = t->epochs > 0 ? t->cost * (t->epochs - g->epoch) / t->epochs : t->cost;
         c->items[n++] = (ds_sched_item){.task = i, .priority = t->priority, .cost = t->cost,
                                         .remaining = left, .ranks = g->k, .max_ranks = m,
@@ -755,12 +749,13 @@ static void schedule(coordinator *c, local_worker *lw) {
         gang_state *g = &c->gs[gr->task];
         int ranks[GANG_CAP];
         if (!g->k && c->state[gr->task] == ST_PENDING && gr->ranks >= 1) { // a ready task starts
-            int k = pick_ranks(c, gr->task, gr->ranks > GANG_CAP ? GANG_CAP : gr->ranks, ranks);
+            int want = gr->ranks > GANG_CAP ? GANG_CAP : gr->ranks;
+            int k = pick_ranks(c, gr->task, want, want > 1, ranks);
             if (!k) continue;
             remove_ready(c, gr->task);
             assign(c, gr->task, ranks, k, lw);
         } else if (g->k && g->at_boundary && gr->ranks > g->k) { // a gang grows: end the segment
-            int extra = pick_ranks(c, gr->task, gr->ranks - g->k, ranks);
+            int extra = pick_ranks(c, gr->task, gr->ranks - g->k, 1, ranks);
             if (extra < 1) continue;
             for (int j = 0; j < extra; j++) c->reserved[ranks[j]] = gr->task;
             g->grow_to = g->k + extra;
