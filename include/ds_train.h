@@ -74,7 +74,11 @@ typedef struct {
 // the last (the writer's checkpoint saved), every member calls at_boundary, which returns the
 // gang's common decision: DS_OK to go on, DS_EREGANG to end here (the coordinator hands the
 // training out again, possibly to more ranks, and it resumes from that checkpoint), DS_ESTOP, or
-// an error. The members' own stop flags are not read: the decision is the stop.
+// an error. The members' own stop flags are not read: the decision is the stop. DS_EREGANG and
+// DS_ESTOP are returned with "<name>: segment ended after epoch E (checkpoint saved)" and
+// "<name>: stopped after epoch E (checkpoint saved)", any other error as at_boundary left it. A
+// member that is not the writer returns DS_OK after the last epoch: no evaluation (not even with
+// evaluate_each_epoch: its DS_TRAIN_EPOCH accuracy is -1), no save, no EVALUATED/SAVED events.
 typedef struct {
     const ds_grad_reducer *reducer;
     int writer;

@@ -788,6 +788,37 @@ START_TEST(init_key) {
 }
 END_TEST
 
+// [train] chunk: parsed, in the canonical text only when not the default (32, so that runs made
+// before the key existed are the same job), a multiple of 4; errors name the file, line and key.
+START_TEST(chunk_key) {
+    char *eight = with_train_keys("chunk = 8\n"), *dflt = with_train_keys("chunk = 32\n");
+    char *both = with_train_keys("chunk = 8\ninit = glorot\n");
+    ds_job a = parse_ok(small_job), e = parse_ok(eight), d = parse_ok(dflt), b = parse_ok(both);
+    ck_assert_int_eq(a.chunk, DS_CHUNK);
+    ck_assert_int_eq(DS_CHUNK, 32);
+    ck_assert_int_eq(e.chunk, 8);
+    ck_assert_int_eq(d.chunk, 32);
+    char *ca = ds_job_canonical(&a), *ce = ds_job_canonical(&e), *cd = ds_job_canonical(&d), *cb = ds_job_canonical(&b);
+    ck_assert_str_eq(ca, small_job_canonical);
+    ck_assert_str_eq(cd, ca);
+    ck_assert_ptr_null(strstr(ca, "chunk"));
+    ck_assert_ptr_nonnull(strstr(ce, "train.dropout = 0.5\ntrain.chunk = 8\ndistill.temperatures"));
+    ck_assert_ptr_nonnull(strstr(cb, "train.dropout = 0.5\ntrain.chunk = 8\ntrain.init = glorot\ndistill"));
+    // Apart from that line, the same job.
+    char *at = strstr(ce, "train.chunk = 8\n");
+    ck_assert_uint_eq(strlen(ce), strlen(ca) + strlen("train.chunk = 8\n"));
+    ck_assert_int_eq(strncmp(ce, ca, (size_t)(at - ce)), 0);
+    ck_assert_str_eq(at + strlen("train.chunk = 8\n"), ca + (at - ce));
+    free(ca), free(ce), free(cd), free(cb);
+    free(eight), free(dflt), free(both);
+    ds_job_free(&a), ds_job_free(&e), ds_job_free(&d), ds_job_free(&b);
+    expect_error(BASE "[train]\nbatch = 64\nchunk = 6\n", "bad.job:5: ", "[train] chunk: 6 is not a multiple of 4");
+    ck_assert_ptr_null(strchr(ds_errmsg(), '\n'));
+    expect_error(BASE "[train]\nchunk = 2\n", "bad.job:4: ", "[train] chunk: expected an integer in [4, 65536], got '2'");
+    expect_error(BASE "[train]\nchunk = eight\n", "bad.job:4: ", "[train] chunk: expected an integer");
+}
+END_TEST
+
 // The seeds of small_job's tasks at the code before replicates (commit ff3f740), in plan order.
 static const uint64_t small_job_task_seeds[20] = {
     0x5a8f73a84d54a4bbull, 0xbb957c0119f4e30bull, 0xdcf6a85a8fc87e26ull, 0x6b57a76aa1b77f85ull,
@@ -1357,6 +1388,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, seeds_key);
     tcase_add_test(tc, old_jobs_keep_their_canonical_text);
     tcase_add_test(tc, init_key);
+    tcase_add_test(tc, chunk_key);
     tcase_add_test(tc, one_seed_plan_unchanged);
     tcase_add_test(tc, replicate_plan);
     tcase_add_test(tc, journal_rules);

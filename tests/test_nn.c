@@ -743,6 +743,139 @@ START_TEST(test_layer_geometry) {
 }
 END_TEST
 
+// ---- Chunks: the summation order of training gradients ----
+
+// A batch of n samples: pixels in [0,1], labels, soft targets whose rows sum to 1 (malloc'ed).
+typedef struct {
+    int n;
+    float *x, *soft;
+    uint8_t *y;
+} chunk_batch;
+
+static chunk_batch make_batch(int n, uint64_t seed) {
+    chunk_batch b = {n, malloc((size_t)n * DS_PIXELS * sizeof(float)), malloc((size_t)n * 10 * sizeof(float)),
+                     malloc((size_t)n)};
+    fill(b.x, (size_t)n * DS_PIXELS, seed, 0, 1);
+    fill(b.soft, (size_t)n * 10, seed + 1, 0.01f, 1);
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int k = 0; k < 10; k++) s += b.soft[i * 10 + k];
+        for (int k = 0; k < 10; k++) b.soft[i * 10 + k] /= (float)s;
+        b.y[i] = (uint8_t)((i * 7 + 3) % 10);
+    }
+    return b;
+}
+
+static void free_batch(chunk_batch *b) { free(b->x), free(b->soft), free(b->y); }
+
+// ds_engine_train_grad's gradient (into grad) and loss on a fresh engine.
+static double engine_grad(const ds_model *m, const chunk_batch *b, const float *soft, int threads, int chunk,
+                          const ds_train_pass *pass, float *grad) {
+    ds_engine *e;
+    ck_assert_int_eq(ds_engine_create(&e, b->n, threads, chunk), DS_OK);
+    double loss = ds_engine_train_grad(e, &m->p, b->x, b->y, soft, b->n, pass, grad);
+    ds_engine_free(e);
+    return loss;
+}
+
+// A batch of 40 (the last chunk partial at chunk 32: 40 = 32 + 8), dropout on: for each chunk,
+// the same gradient bits and loss on 1, 2 and 8 threads. Chunks change the summation order only:
+// chunk 4 and chunk 32 agree to float rounding and differ in their bits (why chunk is part of a
+// job's results); the loss is the same bits.
+START_TEST(test_train_grad_any_threads_any_chunk) {
+    ds_model m;
+    ck_assert_int_eq(ds_model_init(&m, 17), 0);
+    chunk_batch b = make_batch(40, 31);
+    size_t np = ds_params_count(), bytes = np * sizeof(float);
+    ds_train_pass pass = {.temperature = 1.0f, .dropout = 0.5f, .seed = 3, .step = 11};
+    const int chunks[3] = {4, 8, 32}, threads[3] = {1, 2, 8};
+    float *ref[3], *g = malloc(bytes);
+    double loss[3];
+    for (int c = 0; c < 3; c++) {
+        ref[c] = malloc(bytes);
+        loss[c] = engine_grad(&m, &b, NULL, 1, chunks[c], &pass, ref[c]);
+        for (int t = 1; t < 3; t++) {
+            double l = engine_grad(&m, &b, NULL, threads[t], chunks[c], &pass, g);
+            ck_assert_msg(memcmp(g, ref[c], bytes) == 0, "chunk %d: %d threads differ from 1", chunks[c], threads[t]);
+            ck_assert_msg(l == loss[c], "chunk %d: loss %.17g on %d threads, %.17g on 1", chunks[c], l, threads[t], loss[c]);
+        }
+    }
+    double scale = 0;
+    for (size_t j = 0; j < np; j++) scale = fmax(scale, fabs(ref[2][j]));
+    ck_assert(scale > 1e-3);
+    for (int c = 0; c < 2; c++) {
+        ck_assert_msg(memcmp(ref[c], ref[2], bytes) != 0, "chunk %d gave the bits of chunk 32", chunks[c]);
+        for (size_t j = 0; j < np; j++)
+            ck_assert_msg(fabs(ref[c][j] - ref[2][j]) <= 1e-5 * scale, "chunk %d [%zu]: %g vs %g", chunks[c], j,
+                          ref[c][j], ref[2][j]);
+        ck_assert(loss[c] == loss[2]); // per-sample losses do not depend on the chunk, summed in sample order
+        free(ref[c]);
+    }
+    free(ref[2]), free(g);
+    free_batch(&b);
+    ds_model_free(&m);
+}
+END_TEST
+
+// k simulated gang members, k = 1..5, each with its own engine (1 or 2 threads): the chunks of
+// ds_chunk_range (contiguous, balanced, covering every chunk once), computed member by member with
+// ds_engine_chunk_grads, then ds_grad_fold over all of them equal ds_engine_train_grad bit for
+// bit, and so do the losses; a member writes the losses of its own samples only. Batches of 40
+// at chunk 8 (5 chunks) with soft labels at T=10, and 12 at chunk 8 (2 chunks, the second
+// partial: fewer chunks than members) with hard labels.
+START_TEST(test_chunk_grads_fold_any_members) {
+    ds_model m;
+    ck_assert_int_eq(ds_model_init(&m, 23), 0);
+    size_t np = ds_params_count(), bytes = np * sizeof(float);
+    const struct { int n; float T; int soft; } cases[2] = {{40, 10.0f, 1}, {12, 1.0f, 0}};
+    enum { CHUNK = 8 };
+    ds_engine *e[2];
+    ck_assert_int_eq(ds_engine_create(&e[0], 40, 1, CHUNK), DS_OK);
+    ck_assert_int_eq(ds_engine_create(&e[1], 40, 2, CHUNK), DS_OK);
+    float *ref = malloc(bytes), *grad = malloc(bytes);
+    for (int ci = 0; ci < 2; ci++) {
+        chunk_batch b = make_batch(cases[ci].n, 41 + ci);
+        const float *soft = cases[ci].soft ? b.soft : NULL;
+        ds_train_pass pass = {.temperature = cases[ci].T, .dropout = 0.5f, .seed = 5, .step = 2};
+        double want = ds_engine_train_grad(e[0], &m.p, b.x, b.y, soft, b.n, &pass, ref);
+        int nc = ds_chunk_count(b.n, CHUNK);
+        ck_assert_int_eq(nc, (b.n + CHUNK - 1) / CHUNK);
+        float *cg = malloc((size_t)nc * bytes);
+        double *losses = malloc((size_t)b.n * sizeof(double)), *mine = malloc((size_t)b.n * sizeof(double));
+        const float *chunks[8];
+        for (int c = 0; c < nc; c++) chunks[c] = cg + (size_t)c * np;
+        for (int k = 1; k <= 5; k++) {
+            int next = 0;
+            for (int mb = 0; mb < k; mb++) {
+                int c0, c1;
+                ds_chunk_range(nc, k, mb, &c0, &c1);
+                ck_assert_msg(c0 == next && c1 >= c0, "k %d member %d: [%d, %d) after %d", k, mb, c0, c1, next);
+                ck_assert_int_le(abs((c1 - c0) - nc / k), 1);
+                next = c1;
+                for (int i = 0; i < b.n; i++) mine[i] = NAN;
+                ds_engine_chunk_grads(e[mb % 2], &m.p, b.x, b.y, soft, b.n, c0, c1, &pass, cg + (size_t)c0 * np, mine);
+                for (int i = 0; i < b.n; i++) {
+                    int own = i >= c0 * CHUNK && i < c1 * CHUNK;
+                    ck_assert_msg(own == !isnan(mine[i]), "k %d member %d: loss of sample %d", k, mb, i);
+                    if (own) losses[i] = mine[i];
+                }
+            }
+            ck_assert_int_eq(next, nc);
+            ds_grad_fold(grad, chunks, nc, 0, np);
+            ck_assert_msg(memcmp(grad, ref, bytes) == 0, "n %d, %d members: gradient differs", b.n, k);
+            double sum = 0;
+            for (int i = 0; i < b.n; i++) sum += losses[i];
+            ck_assert_msg(sum / b.n == want, "n %d, %d members: loss %.17g vs %.17g", b.n, k, sum / b.n, want);
+        }
+        free(cg), free(losses), free(mine);
+        free_batch(&b);
+    }
+    free(ref), free(grad);
+    ds_engine_free(e[0]), ds_engine_free(e[1]);
+    ds_model_free(&m);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("nn");
     TCase *layers = tcase_create("layers");
@@ -783,5 +916,10 @@ int main(void) {
     tcase_add_test(train, test_config_errors);
     tcase_add_test(train, test_divergence_detected);
     suite_add_tcase(s, train);
+    TCase *chunks = tcase_create("chunks");
+    tcase_set_timeout(chunks, 120);
+    tcase_add_test(chunks, test_train_grad_any_threads_any_chunk);
+    tcase_add_test(chunks, test_chunk_grads_fold_any_members);
+    suite_add_tcase(s, chunks);
     return tu_run(s);
 }

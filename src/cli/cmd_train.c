@@ -28,6 +28,9 @@ static const char train_usage[] =
     "  --group NAME          HDF5 group of the model in FILE (default: the role)\n"
     "  --seed N              initialisation, shuffling and dropout (default 1)\n"
     "  --threads N           engine threads (default 2)\n"
+    "  --chunk N             samples per gradient chunk, a multiple of 4 (default 32): fixes the\n"
+    "                        summation order, so it is part of the result (any --threads gives\n"
+    "                        the same bits for one --chunk; another --chunk, other bits)\n"
     "  --checkpoint FILE     save every epoch; resume from it if it exists\n";
 
 typedef struct {
@@ -69,6 +72,7 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         else if (!strcmp(a, "--epochs")) rc = ds_cli_int(a, v, 0, &o->cfg.epochs);
         else if (!strcmp(a, "--batch")) rc = ds_cli_int(a, v, 1, &o->cfg.batch);
         else if (!strcmp(a, "--threads")) rc = ds_cli_int(a, v, 1, &o->cfg.threads);
+        else if (!strcmp(a, "--chunk")) rc = ds_cli_int(a, v, DS_GROUP, &o->cfg.chunk);
         else if (!strcmp(a, "--lr")) rc = ds_cli_double(a, v, &x), o->cfg.lr = (float)x;
         else if (!strcmp(a, "--lr-decay")) rc = ds_cli_double(a, v, &x), o->cfg.lr_decay = (float)x;
         else if (!strcmp(a, "--lr-decay-from")) rc = ds_cli_int(a, v, 0, &o->cfg.lr_decay_from);

@@ -33,6 +33,20 @@ float ds_train_lr(const ds_train_config *c, int e) {
     return e >= c->lr_decay_from ? c->lr * c->lr_decay : c->lr;
 }
 
+// A gang member's buffers: its chunks of a full batch (ceil(nc / size) at most, ds_chunk_range)
+// [that, np] and every sample's loss [batch]. Alone: none.
+static int gang_buffers(ds_trainer *t, const ds_grad_reducer *r) {
+    t->reducer = r;
+    if (!r) return DS_OK;
+    if (r->size < 1 || r->member < 0 || r->member >= r->size || !r->reduce)
+        return ds_fail(DS_EINVAL, "trainer: member %d of a gang of %d, or no reduce function", r->member, r->size);
+    int nc = ds_chunk_count(t->cfg.batch, t->cfg.chunk), mine = (nc + r->size - 1) / r->size;
+    t->chunk_grads = malloc((size_t)mine * ds_params_count() * sizeof(float));
+    t->losses = malloc((size_t)t->cfg.batch * sizeof(double));
+    if (!t->chunk_grads || !t->losses) return ds_fail(DS_ENOMEM, "trainer: out of memory for %d chunk gradients", mine);
+    return DS_OK;
+}
+
 int ds_trainer_init(ds_trainer *t, const ds_train_config *cfg, int n_train,
                     const ds_grad_reducer *reducer) {
     memset(t, 0, sizeof *t);
@@ -52,8 +66,8 @@ int ds_trainer_init(ds_trainer *t, const ds_train_config *cfg, int n_train,
         ds_trainer_free(t);
         return ds_fail(DS_ENOMEM, "trainer: out of memory");
     }
-    t->reducer = reducer; // used by run_epoch: TODO (gangs helper)
-    rc = ds_engine_create(&t->engine, cfg->batch, cfg->threads, cfg->chunk);
+    if (!rc) rc = gang_buffers(t, reducer);
+    if (!rc) rc = ds_engine_create(&t->engine, cfg->batch, cfg->threads, cfg->chunk);
     if (rc) ds_trainer_free(t);
     return rc;
 }
@@ -66,7 +80,30 @@ void ds_trainer_free(ds_trainer *t) {
     free(t->order);
     free(t->labels);
     free(t->soft);
+    free(t->chunk_grads);
+    free(t->losses);
     memset(t, 0, sizeof *t);
+}
+
+// The gradient of the batch staged in t (b samples) into t->grad, and its mean loss. Alone: the
+// engine's whole pass. In a gang: this member's chunks, then the reducer's fold of all of them,
+// and the loss as the engine sums it (in sample order, then / b): the same bits either way.
+static int step_grad(ds_trainer *t, const ds_params *p, const float *soft, int b, const ds_train_pass *pass,
+                     double *loss) {
+    const ds_grad_reducer *r = t->reducer;
+    if (!r) {
+        *loss = ds_engine_train_grad(t->engine, p, t->x, t->labels, soft, b, pass, t->grad);
+        return DS_OK;
+    }
+    int nc = ds_chunk_count(b, t->cfg.chunk), c0, c1;
+    ds_chunk_range(nc, r->size, r->member, &c0, &c1); // may be empty: the member still reduces
+    ds_engine_chunk_grads(t->engine, p, t->x, t->labels, soft, b, c0, c1, pass, t->chunk_grads, t->losses);
+    int rc = r->reduce(r->user, t->chunk_grads, c0, c1, nc, ds_params_count(), t->losses, b, t->grad);
+    if (rc) return rc;
+    double sum = 0.0;
+    for (int i = 0; i < b; i++) sum += t->losses[i];
+    *loss = sum / b;
+    return DS_OK;
 }
 
 static int run_epoch(ds_trainer *t, ds_model *m, const ds_dataset *train, const float *soft,
@@ -90,7 +127,9 @@ static int run_epoch(ds_trainer *t, ds_model *m, const ds_dataset *train, const 
         }
         ds_train_pass pass = {.temperature = c->temperature, .dropout = c->dropout, .seed = c->seed,
                               .step = (uint64_t)t->epoch * (uint64_t)steps + (uint64_t)s};
-        double loss = ds_engine_train_grad(t->engine, &m->p, t->x, t->labels, soft ? t->soft : NULL, b, &pass, t->grad);
+        double loss;
+        int rc = step_grad(t, &m->p, soft ? t->soft : NULL, b, &pass, &loss);
+        if (rc) return rc;
         if (!isfinite(loss))
             return ds_fail(DS_ENUMERIC, "training diverged: loss is %g at epoch %d, step %d (lower the learning rate)",
                            loss, t->epoch + 1, s + 1);

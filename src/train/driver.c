@@ -1,6 +1,8 @@
 // The resumable training driver (ds_train.h): start (checkpoint, source or fresh), epochs with a
 // checkpoint after each but the last, evaluation, save. The one place that decides whether a
-// checkpoint is resumed.
+// checkpoint is resumed. On a gang every member runs it: all read the checkpoint and train; only
+// the writer writes, evaluates and saves; the gang's decision at each boundary replaces the stop
+// flag.
 #include "ds_train.h"
 
 #include "ds_error.h"
@@ -20,6 +22,7 @@ typedef struct {
     const ds_ckpt_policy *ckpt;
     const volatile int *stop;
     const ds_train_progress *progress;
+    const ds_train_gang *gang; // NULL: alone
     ds_trainer tr;
     ds_model m;
 } run;
@@ -29,6 +32,9 @@ static double now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+// Alone, or the gang's writer: writes checkpoints and the model, evaluates.
+static int writes(const run *r) { return !r->gang || r->gang->writer; }
 
 static void report(const run *r, ds_train_event e) {
     e.epoch = r->tr.epoch;
@@ -82,21 +88,36 @@ static int start_model(run *r, const ds_train_start *s) {
     return DS_OK;
 }
 
-// After an epoch that is not the last: the checkpoint, the fault point, the stop request.
+// The gang's decision after epoch r->tr.epoch (its writer's checkpoint saved): DS_OK, or a stop
+// or a new segment with this training's message, or the gang's own error as it is.
+static int gang_boundary(run *r) {
+    const ds_train_gang *g = r->gang;
+    int rc = g->at_boundary ? g->at_boundary(g->user, r->tr.epoch) : DS_OK;
+    const char *saved = r->ckpt && r->ckpt->path ? "checkpoint saved" : "no checkpoint";
+    if (rc == DS_EREGANG)
+        return ds_fail(rc, "%s: segment ended after epoch %d (%s)", r->out->name, r->tr.epoch, saved);
+    if (rc == DS_ESTOP) return ds_fail(rc, "%s: stopped after epoch %d (%s)", r->out->name, r->tr.epoch, saved);
+    return rc;
+}
+
+// After an epoch that is not the last: the checkpoint and the fault point (alone or the writer),
+// then the stop request (alone, with a checkpoint) or the gang's decision (every member).
 static int checkpoint(run *r) {
     const char *path = r->ckpt ? r->ckpt->path : NULL;
-    if (!path) return DS_OK;
-    int rc = ds_store_save_checkpoint(path, &r->m, r->tr.velocity, r->out->prov);
-    if (rc) return rc;
-    ds_fault("epoch-end", path);
-    if (r->stop && *r->stop)
+    if (path && writes(r)) {
+        int rc = ds_store_save_checkpoint(path, &r->m, r->tr.velocity, r->out->prov);
+        if (rc) return rc;
+        ds_fault("epoch-end", path);
+    }
+    if (r->gang) return gang_boundary(r);
+    if (path && r->stop && *r->stop)
         return ds_fail(DS_ESTOP, "%s: stopped after epoch %d (checkpoint saved)", r->out->name, r->tr.epoch);
     return DS_OK;
 }
 
 // Epochs from the trainer's position to cfg->epochs. *evaluated: the last one was evaluated.
 static int run_epochs(run *r, int *evaluated) {
-    int each = r->progress && r->progress->evaluate_each_epoch;
+    int each = writes(r) && r->progress && r->progress->evaluate_each_epoch;
     *evaluated = 0;
     while (r->tr.epoch < r->cfg->epochs) {
         double t0 = now_s(), loss, acc = -1;
@@ -112,8 +133,10 @@ static int run_epochs(run *r, int *evaluated) {
     return DS_OK;
 }
 
-// The test accuracy (unless the last epoch measured it), the save, the checkpoint's removal.
+// The test accuracy (unless the last epoch measured it), the save, the checkpoint's removal: the
+// writer's (a gang's other members are done).
 static int finish(run *r, int evaluated) {
+    if (!writes(r)) return DS_OK;
     int rc = evaluated ? DS_OK : ds_evaluate(&r->m, r->test, r->cfg->threads, &r->m.test_accuracy);
     if (rc) return rc;
     report(r, (ds_train_event){.kind = DS_TRAIN_EVALUATED, .accuracy = r->m.test_accuracy});
@@ -128,7 +151,7 @@ int ds_train_run(const ds_train_config *cfg, const ds_dataset *train, const floa
                  const ds_ckpt_policy *ckpt, const volatile int *stop,
                  const ds_train_progress *progress, const ds_train_gang *gang) {
     run r = {.cfg = cfg, .train = train, .test = test, .soft = soft, .out = out, .ckpt = ckpt,
-             .stop = stop, .progress = progress};
+             .stop = stop, .progress = progress, .gang = gang};
     int evaluated = 0;
     int rc = ds_trainer_init(&r.tr, cfg, train->n, gang ? gang->reducer : NULL);
     if (!rc) rc = start_model(&r, start);
