@@ -82,7 +82,10 @@ typedef struct {
 typedef struct {
     const ds_grad_reducer *reducer;
     int writer;
-    int (*at_boundary)(void *user, int epoch); // epochs completed
+    // epoch: epochs completed; status: this member's checkpoint result (DS_OK, or the writer's
+    // save error with its message), so that a writer that failed ends the gang's training too
+    // instead of leaving the others waiting.
+    int (*at_boundary)(void *user, int epoch, int status);
     void *user;
 } ds_train_gang;
 

@@ -204,8 +204,9 @@ static int gang_reduce(void *user, const float *cg, int c0, int c1, int nc, size
     return DS_OK;
 }
 
-static int gang_at_boundary(void *user, int epoch) {
+static int gang_at_boundary(void *user, int epoch, int status) {
     gang_member *g = user;
+    if (status) return status;
     g->sh->boundaries[g->member]++;
     pthread_barrier_wait(&g->sh->bar); // the writer's checkpoint is on disk
     return epoch == g->sh->decide_after ? g->sh->decision : DS_OK;

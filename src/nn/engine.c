@@ -367,9 +367,15 @@ double ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, co
     ds_engine_chunk_grads(e, p, x, labels, soft, n, 0, nc, pass, e->chunk_grads, e->losses);
     const float *chunks[nc];
     for (int c = 0; c < nc; c++) chunks[c] = e->chunk_grads + (size_t)c * np;
-    // Sum the chunks in a fixed order; threads split the parameters, not the chunks.
-#pragma omp parallel for num_threads(e->threads) schedule(static)
-    for (size_t j = 0; j < np; j += 4096) ds_grad_fold(grad, chunks, nc, j, j + 4096 < np ? j + 4096 : np);
+    // Sum the chunks in a fixed order, in the caller's floating-point mode (as a gang's reducer
+    // folds on the caller's thread); threads split the parameters, not the chunks.
+    ds_fpmode fp = ds_fpmode_get();
+#pragma omp parallel num_threads(e->threads)
+    {
+        ds_fpmode_restore(fp);
+#pragma omp for schedule(static)
+        for (size_t j = 0; j < np; j += 4096) ds_grad_fold(grad, chunks, nc, j, j + 4096 < np ? j + 4096 : np);
+    }
     double loss = 0.0;
     for (int i = 0; i < n; i++) loss += e->losses[i];
     return loss / n;

@@ -298,11 +298,15 @@ static int ask_coordinator(boundary_ctx *b, int epoch) {
     return d;
 }
 
-// ds_train_gang.at_boundary: the leader asks, every member gets its answer.
-static int at_boundary(void *user, int epoch) {
+// ds_train_gang.at_boundary: the leader asks (unless its checkpoint failed: then that error is
+// the answer), every member gets the answer.
+static int at_boundary(void *user, int epoch, int status) {
     boundary_ctx *b = user;
-    int d = b->leader ? ask_coordinator(b, epoch) : DS_OK;
+    int d = !b->leader ? DS_OK : status ? status : ask_coordinator(b, epoch);
     ds_gang_bcast_int(b->gang, &d);
+    if (b->leader && status) return status; // its own message stays
+    if (d < 0 && d != DS_EREGANG && d != DS_ESTOP)
+        return ds_fail(d, "the gang's leader could not save the checkpoint after epoch %d (see its error)", epoch);
     if (d == DS_EREGANG) return ds_fail(DS_EREGANG, "segment ended after epoch %d (checkpoint saved)", epoch);
     if (d == DS_ESTOP) return ds_fail(DS_ESTOP, "stopped after epoch %d (checkpoint saved)", epoch);
     return d;

@@ -90,9 +90,9 @@ static int start_model(run *r, const ds_train_start *s) {
 
 // The gang's decision after epoch r->tr.epoch (its writer's checkpoint saved): DS_OK, or a stop
 // or a new segment with this training's message, or the gang's own error as it is.
-static int gang_boundary(run *r) {
+static int gang_boundary(run *r, int status) {
     const ds_train_gang *g = r->gang;
-    int rc = g->at_boundary ? g->at_boundary(g->user, r->tr.epoch) : DS_OK;
+    int rc = g->at_boundary ? g->at_boundary(g->user, r->tr.epoch, status) : status;
     const char *saved = r->ckpt && r->ckpt->path ? "checkpoint saved" : "no checkpoint";
     if (rc == DS_EREGANG)
         return ds_fail(rc, "%s: segment ended after epoch %d (%s)", r->out->name, r->tr.epoch, saved);
@@ -104,12 +104,13 @@ static int gang_boundary(run *r) {
 // then the stop request (alone, with a checkpoint) or the gang's decision (every member).
 static int checkpoint(run *r) {
     const char *path = r->ckpt ? r->ckpt->path : NULL;
+    int rc = DS_OK;
     if (path && writes(r)) {
-        int rc = ds_store_save_checkpoint(path, &r->m, r->tr.velocity, r->out->prov);
-        if (rc) return rc;
-        ds_fault("epoch-end", path);
+        rc = ds_store_save_checkpoint(path, &r->m, r->tr.velocity, r->out->prov);
+        if (!rc) ds_fault("epoch-end", path);
     }
-    if (r->gang) return gang_boundary(r);
+    if (r->gang) return gang_boundary(r, rc); // a failed save ends every member, not just the writer
+    if (rc) return rc;
     if (path && r->stop && *r->stop)
         return ds_fail(DS_ESTOP, "%s: stopped after epoch %d (checkpoint saved)", r->out->name, r->tr.epoch);
     return DS_OK;
