@@ -21,8 +21,9 @@ struct ds_gang {
     double timeout_s;
     int chunk;                 // samples per chunk of the reducer's batches (ds_gang_reducer)
     ds_grad_reducer reducer;
-    // Per-member counts and displacements [size] (MPI's int counts), reused every step.
-    int *scount, *sdispl, *rcount, *rdispl, *pcount, *pdispl, *lcount, *ldispl;
+    // Per-member counts and displacements [size] (MPI's int counts), reused every step: eight
+    // arrays in one allocation, counts.
+    int *counts, *scount, *sdispl, *rcount, *rdispl, *pcount, *pdispl, *lcount, *ldispl;
     // Step buffers, grown on demand and then reused: pack [own chunks, np] (by destination),
     // recv [nc, own slice] (by chunk), chunks [nc] pointers into recv, fixed [np] int64 sums.
     float *pack, *recv;
@@ -88,6 +89,19 @@ static int check_members(const char *name, const int *members, int k, int world,
     return DS_OK;
 }
 
+// The communicator of world ranks members[0..k) (member i is its rank i), collective over them.
+static MPI_Comm gang_comm(const int *members, int k, int tag) {
+    MPI_Group world_group, group;
+    MPI_Comm comm;
+    DS_MPI_CHECK(MPI_Comm_group(MPI_COMM_WORLD, &world_group));
+    DS_MPI_CHECK(MPI_Group_incl(world_group, k, members, &group));
+    DS_MPI_CHECK(MPI_Comm_create_group(MPI_COMM_WORLD, group, tag, &comm));
+    DS_MPI_CHECK(MPI_Group_free(&group));
+    DS_MPI_CHECK(MPI_Group_free(&world_group));
+    DS_MPI_CHECK(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN));
+    return comm;
+}
+
 static int gang_reduce(void *user, const float *cg, int c0, int c1, int nc, size_t np,
                        double *losses, int n, float *grad);
 
@@ -116,16 +130,10 @@ int ds_gang_create(ds_gang **out, const int *members, int k, int tag, const char
     }
     int **c[] = {&g->scount, &g->sdispl, &g->rcount, &g->rdispl, &g->pcount, &g->pdispl, &g->lcount, &g->ldispl};
     for (int i = 0; i < 8; i++) *c[i] = counts + (size_t)i * k;
-    g->member = member, g->size = k, g->world_rank = me, g->name = copy, g->timeout_s = timeout_s;
+    g->counts = counts, g->member = member, g->size = k, g->world_rank = me, g->name = copy;
+    g->timeout_s = timeout_s;
     g->reducer = (ds_grad_reducer){.member = member, .size = k, .reduce = gang_reduce, .user = g};
-
-    MPI_Group world_group, group;
-    DS_MPI_CHECK(MPI_Comm_group(MPI_COMM_WORLD, &world_group));
-    DS_MPI_CHECK(MPI_Group_incl(world_group, k, members, &group));
-    DS_MPI_CHECK(MPI_Comm_create_group(MPI_COMM_WORLD, group, tag, &g->comm));
-    DS_MPI_CHECK(MPI_Group_free(&group));
-    DS_MPI_CHECK(MPI_Group_free(&world_group));
-    DS_MPI_CHECK(MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN));
+    g->comm = gang_comm(members, k, tag);
     *out = g;
     return DS_OK;
 }
@@ -133,8 +141,7 @@ int ds_gang_create(ds_gang **out, const int *members, int k, int tag, const char
 void ds_gang_free(ds_gang *g) {
     if (!g) return;
     DS_MPI_CHECK(MPI_Comm_free(&g->comm));
-    free(g->scount); // the one allocation of all count arrays
-    free(g->pack), free(g->recv), free(g->chunks), free(g->fixed), free(g->name), free(g);
+    free(g->counts), free(g->pack), free(g->recv), free(g->chunks), free(g->fixed), free(g->name), free(g);
 }
 
 int ds_gang_member(const ds_gang *g) { return g->member; }
