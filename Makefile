@@ -82,11 +82,19 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libds.a tests/testutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(BUILD)/libds.a $(CHECK_LIBS) $(LDLIBS)
 
+# MPI test programs tests/mpi/*.c (run by tests/it_*.sh under mpirun), e.g. build/tests/mpi/gang_check.
+MPI_TEST_SRC := $(sort $(wildcard tests/mpi/*.c))
+MPI_TEST_BIN := $(MPI_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+$(MPI_TEST_BIN): $(BUILD)/tests/mpi/%: tests/mpi/%.c $(BUILD)/libds.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libds.a $(LDLIBS)
+
 # Unit tests run with one BLAS thread: results must not depend on the machine's core count.
 check-unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; OPENBLAS_NUM_THREADS=1 $$t; done
 
-check: check-unit bin/distill_sweep
+check: check-unit bin/distill_sweep $(MPI_TEST_BIN)
 	@set -e; for s in $(TEST_SCRIPTS); do echo "== $$s"; bash $$s; done
 	@echo "make check: all tests passed"
 

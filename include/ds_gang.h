@@ -13,11 +13,17 @@
 //
 // So every member ends each step with the same gradient, bit for bit the one a single process
 // computes (ds_engine_train_grad), for any k, any rank placement and any thread count. Bytes per
-// step per member: sent and received ~ (nc/k)*np*(k-1)/k floats in step 2 and np*(k-1)/k in
-// step 4 (np = 312,202 floats, 1.25 MB).
+// step per member (np = 312,202 floats, 1.25 MB; own = its chunk count, ~nc/k): step 2 sends
+// own*np*(k-1)/k floats and receives (nc-own)*np/k; step 4 delivers np*(k-1)/k floats and
+// n*(k-1)/k doubles (losses) to each member, and each sends as much (ring or linear algorithm).
+// So at k = 2 a batch of 128 sends 5.6 MB per member in chunks of 8 (nc = 16), 1.9 MB in chunks
+// of 32 (nc = 4). The fixed-point alternative sends 2*(k-1)/k*np int64 (2.5 MB at k = 2,
+// whatever nc) with a ring allreduce. The buffers (own*np + nc*np/k floats, np int64 for the
+// fixed point) are allocated at a gang's first step and reused.
 //
 // Communicator: MPI_Comm_create_group over MPI_COMM_WORLD, collective over the members only (the
-// coordinator forms gangs while other ranks are busy). Every wait polls with MPI_Test and short
+// coordinator forms gangs while other ranks are busy; it blocks like any MPI collective: the
+// timeout below covers every operation after it), with MPI_ERRORS_RETURN. Every wait polls with MPI_Test and short
 // sleeps (no busy-waiting on shared cores) and gives up after the gang's timeout: a member that
 // never answers ends the whole job through MPI_Abort with one line naming the gang and the
 // operation (Open MPI 4.1 has no ULFM; the rerun resumes the training from its checkpoint).
@@ -41,8 +47,11 @@ void ds_gang_free(ds_gang *g); // frees the communicator (collective over the me
 int ds_gang_member(const ds_gang *g); // this process's index in the gang
 int ds_gang_size(const ds_gang *g);
 
-// The ordered reduction above as a trainer's reducer (valid while g lives).
-const ds_grad_reducer *ds_gang_reducer(ds_gang *g);
+// The ordered reduction above as a trainer's reducer (valid while g lives) for batches cut into
+// chunks of `chunk` samples (the training's cfg.chunk): member m's samples, whose losses it
+// contributes, are [c0*chunk, min(c1*chunk, n)) (they cannot be derived from n and nc alone).
+// reduce fails with DS_EINVAL if ceil(n/chunk) != nc or [c0, c1) is not ds_chunk_range's.
+const ds_grad_reducer *ds_gang_reducer(ds_gang *g, int chunk);
 
 // *v of member 0 to every member (the leader's decisions at an epoch boundary), with the quiet
 // timed wait.

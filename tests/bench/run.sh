@@ -3,6 +3,7 @@
 #
 # Every line on stdout is "bench <name> <value> <unit>":
 #   1. every executable BENCH_BIN_DIR/bench_* (the C benchmarks), OPENBLAS_NUM_THREADS=1;
+#      bench_gang (the gang reductions) under scripts/mpirun.sh -np 2;
 #   2. right after them, every tests/bench/torch_*.py with /usr/bin/python3 if it has torch
 #      (scripts/deps.sh --bench installs it), so that the C and PyTorch figures are taken side by
 #      side (these machines drift by ~10% over minutes);
@@ -61,7 +62,10 @@ if ((${#c_benches[@]} == 0)); then
     echo "bench note c_benchmarks_missing 0 (no executable bench_* in $1)"
 fi
 for prog in "${c_benches[@]}"; do
-    run_bench "$(basename "$prog")" "$prog"
+    case $(basename "$prog") in
+        bench_gang) run_bench bench_gang bash scripts/mpirun.sh -np 2 "$prog" ;; # a gang of 2 ranks
+        *) run_bench "$(basename "$prog")" "$prog" ;;
+    esac
 done
 
 # 2. The PyTorch twins, right after.
