@@ -335,7 +335,7 @@ static void run_task_msg(const ds_worker_ctx *ctx, const task_msg *m, local_work
         return;
     }
     boundary_ctx b = {.gang = g, .leader = member == 0, .task = m->task, .lw = lw};
-    ds_train_gang tg = {.reducer = ds_gang_reducer(g), .writer = member == 0,
+    ds_train_gang tg = {.reducer = ds_gang_reducer(g, ctx->job->chunk), .writer = member == 0,
                         .at_boundary = at_boundary, .user = &b};
     ds_worker_ctx c = *ctx;
     c.gang = &tg;

@@ -10,8 +10,8 @@
 //   2. ds_gang_reduce_fixed must be within float rounding of the chunks' exact sum (computed in
 //      double), and the same on every rank;
 //   3. ds_gang_bcast_int must deliver member 0's value;
-//   4. E epochs of training on a synthetic set of N samples (the SGD steps of src/nn/train.c's
-//      run_epoch, each gradient through the reducer) must leave the weights, velocity and mean
+//   4. E epochs of training on a synthetic set of N samples with ds_trainer_epoch on the gang
+//      (ds_trainer_init with the gang's reducer) must leave the weights, velocity and mean
 //      losses of ds_trainer_epoch run alone (reducer NULL).
 // Then rank 0 prints one line
 //   gang_check: ok ranks K threads T batch B chunk C chunks NC grad X losses X fixed X weights X
@@ -173,49 +173,8 @@ static void synth_set(ds_dataset *d, int n, uint64_t seed) {
     }
 }
 
-// Buffers of a gang member's training steps.
-typedef struct {
-    float *x, *cg, *grad, *velocity;
-    uint8_t *labels;
-    double *losses;
-    int32_t *order;
-} step_bufs;
-
-// One epoch of src/nn/train.c's run_epoch (same shuffle, dropout steps, loss sums and SGD with
-// momentum), each gradient from this member's chunks and the reducer.
-static double gang_epoch(const ds_train_config *c, int epoch, ds_engine *e, const ds_grad_reducer *red,
-                         ds_model *m, const ds_dataset *d, step_bufs *s) {
-    size_t np = ds_params_count();
-    for (int i = 0; i < d->n; i++) s->order[i] = i;
-    ds_rng shuffle = ds_rng_stream(c->seed, DS_STREAM_SHUFFLE, (uint64_t)epoch);
-    ds_rng_shuffle(&shuffle, s->order, d->n);
-    int steps = (d->n + c->batch - 1) / c->batch;
-    double loss_sum = 0.0;
-    float lr = ds_train_lr(c, epoch);
-    for (int st = 0; st < steps; st++) {
-        int first = st * c->batch, b = d->n - first < c->batch ? d->n - first : c->batch;
-        ds_batch_pixels(s->x, d, s->order + first, b);
-        for (int i = 0; i < b; i++) s->labels[i] = d->labels[s->order[first + i]];
-        ds_train_pass pass = {.temperature = c->temperature, .dropout = c->dropout, .seed = c->seed,
-                              .step = (uint64_t)epoch * (uint64_t)steps + (uint64_t)st};
-        int nc = ds_chunk_count(b, c->chunk), c0, c1;
-        ds_chunk_range(nc, red->size, red->member, &c0, &c1);
-        ds_engine_chunk_grads(e, &m->p, s->x, s->labels, NULL, b, c0, c1, &pass, s->cg, s->losses);
-        int rc = red->reduce(red->user, s->cg, c0, c1, nc, np, s->losses, b, s->grad);
-        if (rc) die("reduce (training)", rc);
-        double loss = 0.0; // as ds_engine_train_grad's mean, then run_epoch's sum
-        for (int i = 0; i < b; i++) loss += s->losses[i];
-        loss /= b;
-        loss_sum += loss * b;
-        for (size_t j = 0; j < np; j++) {
-            s->velocity[j] = c->momentum * s->velocity[j] + s->grad[j];
-            m->mem[j] -= lr * s->velocity[j];
-        }
-    }
-    return loss_sum / d->n;
-}
-
-// Part 4: o->epochs epochs alone (ds_trainer) and on the gang; *weights: CRC of the result.
+// Part 4: o->epochs epochs alone and on the gang, both with ds_trainer_epoch (the gang's trainer
+// with the reducer); *weights: CRC of the result.
 static int check_training(const options *o, ds_gang *g, const ds_model *init, uint32_t *weights) {
     ds_train_config c;
     ds_train_config_default(&c);
@@ -225,37 +184,25 @@ static int check_training(const options *o, ds_gang *g, const ds_model *init, ui
     ds_dataset d;
     synth_set(&d, o->train_n, o->seed);
     ds_model alone, gang;
-    ds_trainer t;
+    ds_trainer t, tg;
     int rc;
     if ((rc = ds_model_copy(&alone, init)) || (rc = ds_model_copy(&gang, init)) ||
-        (rc = ds_trainer_init(&t, &c, d.n, NULL)))
+        (rc = ds_trainer_init(&t, &c, d.n, NULL)) ||
+        (rc = ds_trainer_init(&tg, &c, d.n, ds_gang_reducer(g, c.chunk))))
         die("training setup", rc);
-    ds_engine *e;
-    if ((rc = ds_engine_create(&e, c.batch, c.threads, c.chunk))) die("engine", rc);
-    int nc = ds_chunk_count(c.batch, c.chunk);
-    step_bufs s = {.x = xmalloc((size_t)c.batch * DS_PIXELS * sizeof(float)),
-                   .cg = xmalloc((size_t)nc * np * sizeof(float)), .grad = xmalloc(np * sizeof(float)),
-                   .velocity = calloc(np, sizeof(float)), .labels = xmalloc((size_t)c.batch),
-                   .losses = xmalloc((size_t)c.batch * sizeof(double)),
-                   .order = xmalloc((size_t)d.n * sizeof(int32_t))};
-    if (!s.velocity) die("out of memory", 0);
-    const ds_grad_reducer *red = ds_gang_reducer(g, c.chunk);
     int bad = 0;
     for (int ep = 0; ep < c.epochs; ep++) {
         double la, lg;
         if ((rc = ds_trainer_epoch(&t, &alone, &d, NULL, &la))) die("training alone", rc);
-        ds_fpmode fp = ds_fpmode_set(ds_fpmode_train_flush()); // as ds_trainer_epoch
-        lg = gang_epoch(&c, ep, e, red, &gang, &d, &s);
-        ds_fpmode_restore(fp);
+        if ((rc = ds_trainer_epoch(&tg, &gang, &d, NULL, &lg))) die("training on the gang", rc);
         bad += same("training mean loss", &lg, &la, 1, sizeof(double));
     }
     bad += same("trained weights", gang.mem, alone.mem, np, sizeof(float)) +
-           same("momentum buffer", s.velocity, t.velocity, np, sizeof(float));
+           same("momentum buffer", tg.velocity, t.velocity, np, sizeof(float));
     *weights = crc(gang.mem, np * sizeof(float));
-    ds_engine_free(e);
     ds_trainer_free(&t);
+    ds_trainer_free(&tg);
     ds_model_free(&alone), ds_model_free(&gang), ds_dataset_free(&d);
-    free(s.x), free(s.cg), free(s.grad), free(s.velocity), free(s.labels), free(s.losses), free(s.order);
     return bad;
 }
 
