@@ -51,16 +51,38 @@ typedef struct {
 } ds_sched_grant;
 
 // The policy (pure: the result depends only on the arguments). idle: every rank without work
-// (reservations are not kept between calls: each call decides them anew). items: any order. Writes at most n grants into out (one per item that gets
-// ranks) and returns their number. Items not listed in out get nothing now.
+// (reservations are not kept between calls: each call decides them anew). items: any order; an
+// item may have ranks but no demand (gangs off, grow off, or at its bound): it gets nothing.
+// Writes at most n grants into out (one per item that gets ranks, in the order of items) and
+// returns their number, or DS_ENOMEM (< 0, with a message). Items not listed in out get nothing
+// now. For a running item not at a boundary, ranks = its size after the next boundary and
+// reserved = ranks - its current size. The ranks granted (new gangs, growth and reservations)
+// never exceed idle.
 int ds_sched_decide(const ds_sched_policy *pol, int idle, const ds_sched_item *items, int n,
                     ds_sched_grant *out);
 
 // ---- The simulator ----
 
+// What the simulator passes to an observer at every call of the policy (tests check the
+// invariants with it). Arrays are indexed by task and valid during the call only.
+typedef struct {
+    double now;                    // simulated seconds since the start
+    int nranks;                    // ranks of the simulated machine
+    int idle;                      // the idle ranks passed to the policy
+    const ds_sched_item *items;    // the policy's input
+    int nitems;
+    const ds_sched_grant *grants;  // and its output
+    int ngrants;
+    const unsigned char *done;     // [ntasks] 1: finished before now
+    const int *ranks;              // [ntasks] gang of every running task before the grants
+} ds_sim_step;
+
 typedef struct {
     const double *seconds; // [plan->ntasks]: each task's time on one rank (the reducer: ignored)
     double comm_s;         // communication per training step and extra gang rank (s): 0.002
+    // Optional (NULL: none): called after every call of the policy, before its grants apply.
+    void (*observe)(void *ctx, const ds_sim_step *step);
+    void *observe_ctx;
 } ds_sim_input;
 
 typedef struct {
@@ -72,7 +94,13 @@ typedef struct {
 
 // Runs the plan on nranks ranks with the policy, event by event (task ends, epoch boundaries),
 // calling ds_sched_decide exactly as the live coordinator does. A gang of k ranks runs a
-// training epoch in epoch_seconds / k + steps * comm_s * (k - 1).
+// training epoch in epoch_seconds / k + steps * comm_s * (k - 1) (epoch_seconds =
+// seconds / epochs); a training's items have max_ranks = min(chunks, gang_max) and, when it
+// runs, remaining = cost * epochs left / epochs. Other tasks run on one rank for their seconds;
+// the reducer is not simulated. Events at the same moment are handled together, then the policy
+// is called once: every training at a boundary then has at_boundary = 1, takes its growth and
+// runs its next epoch; ranks reserved for a training stay idle until the next call. DS_EINVAL
+// for nranks < 1 or a negative time, DS_ENOMEM.
 int ds_sim_run(const ds_plan *plan, const ds_sim_input *in, int nranks, const ds_sched_policy *pol,
                ds_sim_result *out);
 
