@@ -6,17 +6,25 @@
 // gang can still grow, is a demand for one more rank; the value of a demand is the task's
 // estimated finish if it had its current ranks (at least one):
 //
-//   value(k) = remaining / max(k, 1) + after     (after = priority - cost: the costliest chain
-//                                                 of tasks waiting for it, ds_plan.h)
+//   value(k) = remaining / max(k, 1) + overhead * (max(k, 1) - 1) + after
+//              (after = priority - cost: the costliest chain of tasks waiting for it, ds_plan.h;
+//               overhead: the communication one more gang rank costs it, in cost units)
 //
 // Idle ranks go one at a time to the demand of highest value (ties: higher priority, then lower
 // task index), until no rank or no demand is left. A task with max_ranks 1 (soft labels, attack
 // shards, a training that cannot be split) demands one rank; a training demands up to
-// max_ranks. So a ready training is started on several ranks when ranks are idle, the critical
-// path first, and a running training takes idle ranks before lower-priority tasks do. A running
-// training can only change its gang at an epoch boundary (where its checkpoint is): ranks that
-// the policy gives to one that is not at a boundary are kept idle for it (reserved) until it gets
-// there. With gangs off, every task gets one rank in priority order (the scheduler before gangs).
+// max_ranks, but another rank only while it makes the training finish sooner (value(k+1) <
+// value(k): beyond that, communication eats the gain). So a ready training is started on
+// several ranks when ranks are idle, the critical path first, and a running training takes idle
+// ranks before lower-priority tasks do. Two passes, when the caller gives the pool (the work of
+// every unfinished task spread over all ranks: when the plan could end if nothing waited): first
+// a training gets ranks beyond its first only while its value is above the pool (below, the
+// plan's end is set by the total work, and a rank does more on a whole task than on a gang's
+// communication); then the ranks nobody else took go to the trainings anyway (they would idle).
+// A running training can only change its gang at an epoch boundary (where its checkpoint is):
+// ranks that the policy gives to one that is not at a boundary are kept idle for it (reserved)
+// until it gets there. With gangs off, every task gets one rank in priority order (the
+// scheduler before gangs). With overhead 0 and pool 0 this is plain water-filling.
 #ifndef DS_SCHED_H
 #define DS_SCHED_H
 
@@ -28,6 +36,8 @@ typedef struct {
     int gangs;    // 0: one rank per task (today's policy); 1: trainings on gangs
     int grow;     // gangs grow at epoch boundaries (0: sized only when a training starts)
     int gang_max; // the most ranks of one gang (>= 1; a training's own bound is its chunk count)
+    double pool;  // set per call: the cost of every unfinished task (running trainings: of their
+                  //   epochs left; waiting tasks too) / all ranks, in cost units; 0: no bound
 } ds_sched_policy;
 
 // A task the policy may give ranks to: ready (ranks == 0) or a running training (ranks >= 1).
@@ -39,6 +49,8 @@ typedef struct {
     int ranks;         // its gang now (0: not started)
     int max_ranks;     // 1, or for a training min(chunks per batch, gang_max)
     int at_boundary;   // a running training at an epoch boundary, waiting for the decision
+    double overhead;   // a training: what each extra rank of its gang adds to its finish, in cost
+                       //   units (steps * comm_s * epochs left * cost / one-rank seconds); 0: none
 } ds_sched_item;
 
 // What the policy decided for one item: ready items that start (ranks >= 1), running items at a
@@ -96,7 +108,8 @@ typedef struct {
 // calling ds_sched_decide exactly as the live coordinator does. A gang of k ranks runs a
 // training epoch in epoch_seconds / k + steps * comm_s * (k - 1) (epoch_seconds =
 // seconds / epochs); a training's items have max_ranks = min(chunks, gang_max) and, when it
-// runs, remaining = cost * epochs left / epochs. Other tasks run on one rank for their seconds;
+// runs, remaining = cost * epochs left / epochs; every call gets pol with pool set (ignoring
+// pol->pool) and items with their overhead. Other tasks run on one rank for their seconds;
 // the reducer is not simulated. Events at the same moment are handled together, then the policy
 // is called once: every training at a boundary then has at_boundary = 1, takes its growth and
 // runs its next epoch; ranks reserved for a training stay idle until the next call. DS_EINVAL

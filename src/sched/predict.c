@@ -27,9 +27,9 @@ int ds_sim_print(const ds_plan *plan, const ds_sim_input *in, const int *ranks, 
     const struct {
         const char *name;
         ds_sched_policy pol;
-    } rows[3] = {{"one rank per task (today)", {0, 0, 1}},
-                 {"gangs sized at start", {1, 0, gang_max}},
-                 {grow, {1, 1, gang_max}}};
+    } rows[3] = {{"one rank per task (today)", {.gangs = 0, .grow = 0, .gang_max = 1}},
+                 {"gangs sized at start", {.gangs = 1, .grow = 0, .gang_max = gang_max}},
+                 {grow, {.gangs = 1, .grow = 1, .gang_max = gang_max}}};
     for (int k = 0; k < nranks; k++) {
         fprintf(out, "prediction on %d ranks (communication %.1f ms per step and extra gang rank):\n",
                 ranks[k], 1e3 * in->comm_s);

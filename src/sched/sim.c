@@ -37,6 +37,7 @@ typedef struct {
     ds_sched_grant *grants;
     double *chain;        // [ntasks] longest chain of one-rank seconds ending with task i
     int left;             // tasks (not the reducer) not yet done
+    double work_left;     // cost of the unfinished tasks (trainings: of their epochs left)
 } sim;
 
 static int simulated(const ds_task *t) { return t->kind != DS_TASK_REDUCE; }
@@ -118,6 +119,8 @@ static void finish(sim *s, int i) {
 
 // The event of task i at time now: its end, or an epoch boundary.
 static void on_event(sim *s, int i) {
+    const ds_task *t = &s->plan->tasks[i];
+    s->work_left -= by_epoch(t) ? t->cost / t->epochs : t->cost;
     if (!by_epoch(&s->plan->tasks[i]) || ++s->epochs_done[i] == s->plan->tasks[i].epochs)
         finish(s, i);
     else
@@ -144,8 +147,11 @@ static ds_sched_item item_of(const sim *s, int i) {
     double rem = t->cost;
     if (s->state[i] == S_RUNNING)
         rem = t->cost * (t->epochs - s->epochs_done[i]) / t->epochs;
+    double over = 0; // communication over the epochs left, in cost units
+    if (by_epoch(t) && s->in->seconds[i] > 0)
+        over = t->steps * s->in->comm_s * (t->epochs - s->epochs_done[i]) * t->cost / s->in->seconds[i];
     return (ds_sched_item){i, t->priority, t->cost, rem, s->ranks[i], max_ranks(s, t),
-                           s->at_boundary[i]};
+                           s->at_boundary[i], over};
 }
 
 static int gather_items(const sim *s) {
@@ -177,7 +183,9 @@ static int apply(sim *s, const ds_sched_grant *g, double now) {
 static int decide(sim *s, double now) {
     int n = gather_items(s);
     int idle = s->nranks - s->used;
-    int ng = ds_sched_decide(s->pol, idle, s->items, n, s->grants);
+    ds_sched_policy pol = *s->pol;
+    pol.pool = s->work_left / s->nranks;
+    int ng = ds_sched_decide(&pol, idle, s->items, n, s->grants);
     if (ng < 0) return ng;
     if (s->in->observe) {
         ds_sim_step st = {now, s->nranks, idle, s->items, n, s->grants, ng, s->done, s->ranks};
@@ -258,6 +266,7 @@ static void sim_init(sim *s) {
         s->waiting[i] = p->tasks[i].ndeps;
         if (!simulated(&p->tasks[i])) continue;
         s->left++;
+        s->work_left += p->tasks[i].cost;
         if (s->waiting[i] == 0) {
             s->state[i] = S_READY;
             s->ready[s->nready++] = i;
