@@ -124,14 +124,17 @@ void ds_sim_seconds_from_rate(const ds_plan *plan, double rate_mflops, double *s
 // From the finished work in a run folder's sweep.log (lines "done   <id> (rank R, [epochs
 // E0-E1 of N, ]S s)" and "done|regang <id> (gang of K from rank R, epochs E0-E1 of N, S s)"):
 // a rate per class of task (training, soft labels, each attack section) as work over
-// rank-seconds; a class without lines gets the overall rate. Fills seconds[] and writes one line
-// on how (classes, lines used) into how. DS_EIO if the log cannot be read, DS_EINVAL if it holds
-// no finished task of this plan.
+// rank-seconds; a class without lines gets the overall rate. A line's work: cost * (E1-E0)/N for
+// a training with epochs, else the task's cost; its rank-seconds S*K (K = 1 for "rank R").
+// Every session of a resumed run counts; lines of other ids and of the reducer do not. Fills
+// seconds[] (the reducer: 0) and writes one line on how (classes, lines used) into how. DS_EIO
+// if the log cannot be read, DS_EINVAL if it holds no finished task of this plan.
 int ds_sim_calibrate(const ds_plan *plan, const char *sweep_log, double *seconds, char *how,
                      size_t cap);
 
-// The prediction table: for each rank count, makespan, total work / ranks, critical path and
-// utilisation under today's policy, gangs sized at start, and gangs that grow (gang_max).
+// The prediction table: for each rank count, makespan, total work / ranks, critical path (as
+// h:mm:ss) and utilisation (%, one decimal) under today's policy, gangs sized at start, and gangs
+// that grow (gang_max), each from ds_sim_run. DS_OK, the simulator's error, or DS_EIO.
 int ds_sim_print(const ds_plan *plan, const ds_sim_input *in, const int *ranks, int nranks,
                  int gang_max, FILE *out);
 
