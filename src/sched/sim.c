@@ -121,14 +121,14 @@ static void finish(sim *s, int i) {
 static void on_event(sim *s, int i) {
     const ds_task *t = &s->plan->tasks[i];
     s->work_left -= by_epoch(t) ? t->cost / t->epochs : t->cost;
-    if (!by_epoch(&s->plan->tasks[i]) || ++s->epochs_done[i] == s->plan->tasks[i].epochs)
+    if (!by_epoch(t) || ++s->epochs_done[i] == t->epochs)
         finish(s, i);
     else
         s->at_boundary[i] = 1;
 }
 
+// (The ready list drops started tasks after each call: drop_started.)
 static void start(sim *s, int i, int k, double now) {
-    remove_from(s->ready, &s->nready, i);
     s->state[i] = S_RUNNING;
     s->ranks[i] = k;
     s->used += k;
@@ -138,6 +138,14 @@ static void start(sim *s, int i, int k, double now) {
     } else {
         heap_push(s, now + s->in->seconds[i], i);
     }
+}
+
+// The ready list without the tasks just started, in its order: one pass per call.
+static void drop_started(sim *s) {
+    int n = 0;
+    for (int k = 0; k < s->nready; k++)
+        if (s->state[s->ready[k]] == S_READY) s->ready[n++] = s->ready[k];
+    s->nready = n;
 }
 
 // ---- One call of the policy ----
@@ -195,6 +203,7 @@ static int decide(sim *s, double now) {
         int rc = apply(s, &s->grants[k], now);
         if (rc) return rc;
     }
+    drop_started(s);
     if (s->used > s->nranks) return ds_fail(DS_EINVAL, "simulator: more ranks used than exist");
     // The trainings at a boundary run their next epoch on their (possibly grown) gang.
     for (int k = 0; k < s->ntrain; k++) {
