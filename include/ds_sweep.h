@@ -67,9 +67,23 @@ typedef struct {
 // A failed MPI call ends the job through DS_MPI_CHECK (ds_mpi.h): set MPI_ERRORS_RETURN on
 // MPI_COMM_WORLD first so that its message names the call and the rank.
 int ds_sweep_run(const ds_sweep_options *o);
+// ---- The dry run (dryrun.c) ----
+
+typedef struct {
+    const char *job_path;
+    const int *ranks;   // rank counts to predict the makespan for (ds_sched.h); NULL: none
+    int nranks;
+    double rate_gflops; // > 0: every task at this rate per rank; 0: the rates of the run folder's
+                        //   sweep.log (ds_sim_calibrate) if it has finished tasks of this plan,
+                        //   else a measurement (a second of training steps on random data)
+    int gang_max;       // the most ranks of one gang (>= 1)
+    double comm_ms;     // communication per training step and extra gang rank (>= 0)
+} ds_dry_run_options;
+
 // Prints the plan of a job (no MPI, no training): the task list and, if the run folder exists,
-// which tasks are done. Returns the exit status.
-int ds_sweep_dry_run(const char *job_path, FILE *out);
+// which tasks are done; then, for o->nranks > 0, a line on the rate and the prediction table
+// (ds_sim_print). Returns the exit status.
+int ds_sweep_dry_run(const ds_dry_run_options *o, FILE *out);
 
 // The command line (src/cli/cmd_sweep.c): `distill_sweep [run] JOB`, `--dry-run JOB`,
 // `--reduce RUN_DIR`. argv[0] is the program or sub-command name. Returns the exit status.

@@ -1,6 +1,7 @@
 // distill_sweep [run] JOB, distill_sweep --dry-run JOB, distill_sweep --reduce RUN_DIR.
 //
 // Only this command initialises MPI (the others run as plain programs).
+#include "ds_cli.h"
 #include "ds_error.h"
 #include "ds_mpi.h"
 #include "ds_reduce.h"
@@ -17,7 +18,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: mpirun -np N distill_sweep [run] JOB [options]   run or resume a sweep\n"
-            "       distill_sweep --dry-run JOB                       print the plan (and progress)\n"
+            "       distill_sweep --dry-run JOB [--ranks N,N,...]     print the plan (and progress),\n"
+            "                                                         and predict the makespan\n"
             "       distill_sweep --reduce results/<run>              rebuild the summary files\n"
             "options:\n"
             "  --threads N         engine threads per worker (default: the job's [run] threads)\n"
@@ -29,6 +31,11 @@ static void usage(FILE *f) {
             "  --gang-timeout S    a gang member that waits S seconds for the others ends the job\n"
             "                      (default 600; rerun to resume from the last checkpoint)\n"
             "  --progress | --no-progress   live progress bar (default: when stdout is a terminal)\n"
+            "dry-run options:\n"
+            "  --ranks N,N,...     predict makespan and utilisation on these rank counts\n"
+            "  --rate GFLOPS       per rank (default: from the run folder's sweep.log, else measured)\n"
+            "  --gang-max N        the most ranks of one training's gang (default 16)\n"
+            "  --comm-ms X         communication per training step and extra gang rank (default 2)\n"
             "Stop gracefully with SIGUSR1 or SIGTERM (trainings stop after the current epoch); rerun\n"
             "the same command to resume. See the README for the job format and the results layout.\n");
 }
@@ -75,13 +82,63 @@ static int sweep_mpi(ds_sweep_options *o, int argc, char **argv) {
     return status;
 }
 
+// "16,64,256" into ranks[0..*n) (at most cap): DS_EINVAL naming --ranks otherwise.
+static int parse_ranks(const char *v, int *ranks, int cap, int *n) {
+    char buf[256];
+    if (snprintf(buf, sizeof buf, "%s", v) >= (int)sizeof buf)
+        return ds_fail(DS_EINVAL, "--ranks: the list is too long");
+    *n = 0;
+    for (char *tok = buf, *next; tok; tok = next) {
+        next = strchr(tok, ',');
+        if (next) *next++ = '\0';
+        if (*n == cap) return ds_fail(DS_EINVAL, "--ranks: more than %d rank counts", cap);
+        if (ds_cli_int("--ranks", tok, 1, &ranks[*n])) return DS_EINVAL;
+        (*n)++;
+    }
+    return DS_OK;
+}
+
+// The dry run's own options at argv[*i] into d: 1 if it was one (its value consumed), 0 if
+// argv[*i] is another option, -1 after printing the error of a bad value.
+static int dry_option(int argc, char **argv, int *i, ds_dry_run_options *d, int *ranks, int cap) {
+    const char *a = argv[*i];
+    if (strcmp(a, "--ranks") && strcmp(a, "--rate") && strcmp(a, "--gang-max") && strcmp(a, "--comm-ms"))
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "distill_sweep: %s needs a value\n", a);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    int rc;
+    if (!strcmp(a, "--ranks")) {
+        rc = parse_ranks(v, ranks, cap, &d->nranks);
+        d->ranks = ranks;
+    } else if (!strcmp(a, "--gang-max")) {
+        rc = ds_cli_int(a, v, 1, &d->gang_max);
+    } else if (!strcmp(a, "--rate")) {
+        rc = ds_cli_double(a, v, &d->rate_gflops);
+        if (!rc && !(d->rate_gflops > 0))
+            rc = ds_fail(DS_EINVAL, "--rate: '%s' is not a rate > 0 (GFLOP/s per rank)", v);
+    } else {
+        rc = ds_cli_double(a, v, &d->comm_ms);
+        if (!rc && d->comm_ms < 0) rc = ds_fail(DS_EINVAL, "--comm-ms: '%s' is negative", v);
+    }
+    if (rc) fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
+    return rc ? -1 : 1;
+}
+
 int ds_cmd_sweep(int argc, char **argv) {
     ds_sweep_options o = {.threads = 0, .progress_bar = -1};
-    int dry = 0, reduce = 0;
+    int ranks[64];
+    ds_dry_run_options d = {.gang_max = 16, .comm_ms = 2};
+    int dry = 0, reduce = 0, dry_opts = 0, r;
     const char *target = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if ((r = dry_option(argc, argv, &i, &d, ranks, 64)) != 0) {
+            if (r < 0) return 2;
+            dry_opts = 1;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "run") && !target && i == 1) {
@@ -135,7 +192,13 @@ int ds_cmd_sweep(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (dry) return ds_sweep_dry_run(target, stdout);
+    if (dry_opts && (!dry || d.nranks == 0)) {
+        fprintf(stderr, "distill_sweep: --rate, --gang-max and --comm-ms need --ranks, and all "
+                "four go with --dry-run\n");
+        return 2;
+    }
+    d.job_path = target;
+    if (dry) return ds_sweep_dry_run(&d, stdout);
     if (reduce) return reduce_only(target);
 
     o.job_path = target;
