@@ -6,9 +6,10 @@
 // gang can still grow, is a demand for one more rank; the value of a demand is the task's
 // estimated finish if it had its current ranks (at least one):
 //
-//   value(k) = remaining / max(k, 1) + overhead * (max(k, 1) - 1) + after
+//   value(k) = (remaining + overhead * (k - 1)) / k + after      (k = max(ranks, 1))
 //              (after = priority - cost: the costliest chain of tasks waiting for it, ds_plan.h;
-//               overhead: the communication one more gang rank costs it, in cost units)
+//               overhead: the communication one more gang rank adds to its steps, in cost
+//               units; like the compute it is shared by the k members)
 //
 // Idle ranks go one at a time to the demand of highest value (ties: higher priority, then lower
 // task index), until no rank or no demand is left. A task with max_ranks 1 (soft labels, attack
@@ -73,6 +74,11 @@ typedef struct {
 int ds_sched_decide(const ds_sched_policy *pol, int idle, const ds_sched_item *items, int n,
                     ds_sched_grant *out);
 
+// A training's ds_sched_item.overhead: the communication of its epochs left on one extra gang
+// rank (steps * comm_s per epoch), in cost units at rate (cost units per second on one rank).
+// The live coordinator and the simulator both compute it here. 0 for other tasks.
+double ds_sched_overhead(const ds_task *t, int epochs_left, double comm_s, double rate);
+
 // ---- The simulator ----
 
 // What the simulator passes to an observer at every call of the policy (tests check the
@@ -91,7 +97,10 @@ typedef struct {
 
 typedef struct {
     const double *seconds; // [plan->ntasks]: each task's time on one rank (the reducer: ignored)
-    double comm_s;         // communication per training step and extra gang rank (s): 0.002
+    double comm_s;         // communication per training step and extra gang rank (s): 0.002,
+                           //   shared by the gang's members like the compute (the model the
+                           //   issue's simulation used; the ordered reduction's bytes per
+                           //   member shrink as k grows: ds_gang.h)
     // Optional (NULL: none): called after every call of the policy, before its grants apply.
     void (*observe)(void *ctx, const ds_sim_step *step);
     void *observe_ctx;
@@ -106,7 +115,7 @@ typedef struct {
 
 // Runs the plan on nranks ranks with the policy, event by event (task ends, epoch boundaries),
 // calling ds_sched_decide exactly as the live coordinator does. A gang of k ranks runs a
-// training epoch in epoch_seconds / k + steps * comm_s * (k - 1) (epoch_seconds =
+// training epoch in (epoch_seconds + steps * comm_s * (k - 1)) / k (epoch_seconds =
 // seconds / epochs); a training's items have max_ranks = min(chunks, gang_max) and, when it
 // runs, remaining = cost * epochs left / epochs; every call gets pol with pool set (ignoring
 // pol->pool) and items with their overhead. Other tasks run on one rank for their seconds;

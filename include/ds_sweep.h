@@ -58,6 +58,7 @@ typedef struct {
     int coordinator_only; // rank 0 runs no tasks itself (many ranks)
     int gang_max;         // the most ranks one training may use (1: no gangs); 0 = 16
     double gang_timeout;  // seconds a gang member may wait for the others; 0 = 600
+    double comm_s;        // the scheduler's communication per step and extra gang rank (ds_sched.h)
     int rank0_gangs;      // rank 0's worker thread may join gangs (MPI_THREAD_MULTIPLE provided)
     int progress_bar;     // -1: when stdout is a terminal; 0 never; 1 always
 } ds_sweep_options;

@@ -34,8 +34,9 @@ static void usage(FILE *f) {
             "dry-run options:\n"
             "  --ranks N,N,...     predict makespan and utilisation on these rank counts\n"
             "  --rate GFLOPS       per rank (default: from the run folder's sweep.log, else measured)\n"
-            "  --gang-max N        the most ranks of one training's gang (default 16)\n"
-            "  --comm-ms X         communication per training step and extra gang rank (default 2)\n"
+            "  --comm-ms X         communication per training step and extra gang rank (default 2;\n"
+            "                      a sweep's scheduler uses it too)\n"
+            "  (--gang-max applies to the prediction as to a sweep)\n"
             "Stop gracefully with SIGUSR1 or SIGTERM (trainings stop after the current epoch); rerun\n"
             "the same command to resume. See the README for the job format and the results layout.\n");
 }
@@ -102,7 +103,7 @@ static int parse_ranks(const char *v, int *ranks, int cap, int *n) {
 // argv[*i] is another option, -1 after printing the error of a bad value.
 static int dry_option(int argc, char **argv, int *i, ds_dry_run_options *d, int *ranks, int cap) {
     const char *a = argv[*i];
-    if (strcmp(a, "--ranks") && strcmp(a, "--rate") && strcmp(a, "--gang-max") && strcmp(a, "--comm-ms"))
+    if (strcmp(a, "--ranks") && strcmp(a, "--rate") && strcmp(a, "--comm-ms"))
         return 0;
     if (*i + 1 >= argc) {
         fprintf(stderr, "distill_sweep: %s needs a value\n", a);
@@ -113,8 +114,6 @@ static int dry_option(int argc, char **argv, int *i, ds_dry_run_options *d, int 
     if (!strcmp(a, "--ranks")) {
         rc = parse_ranks(v, ranks, cap, &d->nranks);
         d->ranks = ranks;
-    } else if (!strcmp(a, "--gang-max")) {
-        rc = ds_cli_int(a, v, 1, &d->gang_max);
     } else if (!strcmp(a, "--rate")) {
         rc = ds_cli_double(a, v, &d->rate_gflops);
         if (!rc && !(d->rate_gflops > 0))
@@ -137,7 +136,7 @@ int ds_cmd_sweep(int argc, char **argv) {
         const char *a = argv[i];
         if ((r = dry_option(argc, argv, &i, &d, ranks, 64)) != 0) {
             if (r < 0) return 2;
-            dry_opts = 1;
+            dry_opts |= strcmp(a, "--comm-ms") ? 1 : 2; // --comm-ms also goes to a sweep
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -173,7 +172,7 @@ int ds_cmd_sweep(int argc, char **argv) {
                         is_max ? "a whole number from 1 to 256" : "a number of seconds >= 1");
                 return 2;
             }
-            if (is_max) o.gang_max = (int)v;
+            if (is_max) o.gang_max = d.gang_max = (int)v;
             else o.gang_timeout = v;
             i++;
         } else if (a[0] == '-') {
@@ -192,11 +191,12 @@ int ds_cmd_sweep(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (dry_opts && (!dry || d.nranks == 0)) {
-        fprintf(stderr, "distill_sweep: --rate, --gang-max and --comm-ms need --ranks, and all "
-                "four go with --dry-run\n");
+    if (((dry_opts & 1) && !dry) || (dry && dry_opts && d.nranks == 0)) {
+        fprintf(stderr, "distill_sweep: --ranks and --rate go with --dry-run, and a dry run's --rate "
+                "and --comm-ms need --ranks\n");
         return 2;
     }
+    o.comm_s = d.comm_ms / 1000;
     d.job_path = target;
     if (dry) return ds_sweep_dry_run(&d, stdout);
     if (reduce) return reduce_only(target);

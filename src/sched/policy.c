@@ -43,7 +43,7 @@ static void sift_down(demand *h, int n, int i) {
 
 static double value_of(const ds_sched_item *it, int ranks) {
     int k = ranks > 1 ? ranks : 1;
-    return it->remaining / k + it->overhead * (k - 1) + (it->priority - it->cost);
+    return (it->remaining + it->overhead * (k - 1)) / k + (it->priority - it->cost);
 }
 
 // Whether an item holding `ranks` (>= 1) of at most cap wants one more: only if the rank makes
@@ -122,4 +122,9 @@ int ds_sched_decide(const ds_sched_policy *pol, int idle, const ds_sched_item *i
     free(h);
     free(got);
     return k;
+}
+
+double ds_sched_overhead(const ds_task *t, int epochs_left, double comm_s, double rate) {
+    if (t->kind != DS_TASK_TRAIN || t->epochs < 1) return 0;
+    return t->steps * comm_s * epochs_left * rate;
 }

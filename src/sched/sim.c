@@ -81,7 +81,7 @@ static event heap_pop(sim *s) {
 // One epoch of training task i on a gang of k ranks.
 static double epoch_seconds(const sim *s, int i, int k) {
     const ds_task *t = &s->plan->tasks[i];
-    return s->in->seconds[i] / t->epochs / k + t->steps * s->in->comm_s * (k - 1);
+    return (s->in->seconds[i] / t->epochs + t->steps * s->in->comm_s * (k - 1)) / k;
 }
 
 static int max_ranks(const sim *s, const ds_task *t) {
@@ -157,7 +157,7 @@ static ds_sched_item item_of(const sim *s, int i) {
         rem = t->cost * (t->epochs - s->epochs_done[i]) / t->epochs;
     double over = 0; // communication over the epochs left, in cost units
     if (by_epoch(t) && s->in->seconds[i] > 0)
-        over = t->steps * s->in->comm_s * (t->epochs - s->epochs_done[i]) * t->cost / s->in->seconds[i];
+        over = ds_sched_overhead(t, t->epochs - s->epochs_done[i], s->in->comm_s, t->cost / s->in->seconds[i]);
     return (ds_sched_item){i, t->priority, t->cost, rem, s->ranks[i], max_ranks(s, t),
                            s->at_boundary[i], over};
 }

@@ -428,6 +428,8 @@ typedef struct {
     ds_sched_policy pol;
     int gang_tag;     // the last MPI_Comm_create_group tag handed out
     int dirty;        // something changed since the policy last decided
+    double comm_s;    // --comm-ms
+    double work_here, rank_seconds; // work (MFLOP) and seconds x ranks finished in this session
     ds_sched_item *items;
     ds_sched_grant *grants;
     progress pr;
@@ -639,6 +641,12 @@ static void handle_member_result(coordinator *c, const result_msg *r, local_work
     c->pr.nrunning--;
     result_msg lead = g->lead;
     lead.rank = g->leader;
+    if (lead.status == DS_OK || lead.status == DS_EREGANG) { // for rate()
+        const ds_task *t = &c->plan->tasks[task];
+        c->work_here += lead.rep.epochs > 0
+                            ? t->cost * (lead.rep.epoch1 - lead.rep.epoch0) / lead.rep.epochs : t->cost;
+        c->rank_seconds += lead.seconds * g->k;
+    }
     int grow_to = g->grow_to;
     g->k = 0;
     g->grow_to = 0;
@@ -717,6 +725,26 @@ static int pick_ranks(const coordinator *c, int task, int k, int gang, int *rank
     return n;
 }
 
+// The policy's inputs it shares with the simulator (ds_sched.h): the communication per step and
+// extra gang rank (--comm-ms, the prediction's), the work per second of one rank (MFLOP/s: this
+// session's finished work over its rank-seconds, or the prediction's default 64 GFLOP/s before
+// any), and the work not yet done (trainings: their epochs left).
+
+static double rate(const coordinator *c) {
+    return c->rank_seconds > 0 && c->work_here > 0 ? c->work_here / c->rank_seconds : 64000;
+}
+
+static double work_left(const coordinator *c) {
+    const ds_plan *p = c->plan;
+    double w = 0;
+    for (int i = 0; i < p->ntasks; i++) {
+        const ds_task *t = &p->tasks[i];
+        if (c->state[i] == ST_DONE || t->kind == DS_TASK_REDUCE) continue;
+        w += c->gs[i].k && t->epochs > 0 ? t->cost * (t->epochs - c->gs[i].epoch) / t->epochs : t->cost;
+    }
+    return w;
+}
+
 // Asks the policy (ds_sched_decide) what to start and which gang at a boundary grows, and
 // applies it; every boundary waiting gets its answer.
 static void schedule(coordinator *c, local_worker *lw) {
@@ -745,8 +773,14 @@ static void schedule(coordinator *c, local_worker *lw) {
         double left = t->epochs > 0 ? t->cost * (t->epochs - g->epoch) / t->epochs : t->cost;
         c->items[n++] = (ds_sched_item){.task = i, .priority = t->priority, .cost = t->cost,
                                         .remaining = left, .ranks = g->k, .max_ranks = m,
-                                        .at_boundary = g->at_boundary};
+                                        .at_boundary = g->at_boundary,
+                                        .overhead = ds_sched_overhead(t, t->epochs - g->epoch, c->comm_s, rate(c))};
     }
+    for (int i = 0; i < n; i++) // ready trainings: their whole communication
+        if (!c->items[i].ranks)
+            c->items[i].overhead = ds_sched_overhead(&p->tasks[c->items[i].task],
+                                                     p->tasks[c->items[i].task].epochs, c->comm_s, rate(c));
+    c->pol.pool = work_left(c) / c->nranks;
     int ng = idle > 0 && n > 0 ? ds_sched_decide(&c->pol, idle, c->items, n, c->grants) : 0;
     for (int i = 0; i < ng; i++) {
         const ds_sched_grant *gr = &c->grants[i];
@@ -1078,6 +1112,7 @@ static int coordinator_main(const sweep *w, const ds_sweep_options *o, const ds_
     int gang_max = o->gang_max > 0 ? o->gang_max : 16;
     c.pol = (ds_sched_policy){.gangs = gang_max > 1, .grow = 1, .gang_max = gang_max};
     c.rank0_gangs = o->rank0_gangs;
+    c.comm_s = o->comm_s > 0 ? o->comm_s : 0.002;
     if (!status) {
         announce(&c.pr, w, local);
         status = coordinate_with_local(&c, ctx, local, gang_timeout(o));
