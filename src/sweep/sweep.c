@@ -49,6 +49,7 @@ typedef struct {
     int task;
     int k;                  // gang size
     int tag;                // the gang's MPI_Comm_create_group tag (unique per gang formed)
+    int grow;               // a training that may grow: even alone it asks at its boundaries
     int members[GANG_CAP];  // world ranks, increasing; members[0] leads and writes
 } task_msg;
 
@@ -303,7 +304,7 @@ static int ask_coordinator(boundary_ctx *b, int epoch) {
 static int at_boundary(void *user, int epoch, int status) {
     boundary_ctx *b = user;
     int d = !b->leader ? DS_OK : status ? status : ask_coordinator(b, epoch);
-    ds_gang_bcast_int(b->gang, &d);
+    if (b->gang) ds_gang_bcast_int(b->gang, &d); // a training alone has no gang to tell
     if (b->leader && status) return status; // its own message stays
     if (d < 0 && d != DS_EREGANG && d != DS_ESTOP)
         return ds_fail(d, "the gang's leader could not save the checkpoint after epoch %d (see its error)", epoch);
@@ -318,6 +319,14 @@ static void run_task_msg(const ds_worker_ctx *ctx, const task_msg *m, local_work
                          double gang_timeout, result_msg *r) {
     memset(r, 0, sizeof *r);
     r->k = m->k;
+    if (m->k <= 1 && m->grow) { // alone, but asking at each boundary whether to grow
+        boundary_ctx b = {.leader = 1, .task = m->task, .lw = lw};
+        ds_train_gang tg = {.writer = 1, .at_boundary = at_boundary, .user = &b};
+        ds_worker_ctx c = *ctx;
+        c.gang = &tg;
+        run_one(&c, m->task, r);
+        return;
+    }
     if (m->k <= 1) {
         run_one(ctx, m->task, r);
         return;
@@ -592,7 +601,8 @@ static void handle_result(coordinator *c, const result_msg *r) {
 static void assign(coordinator *c, int task, const int *ranks, int k, local_worker *lw) {
     const ds_task *t = &c->plan->tasks[task];
     gang_state *g = &c->gs[task];
-    task_msg m = {.task = task, .k = k, .tag = k > 1 ? 100 + ++c->gang_tag % 30000 : 0};
+    task_msg m = {.task = task, .k = k, .tag = k > 1 ? 100 + ++c->gang_tag % 30000 : 0,
+                  .grow = t->kind == DS_TASK_TRAIN && c->pol.gangs && c->pol.grow};
     for (int i = 0; i < k; i++) m.members[i] = ranks[i];
     c->state[task] = ST_RUNNING;
     *g = (gang_state){.k = k, .left = k, .leader = ranks[0], .epoch = g->epoch,
