@@ -48,7 +48,7 @@ expect_usage "^distill_sweep: --ranks: '8x' is not an integer >= 1$" --dry-run "
 expect_usage "^distill_sweep: --ranks needs a value$" --dry-run "$J" --ranks
 expect_usage "^distill_sweep: --rate: '-1' is not a rate > 0 (GFLOP/s per rank)$" --dry-run "$J" --ranks 4 --rate -1
 expect_usage "^distill_sweep: --rate: 'fast' is not a number$" --dry-run "$J" --ranks 4 --rate fast
-expect_usage "^distill_sweep: --gang-max: '0' is not an integer >= 1$" --dry-run "$J" --ranks 4 --gang-max 0
+expect_usage '^distill_sweep: --gang-max needs a whole number from 1 to 256$' --dry-run "$J" --ranks 4 --gang-max 0
 expect_usage "^distill_sweep: --comm-ms: '-2' is negative$" --dry-run "$J" --ranks 4 --comm-ms -2
 expect_usage "need --ranks" --dry-run "$J" --rate 5
 expect_usage "go with --dry-run" "$J" --ranks 4
