@@ -1057,6 +1057,13 @@ static void announce(progress *p, const sweep *w, int local) {
     say(p, "%d rank(s), %d worker(s)%s, %d engine thread(s) each; %d tasks, %d already done%s",
         w->size, w->size - 1 + local, local && w->size > 1 ? " (rank 0 too)" : "", w->threads,
         p->ntasks, p->ndone, p->ndone ? " (resuming)" : "");
+    // A training's threads work on whole chunks: more threads than a member's chunks idle.
+    int batch = w->job.batch < w->s.train_n ? w->job.batch : w->s.train_n;
+    int chunks = ds_chunk_count(batch, w->job.chunk);
+    if (w->threads > chunks)
+        say(p, "note: a training uses at most %d of the %d engine threads of a rank (%d chunks of %d "
+            "per batch of %d; a gang member uses at most its share of them); attacks use all",
+            chunks, w->threads, chunks, w->job.chunk, batch);
 }
 
 // Runs the coordinator with the local worker thread beside it (if `local`) until the tasks are
