@@ -790,6 +790,22 @@ END_TEST
 
 // [train] chunk: parsed, in the canonical text only when not the default (32, so that runs made
 // before the key existed are the same job), a multiple of 4; errors name the file, line and key.
+// temperatures = none: the baseline alone (and its attacks), no teachers or students.
+START_TEST(no_distillation) {
+    ds_job j = parse_ok("[distill]\ntemperatures = none\n[attack f]\nkind = fgsm\n");
+    ck_assert_int_eq(j.ntemps, 0);
+    ds_plan p;
+    ck_assert_msg(ds_plan_build(&p, &j, 1000, 50) == DS_OK, "%s", ds_errmsg());
+    ck_assert_int_eq(p.ntasks, 3); // baseline, its fgsm shard, reduce
+    ck_assert_str_eq(p.tasks[0].id, "baseline");
+    ck_assert_str_eq(p.tasks[1].id, "attack/baseline/f/0-50");
+    ck_assert_int_eq(p.tasks[2].kind, DS_TASK_REDUCE);
+    ds_plan_free(&p);
+    ds_job_free(&j);
+    expect_error("[distill]\ntemperatures = none 10\n", "bad.job:2:", "got 'none'");
+}
+END_TEST
+
 START_TEST(chunk_key) {
     char *eight = with_train_keys("chunk = 8\n"), *dflt = with_train_keys("chunk = 32\n");
     char *both = with_train_keys("chunk = 8\ninit = glorot\n");
@@ -1389,6 +1405,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, old_jobs_keep_their_canonical_text);
     tcase_add_test(tc, init_key);
     tcase_add_test(tc, chunk_key);
+    tcase_add_test(tc, no_distillation);
     tcase_add_test(tc, one_seed_plan_unchanged);
     tcase_add_test(tc, replicate_plan);
     tcase_add_test(tc, journal_rules);

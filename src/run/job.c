@@ -385,9 +385,15 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+// "none": no teachers and students, only the baseline (and its attacks).
+static int no_distillation(parser *p) {
+    entry *e = find(p, "distill", "temperatures");
+    return e && !strcmp(e->value, "none");
+}
+
 static void parse_distill(parser *p, ds_job *job) {
     entry *e = find(p, "distill", "temperatures");
-    if (!e) return;
+    if (!e || no_distillation(p)) return;
     char buf[MAX_LINE];
     scopy(buf, sizeof buf, e->value);
     for (char *tok = strtok(buf, " \t,"); tok; tok = strtok(NULL, " \t,")) {
@@ -756,8 +762,9 @@ int ds_job_parse_text(ds_job *job, const char *text, const char *path) {
         int line = p.line;
         for (int i = 0; i < p.nsections; i++)
             if (!strcmp(p.sections[i], "distill")) line = p.section_lines[i];
-        if (!job->ntemps)
-            perr(&p, line, "missing [distill] temperatures = ... (e.g. 1 2 5 10 20 30 40 50 100)");
+        if (!job->ntemps && !no_distillation(&p))
+            perr(&p, line, "missing [distill] temperatures = ... (e.g. 1 2 5 10 20 30 40 50 100, "
+                 "or none for the baseline alone)");
     }
     if (!p.err[0]) {
         for (int i = 0; i < p.n; i++)
