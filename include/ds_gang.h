@@ -56,6 +56,8 @@ const ds_grad_reducer *ds_gang_reducer(ds_gang *g, int chunk);
 // *v of member 0 to every member (the leader's decisions at an epoch boundary), with the quiet
 // timed wait.
 void ds_gang_bcast_int(ds_gang *g, int *v);
+// bytes of buf of member 0 to every member (the training's state at the start of a segment).
+void ds_gang_bcast(ds_gang *g, void *buf, size_t bytes);
 
 // The alternative measured in tests/bench/bench_gang.c: exact accumulation in 64-bit fixed point
 // (a per-tensor exponent from an MPI_MAX allreduce, then one MPI_Allreduce of int64 sums, which

@@ -86,6 +86,12 @@ typedef struct {
     // save error with its message), so that a writer that failed ends the gang's training too
     // instead of leaving the others waiting.
     int (*at_boundary)(void *user, int epoch, int status);
+    // Called by every member before the first epoch: must give every member the writer's
+    // weights [n], velocity [n] and *state (the epochs its model has, or the writer's negative
+    // DS_E* code if it could not start: the others then fail too). With it, only the writer
+    // reads the checkpoint, so members never depend on seeing the writer's files (a shared file
+    // system may show a new member a stale one). NULL: every member starts on its own.
+    void (*share_start)(void *user, float *weights, float *velocity, size_t n, int *state);
     void *user;
 } ds_train_gang;
 

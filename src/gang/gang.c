@@ -152,10 +152,16 @@ const ds_grad_reducer *ds_gang_reducer(ds_gang *g, int chunk) {
     return &g->reducer;
 }
 
-void ds_gang_bcast_int(ds_gang *g, int *v) {
-    MPI_Request req;
-    DS_MPI_CHECK(MPI_Ibcast(v, 1, MPI_INT, 0, g->comm, &req));
-    gang_wait(g, 1, &req, "broadcast");
+void ds_gang_bcast_int(ds_gang *g, int *v) { ds_gang_bcast(g, v, sizeof *v); }
+
+void ds_gang_bcast(ds_gang *g, void *buf, size_t bytes) {
+    for (size_t off = 0; off < bytes;) { // MPI counts are ints
+        size_t n = bytes - off < (size_t)1 << 30 ? bytes - off : (size_t)1 << 30;
+        MPI_Request req;
+        DS_MPI_CHECK(MPI_Ibcast((char *)buf + off, (int)n, MPI_BYTE, 0, g->comm, &req));
+        gang_wait(g, 1, &req, "broadcast");
+        off += n;
+    }
 }
 
 // The reducer's arguments against the gang: this member's chunks, the batch's chunk count, and

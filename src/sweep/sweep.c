@@ -313,6 +313,15 @@ static int at_boundary(void *user, int epoch, int status) {
     return d;
 }
 
+// ds_train_gang.share_start: the leader's starting state to every member.
+static void share_start(void *user, float *weights, float *velocity, size_t n, int *state) {
+    boundary_ctx *b = user;
+    ds_gang_bcast_int(b->gang, state);
+    if (*state < 0) return;
+    ds_gang_bcast(b->gang, weights, n * sizeof *weights);
+    ds_gang_bcast(b->gang, velocity, n * sizeof *velocity);
+}
+
 // Runs task message m on this rank: alone, or as a member of its gang. lw: rank 0's local
 // worker (boundaries go through it), else NULL.
 static void run_task_msg(const ds_worker_ctx *ctx, const task_msg *m, local_worker *lw,
@@ -345,7 +354,7 @@ static void run_task_msg(const ds_worker_ctx *ctx, const task_msg *m, local_work
     }
     boundary_ctx b = {.gang = g, .leader = member == 0, .task = m->task, .lw = lw};
     ds_train_gang tg = {.reducer = ds_gang_reducer(g, ctx->job->chunk), .writer = member == 0,
-                        .at_boundary = at_boundary, .user = &b};
+                        .at_boundary = at_boundary, .share_start = share_start, .user = &b};
     ds_worker_ctx c = *ctx;
     c.gang = &tg;
     run_one(&c, m->task, r);

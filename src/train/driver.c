@@ -74,10 +74,27 @@ static int resume(run *r, int *resumed) {
 // The model to train: the checkpoint's, else a copy of the source, else a fresh one; its
 // attributes are this training's.
 static int start_model(run *r, const ds_train_start *s) {
-    int resumed, rc = resume(r, &resumed);
-    if (!rc && !resumed) {
-        rc = s->source ? ds_model_copy(&r->m, s->source) : ds_model_init_as(&r->m, s->init_seed, s->init);
-        r->m.epochs = 0;
+    const ds_train_gang *g = r->gang;
+    int shared = g && g->share_start, resumed = 0, rc;
+    if (shared && !g->writer) { // the writer's state arrives below
+        rc = ds_model_alloc(&r->m);
+    } else {
+        rc = resume(r, &resumed);
+        if (!rc && !resumed) {
+            rc = s->source ? ds_model_copy(&r->m, s->source) : ds_model_init_as(&r->m, s->init_seed, s->init);
+            r->m.epochs = 0;
+        }
+    }
+    if (shared) { // the writer calls it even when it failed, so that nobody waits for it
+        int state = rc ? rc : r->tr.epoch;
+        if (!r->m.mem && ds_model_alloc(&r->m)) return DS_ENOMEM; // only to receive into
+        g->share_start(g->user, r->m.mem, r->tr.velocity, ds_params_count(), &state);
+        if (!rc && state < 0)
+            rc = ds_fail(state, "%s: the gang's writer could not start the training", r->out->name);
+        if (!rc) {
+            resumed = state > 0;
+            r->tr.epoch = r->m.epochs = state;
+        }
     }
     if (rc) return rc;
     r->m.temperature = r->cfg->temperature;
