@@ -16,7 +16,9 @@
 //   TEXT    only where the file name (or task id) contains TEXT
 //   RANK    only on this MPI rank (OMPI_COMM_WORLD_RANK, PMI_RANK or PMIX_RANK; default: any)
 //   N       the Nth time this process passes a matching point (default: the first)
-//   ACTION  kill: SIGKILL the process (default); enospc: the operation fails as on a full disk
+//   ACTION  kill: SIGKILL the process (default); enospc: the operation fails as on a full disk;
+//           hang: the thread stops there for good, the process staying alive (a gang member
+//           that never answers)
 //
 // ds_fault(point, text) kills the process itself for "kill" and returns 1 for "enospc" (the
 // caller then fails with ENOSPC through its normal error path), else 0.

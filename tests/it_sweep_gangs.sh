@@ -2,7 +2,8 @@
 # Trainings on gangs of ranks: a sweep at -np 1 and at -np 4 with gangs (8 chunks per batch, so
 # every training can take all 4 ranks) gives identical task files and summary; a gang member
 # killed with SIGKILL in the middle of an epoch ends the job, and the rerun resumes from the
-# last checkpoint (possibly on another gang) and ends identical to the uninterrupted run.
+# last checkpoint (possibly on another gang) and ends identical to the uninterrupted run; so does
+# a member that hangs, once the others' --gang-timeout ends the job.
 # The job: no warm start and one temperature, so that at the start the teacher (the critical
 # path) is given all 4 ranks and the baseline starts when the first of them is free, alone, and
 # usually grows at one of its epoch boundaries once the teacher is done.
@@ -52,4 +53,18 @@ grep -q 'T20/teacher: resuming from the checkpoint after epoch 1 of 4' "$WORK/ki
 digest "$WORK/results-kill/one" >"$WORK/kill.digest"
 cmp -s "$WORK/one.digest" "$WORK/kill.digest" ||
     fail "killed and resumed differs from -np 1: $(diff "$WORK/one.digest" "$WORK/kill.digest")"
-pass "$((SECONDS - start)) s, $(wc -l <"$WORK/one.digest") outputs identical for -np 1, -np 4 with gangs ($ngang gang lines, $grown gangs grown at a boundary) and after a SIGKILL of a gang member"
+# A member that hangs (alive, silent) in the middle of an epoch: the others give up after
+# --gang-timeout and end the job with one line; the rerun ends identical.
+write_gang_job "$WORK/hang.job" one
+sed -i "s|^results = .*|results = $WORK/results-hang|" "$WORK/hang.job"
+t0=$SECONDS
+DS_FAULT='train-step@2#12:hang' run_sweep 4 "$WORK/hang.job" "$WORK/hang1.log" --gang-max 4 --gang-timeout 5 &&
+    fail "the run with a hung rank 2 exited 0: $(tail -5 "$WORK/hang1.log")"
+grep -q 'gang T20/teacher (4 ranks): .* got no answer from its members within 5 s; aborting the job' "$WORK/hang1.log" ||
+    fail "no gang timeout message: $(grep -v '^\[' "$WORK/hang1.log" | head -8)"
+[ $((SECONDS - t0)) -lt 120 ] || fail "the hung gang took $((SECONDS - t0)) s to end the job"
+run_sweep 4 "$WORK/hang.job" "$WORK/hang2.log" --gang-max 4 || fail "the rerun after the hang failed: $(tail -20 "$WORK/hang2.log")"
+digest "$WORK/results-hang/one" >"$WORK/hang.digest"
+cmp -s "$WORK/one.digest" "$WORK/hang.digest" ||
+    fail "hung and resumed differs from -np 1: $(diff "$WORK/one.digest" "$WORK/hang.digest")"
+pass "$((SECONDS - start)) s, $(wc -l <"$WORK/one.digest") outputs identical for -np 1, -np 4 with gangs ($ngang gang lines, $grown gangs grown at a boundary) and after a SIGKILL and a hang of a gang member"

@@ -10,7 +10,7 @@
 
 typedef struct {
     char point[32], text[128];
-    int rank, nth, enospc; // rank -1: any
+    int rank, nth, enospc, hang; // rank -1: any
 } fault_spec;
 
 static fault_spec spec;
@@ -52,6 +52,7 @@ static int parse(const char *s) {
     if (*s == ':') {
         s++;
         if (!strcmp(s, "enospc")) spec.enospc = 1;
+        else if (!strcmp(s, "hang")) spec.hang = 1;
         else if (strcmp(s, "kill")) return -1;
         s += strlen(s);
     }
@@ -71,9 +72,11 @@ int ds_fault(const char *point, const char *text) {
     if (spec.text[0] && (!text || !strstr(text, spec.text))) return 0;
     if (spec.rank >= 0 && spec.rank != own_rank()) return 0;
     if (atomic_fetch_add(&hits, 1) + 1 != spec.nth) return 0;
-    fprintf(stderr, "distill_sweep: DS_FAULT: %s at %s%s%s (rank %d)\n", spec.enospc ? "ENOSPC" : "kill -9",
-            point, text ? " " : "", text ? text : "", own_rank());
+    fprintf(stderr, "distill_sweep: DS_FAULT: %s at %s%s%s (rank %d)\n",
+            spec.enospc ? "ENOSPC" : spec.hang ? "hang" : "kill -9", point, text ? " " : "",
+            text ? text : "", own_rank());
     if (spec.enospc) return 1;
+    while (spec.hang) pause(); // alive but silent until something kills it (a gang's timeout)
     fflush(NULL);
     raise(SIGKILL);
     return 0;
