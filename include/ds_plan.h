@@ -151,6 +151,11 @@ int ds_plan_rep_name(const ds_plan *plan, int rep, const char *base, char *out, 
 // from (the replicate's seed, the attack section's name), not from the task's id or sample
 // range, so results do not depend on the shard size or the number of ranks. 0 for other tasks.
 uint64_t ds_plan_attack_seed(const ds_plan *plan, const ds_task *t);
+// The tasks that wait for each task: those of task i are rdep[rstart[i] .. rstart[i+1]), in
+// increasing order (*rstart: ntasks + 1 ints, *rdep: one per dependency; malloc'ed, the caller
+// frees both). The coordinator and the simulator (ds_sched.h) both walk the plan with them.
+// DS_ENOMEM.
+int ds_plan_dependents(const ds_plan *plan, int **rstart, int **rdep);
 // "<run_dir>/<task file>".
 void ds_plan_task_path(const ds_plan *plan, int task, const char *run_dir, char *out, size_t cap);
 const char *ds_task_kind_name(ds_task_kind k); // "train", "soft", "attack", "reduce"

@@ -367,6 +367,29 @@ uint64_t ds_plan_attack_seed(const ds_plan *plan, const ds_task *t) {
     return ds_rng_u64(&r);
 }
 
+int ds_plan_dependents(const ds_plan *plan, int **rstart, int **rdep) {
+    int n = plan->ntasks, total = 0;
+    for (int i = 0; i < n; i++) total += plan->tasks[i].ndeps;
+    int *start = calloc((size_t)n + 1, sizeof(int)), *dep = calloc((size_t)total + 1, sizeof(int));
+    int *fill = calloc((size_t)n + 1, sizeof(int));
+    if (!start || !dep || !fill) {
+        free(start), free(dep), free(fill);
+        return ds_fail(DS_ENOMEM, "plan: out of memory for the dependents of %d tasks", n);
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < plan->tasks[i].ndeps; k++) start[plan->tasks[i].deps[k] + 1]++;
+    for (int i = 0; i < n; i++) start[i + 1] += start[i];
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < plan->tasks[i].ndeps; k++) {
+            int d = plan->tasks[i].deps[k];
+            dep[start[d] + fill[d]++] = i;
+        }
+    free(fill);
+    *rstart = start;
+    *rdep = dep;
+    return DS_OK;
+}
+
 void ds_plan_task_path(const ds_plan *plan, int task, const char *run_dir, char *out, size_t cap) {
     snprintf(out, cap, "%s/%s", run_dir, plan->tasks[task].file);
 }

@@ -218,14 +218,12 @@ static int decide(sim *s, double now) {
 // ---- Setup ----
 
 static int sim_alloc(sim *s, const ds_plan *p) {
-    size_t n = (size_t)p->ntasks + 1, ndeps = 0;
-    for (int i = 0; i < p->ntasks; i++) ndeps += (size_t)p->tasks[i].ndeps;
+    size_t n = (size_t)p->ntasks + 1;
+    if (ds_plan_dependents(p, &s->rstart, &s->rdep)) return DS_ENOMEM;
     s->state = calloc(n, 1);
     s->done = calloc(n, 1);
     s->at_boundary = calloc(n, 1);
     s->waiting = calloc(n, sizeof(int));
-    s->rstart = calloc(n + 1, sizeof(int));
-    s->rdep = calloc(ndeps + 1, sizeof(int));
     s->ranks = calloc(n, sizeof(int));
     s->epochs_done = calloc(n, sizeof(int));
     s->ready = calloc(n, sizeof(int));
@@ -234,8 +232,7 @@ static int sim_alloc(sim *s, const ds_plan *p) {
     s->items = calloc(n, sizeof(ds_sched_item));
     s->grants = calloc(n, sizeof(ds_sched_grant));
     s->chain = calloc(n, sizeof(double));
-    if (!s->state || !s->done || !s->at_boundary || !s->waiting || !s->rstart || !s->rdep ||
-        !s->ranks || !s->epochs_done || !s->ready || !s->train || !s->heap || !s->items ||
+    if (!s->state || !s->done || !s->at_boundary || !s->waiting || !s->ranks || !s->epochs_done || !s->ready || !s->train || !s->heap || !s->items ||
         !s->grants || !s->chain)
         return ds_fail(DS_ENOMEM, "simulator: out of memory");
     return DS_OK;
@@ -258,19 +255,9 @@ static void sim_free(sim *s) {
     free(s->chain);
 }
 
-// Dependents lists, dependency counts and the first ready tasks.
+// Dependency counts and the first ready tasks.
 static void sim_init(sim *s) {
     const ds_plan *p = s->plan;
-    for (int i = 0; i < p->ntasks; i++)
-        for (int k = 0; k < p->tasks[i].ndeps; k++) s->rstart[p->tasks[i].deps[k] + 1]++;
-    for (int i = 0; i < p->ntasks; i++) s->rstart[i + 1] += s->rstart[i];
-    int *fill = s->ranks; // zero now, used as a cursor then cleared
-    for (int i = 0; i < p->ntasks; i++)
-        for (int k = 0; k < p->tasks[i].ndeps; k++) {
-            int d = p->tasks[i].deps[k];
-            s->rdep[s->rstart[d] + fill[d]++] = i;
-        }
-    memset(fill, 0, (size_t)p->ntasks * sizeof(int));
     for (int i = 0; i < p->ntasks; i++) {
         s->waiting[i] = p->tasks[i].ndeps;
         if (!simulated(&p->tasks[i])) continue;

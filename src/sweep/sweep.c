@@ -501,23 +501,9 @@ static void remove_ready(coordinator *c, int t) {
 // Dependents lists, states and the first ready tasks, from the tasks already done.
 static int init_tasks(coordinator *c, const uint8_t *done) {
     const ds_plan *p = c->plan;
-    int n = p->ntasks, total = 0;
-    for (int i = 0; i < n; i++) total += p->tasks[i].ndeps;
-    c->rstart = calloc((size_t)n + 1, sizeof(int));
-    c->rdep = calloc((size_t)total + 1, sizeof(int));
+    int n = p->ntasks;
     c->heap = calloc((size_t)n + 1, sizeof(int));
-    if (!c->rstart || !c->rdep || !c->heap) return DS_ENOMEM;
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < p->tasks[i].ndeps; k++) c->rstart[p->tasks[i].deps[k] + 1]++;
-    for (int i = 0; i < n; i++) c->rstart[i + 1] += c->rstart[i];
-    int *fill = calloc((size_t)n + 1, sizeof(int));
-    if (!fill) return DS_ENOMEM;
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < p->tasks[i].ndeps; k++) {
-            int d = p->tasks[i].deps[k];
-            c->rdep[c->rstart[d] + fill[d]++] = i;
-        }
-    free(fill);
+    if (!c->heap || ds_plan_dependents(p, &c->rstart, &c->rdep)) return DS_ENOMEM;
     for (int i = 0; i < n; i++) {
         c->state[i] = done[i] ? ST_DONE : ST_PENDING;
         c->waiting[i] = 0;
