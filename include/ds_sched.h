@@ -74,10 +74,16 @@ typedef struct {
 int ds_sched_decide(const ds_sched_policy *pol, int idle, const ds_sched_item *items, int n,
                     ds_sched_grant *out);
 
-// A training's ds_sched_item.overhead: the communication of its epochs left on one extra gang
-// rank (steps * comm_s per epoch), in cost units at rate (cost units per second on one rank).
-// The live coordinator and the simulator both compute it here. 0 for other tasks.
-double ds_sched_overhead(const ds_task *t, int epochs_left, double comm_s, double rate);
+// The most ranks task t can use: a training min(its chunks per batch, gang_max), else 1.
+int ds_sched_max_ranks(const ds_task *t, int gang_max);
+// Task t as the policy sees it: the one rule by which the live coordinator and the simulator
+// both make their items. ranks: its gang now (0: ready); epochs_done, at_boundary: a running
+// training's. remaining = its cost, or for a running training the cost of its epochs left;
+// overhead = the communication of its epochs left (steps * comm_s per epoch and extra rank) in
+// cost units at rate (cost units per second of one rank; 0: none); max_ranks =
+// ds_sched_max_ranks(t, gang_max).
+ds_sched_item ds_sched_item_of(const ds_task *t, int ranks, int epochs_done, int at_boundary,
+                               int gang_max, double comm_s, double rate);
 
 // ---- The simulator ----
 

@@ -124,7 +124,20 @@ int ds_sched_decide(const ds_sched_policy *pol, int idle, const ds_sched_item *i
     return k;
 }
 
-double ds_sched_overhead(const ds_task *t, int epochs_left, double comm_s, double rate) {
-    if (t->kind != DS_TASK_TRAIN || t->epochs < 1) return 0;
-    return t->steps * comm_s * epochs_left * rate;
+static int by_epoch(const ds_task *t) { return t->kind == DS_TASK_TRAIN && t->epochs >= 1; }
+
+int ds_sched_max_ranks(const ds_task *t, int gang_max) {
+    if (!by_epoch(t)) return 1;
+    int c = t->chunks > 1 ? t->chunks : 1;
+    return c < gang_max ? c : gang_max;
+}
+
+ds_sched_item ds_sched_item_of(const ds_task *t, int ranks, int epochs_done, int at_boundary,
+                               int gang_max, double comm_s, double rate) {
+    int left = t->epochs - epochs_done;
+    double rem = ranks > 0 && by_epoch(t) ? t->cost * left / t->epochs : t->cost;
+    double over = by_epoch(t) ? t->steps * comm_s * left * rate : 0;
+    return (ds_sched_item){.task = t->index, .priority = t->priority, .cost = t->cost,
+                           .remaining = rem, .ranks = ranks, .max_ranks = ds_sched_max_ranks(t, gang_max),
+                           .at_boundary = at_boundary, .overhead = over};
 }

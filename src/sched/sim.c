@@ -84,12 +84,6 @@ static double epoch_seconds(const sim *s, int i, int k) {
     return (s->in->seconds[i] / t->epochs + t->steps * s->in->comm_s * (k - 1)) / k;
 }
 
-static int max_ranks(const sim *s, const ds_task *t) {
-    if (t->kind != DS_TASK_TRAIN || !by_epoch(t)) return 1;
-    int c = t->chunks > 1 ? t->chunks : 1;
-    return c < s->pol->gang_max ? c : s->pol->gang_max;
-}
-
 // ---- State changes ----
 
 static void remove_from(int *list, int *n, int task) {
@@ -151,15 +145,9 @@ static void drop_started(sim *s) {
 // ---- One call of the policy ----
 
 static ds_sched_item item_of(const sim *s, int i) {
-    const ds_task *t = &s->plan->tasks[i];
-    double rem = t->cost;
-    if (s->state[i] == S_RUNNING)
-        rem = t->cost * (t->epochs - s->epochs_done[i]) / t->epochs;
-    double over = 0; // communication over the epochs left, in cost units
-    if (by_epoch(t) && s->in->seconds[i] > 0)
-        over = ds_sched_overhead(t, t->epochs - s->epochs_done[i], s->in->comm_s, t->cost / s->in->seconds[i]);
-    return (ds_sched_item){i, t->priority, t->cost, rem, s->ranks[i], max_ranks(s, t),
-                           s->at_boundary[i], over};
+    double sec = s->in->seconds[i], rate = sec > 0 ? s->plan->tasks[i].cost / sec : 0;
+    return ds_sched_item_of(&s->plan->tasks[i], s->ranks[i], s->epochs_done[i], s->at_boundary[i],
+                            s->pol->gang_max, s->in->comm_s, rate);
 }
 
 static int gather_items(const sim *s) {

@@ -705,12 +705,11 @@ static int is_idle(const coordinator *c, int r) { return c->worker_task[r] == -1
 // training alone on rank 0 without MPI_THREAD_MULTIPLE cannot grow).
 static int max_ranks(const coordinator *c, int task) {
     const ds_task *t = &c->plan->tasks[task];
-    if (t->kind != DS_TASK_TRAIN || !c->pol.gangs) return 1;
+    if (!c->pol.gangs) return 1;
     const gang_state *g = &c->gs[task];
     if (g->k == 1 && g->leader == 0 && !c->rank0_gangs) return 1;
     int usable = c->nranks - (c->rank0_gangs && c->worker_task[0] != -2 ? 0 : 1);
-    int m = t->chunks;
-    if (m > c->pol.gang_max) m = c->pol.gang_max;
+    int m = ds_sched_max_ranks(t, c->pol.gang_max);
     if (m > usable) m = usable;
     if (m > GANG_CAP) m = GANG_CAP;
     return m < 1 ? 1 : m;
@@ -764,9 +763,9 @@ static void schedule(coordinator *c, local_worker *lw) {
     int idle = 0, n = 0;
     for (int r = 0; r < c->nranks; r++) idle += is_idle(c, r);
     for (int i = 0; i < c->nheap; i++) {
-        const ds_task *t = &p->tasks[c->heap[i]];
-        c->items[n++] = (ds_sched_item){.task = t->index, .priority = t->priority, .cost = t->cost,
-                                        .remaining = t->cost, .max_ranks = max_ranks(c, t->index)};
+        ds_sched_item *it = &c->items[n++];
+        *it = ds_sched_item_of(&p->tasks[c->heap[i]], 0, 0, 0, c->pol.gang_max, c->comm_s, rate(c));
+        it->max_ranks = max_ranks(c, c->heap[i]);
     }
     for (int i = 0; i < p->ntasks; i++) {
         const gang_state *g = &c->gs[i];
@@ -775,16 +774,10 @@ static void schedule(coordinator *c, local_worker *lw) {
         int m = max_ranks(c, i);
         // Only a gang with a boundary ahead can grow (none after the last epoch's start).
         if (!g->at_boundary && (m <= g->k || g->epoch + 1 >= t->epochs)) continue;
-        double left = t->epochs > 0 ? t->cost * (t->epochs - g->epoch) / t->epochs : t->cost;
-        c->items[n++] = (ds_sched_item){.task = i, .priority = t->priority, .cost = t->cost,
-                                        .remaining = left, .ranks = g->k, .max_ranks = m,
-                                        .at_boundary = g->at_boundary,
-                                        .overhead = ds_sched_overhead(t, t->epochs - g->epoch, c->comm_s, rate(c))};
+        ds_sched_item *it = &c->items[n++];
+        *it = ds_sched_item_of(t, g->k, g->epoch, g->at_boundary, c->pol.gang_max, c->comm_s, rate(c));
+        it->max_ranks = m;
     }
-    for (int i = 0; i < n; i++) // ready trainings: their whole communication
-        if (!c->items[i].ranks)
-            c->items[i].overhead = ds_sched_overhead(&p->tasks[c->items[i].task],
-                                                     p->tasks[c->items[i].task].epochs, c->comm_s, rate(c));
     c->pol.pool = work_left(c) / c->nranks;
     int ng = idle > 0 && n > 0 ? ds_sched_decide(&c->pol, idle, c->items, n, c->grants) : 0;
     for (int i = 0; i < ng; i++) {
