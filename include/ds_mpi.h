@@ -8,7 +8,8 @@
 // one that gave up. MPI only returns errors to the caller under MPI_ERRORS_RETURN, which the
 // command sets on MPI_COMM_WORLD right after MPI_Init_thread (src/cli/cmd_sweep.c); under the
 // default MPI_ERRORS_ARE_FATAL the library aborts by itself, without this message.
-// Only the thread that calls MPI may use it (rank 0's main thread; MPI_THREAD_FUNNELED).
+// Any thread that calls MPI may use it (rank 0's worker thread joins gangs under
+// MPI_THREAD_MULTIPLE).
 #ifndef DS_MPI_H
 #define DS_MPI_H
 

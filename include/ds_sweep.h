@@ -1,11 +1,12 @@
 // The sweep: task execution, coordinator and workers (the run's rules: ds_run.h).
 //
 // `mpirun -np N distill_sweep JOB`: rank 0 is the coordinator: it hands ready tasks (ds_plan.h)
-// to idle workers, highest priority first, and records each completed task in the journal.
-// Rank 0 also runs tasks itself in a second thread (unless told not to), so -np 1 runs
-// everything in one process and -np 2 on two cores keeps both cores busy. Only rank 0's main
-// thread calls MPI (MPI_THREAD_FUNNELED); the HDF5 library is only ever used by one thread of a
-// process at a time.
+// to idle workers as the scheduling policy decides (ds_sched.h), trainings possibly to gangs of
+// ranks (ds_gang.h), and records each completed task in the journal. Rank 0 also runs tasks
+// itself in a second thread (unless told not to), so -np 1 runs everything in one process and
+// -np 2 on two cores keeps both cores busy. That thread calls MPI only as a gang member, which
+// needs MPI_THREAD_MULTIPLE (without it, it takes one-rank tasks only); the HDF5 library is only
+// ever used by one thread of a process at a time.
 //
 // Durability: every task writes its output atomically (ds_atomic.h, ds_h5.h) and rank 0 appends
 // a line to tasks/done.log when the worker reports it; whether a task is done is decided by

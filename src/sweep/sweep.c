@@ -251,13 +251,9 @@ typedef struct {
     double gang_timeout;
 } local_worker;
 
-static void run_one(const ds_worker_ctx *ctx, int task, result_msg *r) {
-    int member = r->member, k = r->k;
-    memset(r, 0, sizeof *r);
-    r->task = task;
-    r->rank = ctx->rank;
-    r->member = member;
-    r->k = k ? k : 1;
+// Runs task on this rank as member `member` of a gang of k (k = 1: alone) into *r.
+static void run_one(const ds_worker_ctx *ctx, int task, int member, int k, result_msg *r) {
+    *r = (result_msg){.task = task, .rank = ctx->rank, .member = member, .k = k};
     ds_worker_ctx c = *ctx;
     c.report = &r->rep;
     ds_fault("task-start", ctx->plan->tasks[task].id);
@@ -326,39 +322,30 @@ static void share_start(void *user, float *weights, float *velocity, size_t n, i
 // worker (boundaries go through it), else NULL.
 static void run_task_msg(const ds_worker_ctx *ctx, const task_msg *m, local_worker *lw,
                          double gang_timeout, result_msg *r) {
-    memset(r, 0, sizeof *r);
-    r->k = m->k;
-    if (m->k <= 1 && m->grow) { // alone, but asking at each boundary whether to grow
-        boundary_ctx b = {.leader = 1, .task = m->task, .lw = lw};
-        ds_train_gang tg = {.writer = 1, .at_boundary = at_boundary, .user = &b};
-        ds_worker_ctx c = *ctx;
-        c.gang = &tg;
-        run_one(&c, m->task, r);
+    if (m->k <= 1 && !m->grow) {
+        run_one(ctx, m->task, 0, 1, r);
         return;
     }
-    if (m->k <= 1) {
-        run_one(ctx, m->task, r);
-        return;
-    }
+    // A training: on its gang, or alone but asking at each boundary whether to grow.
     int member = 0;
     while (member < m->k && m->members[member] != ctx->rank) member++;
-    r->member = member;
     ds_gang *g = NULL;
-    int rc = ds_gang_create(&g, m->members, m->k, m->tag, ctx->plan->tasks[m->task].id, gang_timeout);
-    if (rc) {
-        r->task = m->task;
-        r->rank = ctx->rank;
-        r->status = rc;
-        snprintf(r->msg, sizeof r->msg, "%s", ds_errmsg());
-        return;
+    if (m->k > 1) {
+        int rc = ds_gang_create(&g, m->members, m->k, m->tag, ctx->plan->tasks[m->task].id, gang_timeout);
+        if (rc) {
+            *r = (result_msg){.task = m->task, .rank = ctx->rank, .member = member, .k = m->k, .status = rc};
+            snprintf(r->msg, sizeof r->msg, "%s", ds_errmsg());
+            return;
+        }
     }
     boundary_ctx b = {.gang = g, .leader = member == 0, .task = m->task, .lw = lw};
-    ds_train_gang tg = {.reducer = ds_gang_reducer(g, ctx->job->chunk), .writer = member == 0,
-                        .at_boundary = at_boundary, .share_start = share_start, .user = &b};
+    ds_train_gang tg = {.reducer = g ? ds_gang_reducer(g, ctx->job->chunk) : NULL,
+                        .writer = member == 0, .at_boundary = at_boundary,
+                        .share_start = g ? share_start : NULL, .user = &b};
     ds_worker_ctx c = *ctx;
     c.gang = &tg;
-    run_one(&c, m->task, r);
-    ds_gang_free(g);
+    run_one(&c, m->task, member, m->k > 1 ? m->k : 1, r);
+    if (g) ds_gang_free(g);
 }
 
 static void *local_main(void *arg) {
@@ -437,7 +424,7 @@ typedef struct {
     uint8_t *state;
     int *waiting;     // unfinished dependencies per task
     int *rstart, *rdep; // dependents of task i: rdep[rstart[i] .. rstart[i+1])
-    int *heap, nheap; // ready tasks, highest priority first (ties: lowest index)
+    int *ready, nready; // tasks whose dependencies are done, not yet started
     int *worker_task; // per rank: the task it runs, -1 idle, -2 not a worker
     int *reserved;    // per rank: the task whose next segment it waits for, or -1
     gang_state *gs;   // per task
@@ -455,45 +442,19 @@ typedef struct {
     int exit_status;
 } coordinator;
 
-// ---- Ready tasks: a binary heap on (priority, -index) ----
-
-static int before(const coordinator *c, int a, int b) {
-    double pa = c->plan->tasks[a].priority, pb = c->plan->tasks[b].priority;
-    return pa > pb || (pa == pb && a < b);
-}
-
-static void sift_down(coordinator *c, int i) {
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < c->nheap && before(c, c->heap[l], c->heap[m])) m = l;
-        if (r < c->nheap && before(c, c->heap[r], c->heap[m])) m = r;
-        if (m == i) return;
-        int x = c->heap[m];
-        c->heap[m] = c->heap[i];
-        c->heap[i] = x;
-        i = m;
-    }
-}
+// ---- Ready tasks: a plain list (the policy, ds_sched_decide, takes its items in any order) ----
 
 static void push_ready(coordinator *c, int t) {
     if (c->plan->tasks[t].kind == DS_TASK_REDUCE) return; // the coordinator runs it at the end
-    int i = c->nheap++;
-    c->heap[i] = t;
-    while (i > 0 && before(c, c->heap[i], c->heap[(i - 1) / 2])) {
-        int p = (i - 1) / 2, x = c->heap[p];
-        c->heap[p] = c->heap[i];
-        c->heap[i] = x;
-        i = p;
-    }
+    c->ready[c->nready++] = t;
     c->dirty = 1;
 }
 
-// Takes ready task t out of the heap (the policy chose it).
+// Takes ready task t out of the list (the policy chose it).
 static void remove_ready(coordinator *c, int t) {
-    for (int i = 0; i < c->nheap; i++)
-        if (c->heap[i] == t) {
-            c->heap[i] = c->heap[--c->nheap];
-            for (int j = c->nheap / 2; j >= 0; j--) sift_down(c, j);
+    for (int i = 0; i < c->nready; i++)
+        if (c->ready[i] == t) {
+            c->ready[i] = c->ready[--c->nready];
             return;
         }
 }
@@ -502,8 +463,8 @@ static void remove_ready(coordinator *c, int t) {
 static int init_tasks(coordinator *c, const uint8_t *done) {
     const ds_plan *p = c->plan;
     int n = p->ntasks;
-    c->heap = calloc((size_t)n + 1, sizeof(int));
-    if (!c->heap || ds_plan_dependents(p, &c->rstart, &c->rdep)) return DS_ENOMEM;
+    c->ready = calloc((size_t)n + 1, sizeof(int));
+    if (!c->ready || ds_plan_dependents(p, &c->rstart, &c->rdep)) return DS_ENOMEM;
     for (int i = 0; i < n; i++) {
         c->state[i] = done[i] ? ST_DONE : ST_PENDING;
         c->waiting[i] = 0;
@@ -762,10 +723,10 @@ static void schedule(coordinator *c, local_worker *lw) {
     }
     int idle = 0, n = 0;
     for (int r = 0; r < c->nranks; r++) idle += is_idle(c, r);
-    for (int i = 0; i < c->nheap; i++) {
+    for (int i = 0; i < c->nready; i++) {
         ds_sched_item *it = &c->items[n++];
-        *it = ds_sched_item_of(&p->tasks[c->heap[i]], 0, 0, 0, c->pol.gang_max, c->comm_s, rate(c));
-        it->max_ranks = max_ranks(c, c->heap[i]);
+        *it = ds_sched_item_of(&p->tasks[c->ready[i]], 0, 0, 0, c->pol.gang_max, c->comm_s, rate(c));
+        it->max_ranks = max_ranks(c, c->ready[i]);
     }
     for (int i = 0; i < p->ntasks; i++) {
         const gang_state *g = &c->gs[i];
@@ -866,7 +827,7 @@ static int coordinate(coordinator *c, local_worker *lw) {
         if (c->stopping) c->dirty = 1; // answer every boundary with a stop
         schedule(c, lw);
         int active = poll_messages(c, lw);
-        if (c->pr.nrunning == 0 && (c->stopping || c->nheap == 0)) break;
+        if (c->pr.nrunning == 0 && (c->stopping || c->nready == 0)) break;
         if (!active) {
             nap(2000);
             if (c->pr.bar && now_s() - last_bar > 1) {
@@ -1029,7 +990,7 @@ static void coordinator_close(coordinator *c) {
     free(c->waiting);
     free(c->rstart);
     free(c->rdep);
-    free(c->heap);
+    free(c->ready);
     free(c->worker_task);
     free(c->reserved);
     free(c->gs);
