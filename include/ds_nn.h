@@ -163,6 +163,9 @@ typedef struct {
 double ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, const uint8_t *labels,
                            const float *soft, int n, const ds_train_pass *pass, float *grad);
 
+// The batch's mean loss from its samples' losses [n]: summed in sample order, the one order the
+// engine and a gang's trainer both use.
+double ds_batch_mean_loss(const double *losses, int n);
 // Chunks per batch of n: ceil(n / chunk).
 int ds_chunk_count(int n, int chunk);
 // The chunks [*c0, *c1) of a batch of nc chunks that member `member` of a gang of `size`

@@ -376,7 +376,11 @@ double ds_engine_train_grad(ds_engine *e, const ds_params *p, const float *x, co
 #pragma omp for schedule(static)
         for (size_t j = 0; j < np; j += 4096) ds_grad_fold(grad, chunks, nc, j, j + 4096 < np ? j + 4096 : np);
     }
-    double loss = 0.0;
-    for (int i = 0; i < n; i++) loss += e->losses[i];
-    return loss / n;
+    return ds_batch_mean_loss(e->losses, n);
+}
+
+double ds_batch_mean_loss(const double *losses, int n) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += losses[i];
+    return sum / n;
 }

@@ -100,9 +100,7 @@ static int step_grad(ds_trainer *t, const ds_params *p, const float *soft, int b
     ds_engine_chunk_grads(t->engine, p, t->x, t->labels, soft, b, c0, c1, pass, t->chunk_grads, t->losses);
     int rc = r->reduce(r->user, t->chunk_grads, c0, c1, nc, ds_params_count(), t->losses, b, t->grad);
     if (rc) return rc;
-    double sum = 0.0;
-    for (int i = 0; i < b; i++) sum += t->losses[i];
-    *loss = sum / b;
+    *loss = ds_batch_mean_loss(t->losses, b);
     return DS_OK;
 }
 

@@ -85,9 +85,11 @@ static int start_model(run *r, const ds_train_start *s) {
             r->m.epochs = 0;
         }
     }
-    if (shared) { // the writer calls it even when it failed, so that nobody waits for it
+    if (shared) {
+        // The writer takes part even when it failed (state < 0: no weights are sent), so that
+        // nobody waits for it; a member without a model to receive into cannot.
+        if (rc && !g->writer) return rc;
         int state = rc ? rc : r->tr.epoch;
-        if (!r->m.mem && ds_model_alloc(&r->m)) return DS_ENOMEM; // only to receive into
         g->share_start(g->user, r->m.mem, r->tr.velocity, ds_params_count(), &state);
         if (!rc && state < 0)
             rc = ds_fail(state, "%s: the gang's writer could not start the training", r->out->name);
