@@ -14,27 +14,32 @@
 
 CC      := mpicc
 PREFIX  ?= /usr/local
-PKGS    := ompi-c hdf5-openmpi openblas zlib inih
+PKGS    := ompi-c hdf5-openmpi openblas zlib inih dnnl
+# Debian's libdnnl-dev has no dnnl.pc: use the project's (scripts/pkgconfig) when the system has none.
+PKGCONF := pkg-config
+ifneq ($(shell $(PKGCONF) --exists dnnl && echo yes),yes)
+  PKGCONF := PKG_CONFIG_PATH=$(if $(PKG_CONFIG_PATH),$(PKG_CONFIG_PATH):)$(CURDIR)/scripts/pkgconfig pkg-config
+endif
 OPT     ?= -O3 -march=native
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
-  PKG_OK := $(shell pkg-config --exists $(PKGS) check && echo yes)
+  PKG_OK := $(shell $(PKGCONF) --exists $(PKGS) check && echo yes)
   # On a fresh machine, as root: install the Debian packages first (scripts/deps.sh).
   ifneq ($(PKG_OK),yes)
     ifeq ($(shell id -u),0)
       $(info missing libraries: installing them with scripts/deps.sh)
       DEPS_RC := $(shell bash scripts/deps.sh >&2; echo $$?)
-      PKG_OK := $(shell pkg-config --exists $(PKGS) check && echo yes)
+      PKG_OK := $(shell $(PKGCONF) --exists $(PKGS) check && echo yes)
     endif
   endif
   ifneq ($(PKG_OK),yes)
-    $(error missing libraries ($(shell pkg-config --print-errors --exists $(PKGS) check 2>&1 | head -1)); run 'make deps' (as root) or: $(shell scripts/deps.sh --print))
+    $(error missing libraries ($(shell $(PKGCONF) --print-errors --exists $(PKGS) check 2>&1 | head -1)); run 'make deps' (as root) or: $(shell scripts/deps.sh --print))
   endif
-  PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-  PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
-  CHECK_CFLAGS := $(shell pkg-config --cflags check)
-  CHECK_LIBS   := $(shell pkg-config --libs check)
+  PKG_CFLAGS := $(shell $(PKGCONF) --cflags $(PKGS))
+  PKG_LIBS   := $(shell $(PKGCONF) --libs $(PKGS))
+  CHECK_CFLAGS := $(shell $(PKGCONF) --cflags check)
+  CHECK_LIBS   := $(shell $(PKGCONF) --libs check)
 endif
 
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra $(OPT) -g -fopenmp \

@@ -114,11 +114,23 @@ void ds_maxpool_forward(float *out, uint8_t *arg, const float *in, int P, int H,
 // passes only where in > 0), saving a pass over the largest activations.
 void ds_maxpool_backward(float *din, const float *dout, const uint8_t *arg, const float *in, int P,
                          int H, int W);
+// The same on planes of V-lane pixels (oneDNN's channel-blocked layout, P = samples * C/V):
+// in [P,H,W,V], out and arg [P,H/2,W/2,V]. Same winners, same bits as V planes of one lane.
+void ds_maxpool_forward_blocked(float *out, uint8_t *arg, const float *in, int P, int H, int W, int V);
+void ds_maxpool_backward_blocked(float *din, const float *dout, const uint8_t *arg, const float *in,
+                                 int P, int H, int W, int V);
 // in [B,NI], w [NO,NI], out [B,NO].
 void ds_fc_forward(float *out, const float *in, const float *w, const float *b, int B, int NI, int NO,
                    int relu);
 void ds_fc_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                     const float *w, int B, int NI, int NO);
+// The same computed row by row in one fixed order (8-lane partial sums, then a fixed tree): a
+// sample's outputs and input gradient have the same bits whatever the other rows are, and dw, db
+// accumulate the rows in order. The oneDNN engine's fully connected layers.
+void ds_fc_forward_rowwise(float *out, const float *in, const float *w, const float *b, int B, int NI,
+                           int NO, int relu);
+void ds_fc_backward_rowwise(float *din, float *dw, float *db, const float *dout, const float *in,
+                            const float *w, int B, int NI, int NO);
 // Inverted dropout: mask[i] = 0 with probability p, else 1/(1-p); x *= mask. Backward: dx *= mask.
 void ds_dropout_mask(float *mask, size_t n, float p, uint64_t seed, uint64_t step, uint64_t sample);
 void ds_mul_forward(float *x, const float *mask, size_t n);
@@ -136,10 +148,33 @@ double ds_softmax_xent(float *dz, const float *z, const float *s, int label, int
 
 typedef struct ds_engine ds_engine;
 
-// max_batch: the most samples one call handles; threads: worker threads (1 BLAS thread each);
-// chunk: 0 for inference only, else the chunk size of training passes (a multiple of DS_GROUP,
-// DS_EINVAL otherwise): allocates the per-chunk weight-gradient buffers.
+// The engine's kind: how its convolutions are computed. A setting of the results ([run] engine,
+// --engine): the two kinds round differently, so a model or an attack record is reproducible
+// bit for bit only with the kind that made it.
+//   DS_ENGINE_ONEDNN  oneDNN primitives, channel-blocked layouts, fully connected layers row by
+//                     row: a sample's logits and input gradient do not depend on its group,
+//                     batch, shard or thread (the default)
+//   DS_ENGINE_GEMM    im2col + OpenBLAS sgemm on groups in C,N,H,W order: the engine of every run
+//                     recorded before the oneDNN kind existed (their bits); a sample's logits
+//                     depend on the group it is computed in (GEMM edge kernels)
+typedef enum { DS_ENGINE_ONEDNN, DS_ENGINE_GEMM } ds_engine_kind;
+int ds_engine_kind_parse(const char *s, ds_engine_kind *out); // "onednn", "gemm"; DS_EINVAL
+const char *ds_engine_kind_name(ds_engine_kind k);
+// The kind ds_engine_create uses in this process (DS_ENGINE_ONEDNN until set): main sets it from
+// the job or the command line before any engine exists, like the floating-point mode.
+void ds_engine_set_default_kind(ds_engine_kind k);
+ds_engine_kind ds_engine_default_kind(void);
+
+// max_batch: the most samples one call handles; threads: worker threads (1 BLAS or oneDNN thread
+// each); chunk: 0 for inference only, else the chunk size of training passes (a multiple of
+// DS_GROUP, DS_EINVAL otherwise): allocates the per-chunk weight-gradient buffers. A training
+// engine keeps the activations of one group per thread only: ds_engine_forward works on it, but
+// ds_engine_input_grad needs an inference engine.
 int ds_engine_create(ds_engine **e, int max_batch, int threads, int chunk);
+int ds_engine_create_kind(ds_engine **e, int max_batch, int threads, int chunk, ds_engine_kind kind);
+ds_engine_kind ds_engine_kind_of(const ds_engine *e);
+// One line per primitive of a oneDNN engine: the implementation oneDNN picked ("" for GEMM).
+const char *ds_engine_describe(const ds_engine *e);
 void ds_engine_free(ds_engine *e);
 int ds_engine_threads(const ds_engine *e);
 

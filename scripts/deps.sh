@@ -22,7 +22,7 @@ PACKAGES=(
     build-essential pkg-config git
     libopenmpi-dev openmpi-bin
     libhdf5-openmpi-dev hdf5-tools
-    libopenblas-dev check zlib1g-dev libinih-dev
+    libopenblas-dev libdnnl-dev check zlib1g-dev libinih-dev
     gnuplot-nox time curl ca-certificates
     dataset-fashion-mnist
 )

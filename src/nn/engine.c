@@ -1,7 +1,8 @@
 // The engine: the whole network over a batch, threaded over groups of DS_GROUP samples.
 //
-// Each thread runs complete groups with one BLAS thread; the two layers of threading (ours and
-// OpenBLAS's) never run at once. Weight gradients are summed per chunk of DS_CHUNK samples and the
+// Each thread runs complete groups with one BLAS or oneDNN thread; the two layers of threading
+// (ours and the library's) never run at once. The convolution stack of a group is either the
+// GEMM one below or oneDNN's (conv_onednn.c): ds_engine_kind. Weight gradients are summed per chunk of DS_CHUNK samples and the
 // chunks are added in a fixed order, so a gradient is bit-identical for any thread count.
 // Every engine thread computes in the caller's floating-point mode (denormals kept or flushed:
 // ds_fpmode.h), so the caller's setting, not the thread that happens to run a group, decides.
@@ -11,53 +12,12 @@
 // shapes in comments are the values it gives for MNIST.
 #include "ds_error.h"
 #include "ds_fpmode.h"
-#include "ds_nn.h"
+#include "engine_internal.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-
-// Activations of one group of G samples (C,N,H,W order in the convolution stack).
-typedef struct {
-    float *c1, *c2, *p1, *c3, *c4, *p2; // [32,G,26,26] [32,G,24,24] [32,G,12,12] [64,G,10,10] [64,G,8,8] [64,G,4,4]
-    float *h0, *f1, *f2, *z;            // [G,1024] [G,200] [G,200] [G,10]
-    float *mask;                        // [G,400] dropout scales for f1 (first 200) and f2
-    uint8_t *arg1, *arg2;               // max-pool winners [32,G,12,12] [64,G,4,4]
-    const float *x;                     // [G,784] input (not owned)
-    int n;                              // samples in this group (<= DS_GROUP)
-    int dropout;                        // masks applied in the last forward
-} group_acts;
-
-// Per-thread scratch: im2col matrices kept from forward to backward, and activation gradients.
-typedef struct {
-    float *col1, *col2, *col3, *col4, *dcol;
-    float *dc1, *dc2, *dp1, *dc3, *dc4, *dp2, *dh0, *df1, *df2, *dz;
-} thread_scratch;
-
-// The buffers of group_acts in memory order (A_C1 .. A_Z also have a gradient in thread_scratch),
-// and the im2col matrices of thread_scratch: col[l] for conv layer l, then the one dcol.
-enum { A_C1, A_C2, A_P1, A_C3, A_C4, A_P2, A_H0, A_F1, A_F2, A_Z, A_MASK, NUM_ACTS };
-enum { N_CONV = DS_FC1, DCOL = N_CONV, NUM_COLS };
-
-// Every size of the engine, from the layer table (llm.c's act_sizes): floats (bytes for arg) per
-// sample, then per group of G samples or per thread.
-typedef struct {
-    ds_layer_geom L[DS_NUM_LAYERS];
-    size_t act[NUM_ACTS]; // one activation of one sample
-    size_t col[NUM_COLS]; // one im2col matrix [C*9, oh*ow] of one sample
-    size_t act_floats, arg_bytes, scratch_floats; // a group's activations and winners, a thread's scratch
-} engine_dims;
-
-struct ds_engine {
-    int max_batch, threads, n_groups, n_chunks, chunk;
-    engine_dims dims;
-    group_acts *groups;
-    thread_scratch *scratch;
-    float *act_mem, *scratch_mem, *chunk_grads;
-    uint8_t *arg_mem;
-    double *losses; // [max_batch]
-};
 
 enum { G = DS_GROUP };
 
@@ -113,7 +73,25 @@ static void point_scratch(thread_scratch *s, const engine_dims *d, float *mem) {
     for (int i = 0; i < A_MASK; i++) *grad[i] = take(&mem, G * d->act[i]);
 }
 
+static ds_engine_kind default_kind = DS_ENGINE_ONEDNN;
+
+void ds_engine_set_default_kind(ds_engine_kind k) { default_kind = k; }
+ds_engine_kind ds_engine_default_kind(void) { return default_kind; }
+
+int ds_engine_kind_parse(const char *s, ds_engine_kind *out) {
+    if (!strcmp(s, "onednn")) *out = DS_ENGINE_ONEDNN;
+    else if (!strcmp(s, "gemm")) *out = DS_ENGINE_GEMM;
+    else return ds_fail(DS_EINVAL, "engine '%s' is not onednn or gemm", s);
+    return DS_OK;
+}
+
+const char *ds_engine_kind_name(ds_engine_kind k) { return k == DS_ENGINE_GEMM ? "gemm" : "onednn"; }
+
 int ds_engine_create(ds_engine **out, int max_batch, int threads, int chunk) {
+    return ds_engine_create_kind(out, max_batch, threads, chunk, default_kind);
+}
+
+int ds_engine_create_kind(ds_engine **out, int max_batch, int threads, int chunk, ds_engine_kind kind) {
     if (max_batch < 1 || threads < 1 || threads > 1024)
         return ds_fail(DS_EINVAL, "engine: impossible batch %d or thread count %d", max_batch, threads);
     if (chunk < 0 || chunk % G)
@@ -121,9 +99,12 @@ int ds_engine_create(ds_engine **out, int max_batch, int threads, int chunk) {
     int train = chunk > 0;
     ds_engine *e = calloc(1, sizeof *e);
     if (!e) return ds_fail(DS_ENOMEM, "engine: out of memory");
+    e->kind = kind;
     e->max_batch = max_batch;
     e->threads = threads;
-    e->n_groups = (max_batch + G - 1) / G;
+    // Inference keeps every group's activations (an input gradient follows the forward); a
+    // training pass runs each group's forward and backward in a row, on one thread.
+    e->n_groups = train ? threads : (max_batch + G - 1) / G;
     e->chunk = chunk;
     e->n_chunks = train ? ds_chunk_count(max_batch, chunk) : 0;
     e->groups = calloc((size_t)e->n_groups, sizeof *e->groups);
@@ -143,6 +124,11 @@ int ds_engine_create(ds_engine **out, int max_batch, int threads, int chunk) {
     for (int g = 0; g < e->n_groups; g++)
         point_group(&e->groups[g], d, e->act_mem + d->act_floats * g, e->arg_mem + d->arg_bytes * g);
     for (int t = 0; t < threads; t++) point_scratch(&e->scratch[t], d, e->scratch_mem + d->scratch_floats * t);
+    int rc = kind == DS_ENGINE_ONEDNN ? dnn_stack_create(&e->dnn, d, threads, train) : DS_OK;
+    if (rc) {
+        ds_engine_free(e);
+        return rc;
+    }
     // Parallelism comes from our threads; a multi-threaded BLAS inside them would oversubscribe.
     openblas_set_num_threads(1);
     *out = e;
@@ -158,10 +144,13 @@ void ds_engine_free(ds_engine *e) {
     free(e->scratch_mem);
     free(e->chunk_grads);
     free(e->losses);
+    dnn_stack_free(e->dnn);
     free(e);
 }
 
 int ds_engine_threads(const ds_engine *e) { return e->threads; }
+ds_engine_kind ds_engine_kind_of(const ds_engine *e) { return e->kind; }
+const char *ds_engine_describe(const ds_engine *e) { return e->dnn ? dnn_stack_describe(e->dnn) : ""; }
 
 // Layer l of the table over a group of n samples: the calls of ds_nn.h with the table's dimensions.
 // Backward accumulates into grad's layer l when grad is non-NULL.
@@ -190,16 +179,19 @@ static void pool_layer_backward(float *din, const float *dout, const uint8_t *ar
     ds_maxpool_backward(din, dout, arg, in, ds_layer_shapes[l].out * n, L[l].oh, L[l].ow);
 }
 
-static void fc_layer_forward(float *out, const float *in, const ds_params *p, int l, int n, int relu) {
+// The fully connected layers: OpenBLAS for the GEMM kind (its bits), row by row for oneDNN's.
+static void fc_layer_forward(ds_engine_kind kind, float *out, const float *in, const ds_params *p, int l,
+                             int n, int relu) {
     const ds_layer_shape *s = &ds_layer_shapes[l];
-    ds_fc_forward(out, in, p->w[l], p->b[l], n, s->in, s->out, relu);
+    (kind == DS_ENGINE_GEMM ? ds_fc_forward : ds_fc_forward_rowwise)(out, in, p->w[l], p->b[l], n, s->in,
+                                                                     s->out, relu);
 }
 
-static void fc_layer_backward(float *din, ds_params *grad, const float *dout, const float *in,
-                              const ds_params *p, int l, int n) {
+static void fc_layer_backward(ds_engine_kind kind, float *din, ds_params *grad, const float *dout,
+                              const float *in, const ds_params *p, int l, int n) {
     const ds_layer_shape *s = &ds_layer_shapes[l];
-    ds_fc_backward(din, grad ? grad->w[l] : NULL, grad ? grad->b[l] : NULL, dout, in, p->w[l], n, s->in,
-                   s->out);
+    (kind == DS_ENGINE_GEMM ? ds_fc_backward : ds_fc_backward_rowwise)(
+        din, grad ? grad->w[l] : NULL, grad ? grad->b[l] : NULL, dout, in, p->w[l], n, s->in, s->out);
 }
 
 // [C][n][HW] -> [n][C*HW]: each sample of the last pool flattened in C,H,W order for fc1.
@@ -222,13 +214,10 @@ static void dropout_apply(float *x, const float *mask, int n, size_t N, size_t s
     for (int g = 0; g < n; g++) ds_mul_forward(x + g * N, mask + g * stride, N);
 }
 
-static void group_forward(group_acts *a, thread_scratch *s, const engine_dims *d, const ds_params *p,
-                          const float *x, int n, const ds_train_pass *pass, int first_sample) {
+// The GEMM convolution stack of a group: x [n,784] -> a->c1 ... a->p2 (C,N,H,W) -> a->h0 [n,1024].
+static void gemm_stack_forward(group_acts *a, thread_scratch *s, const engine_dims *d, const ds_params *p,
+                               const float *x, int n) {
     const ds_layer_geom *L = d->L;
-    size_t f1 = d->act[A_F1], f2 = d->act[A_F2], nmask = d->act[A_MASK];
-    a->x = x;
-    a->n = n;
-    a->dropout = pass && pass->dropout > 0.0f;
     conv_layer_forward(a->c1, s->col1, x, p, L, DS_CONV1, n);     // [1,G,28,28] -> [32,G,26,26]
     conv_layer_forward(a->c2, s->col2, a->c1, p, L, DS_CONV2, n); // -> [32,G,24,24]
     pool_layer_forward(a->p1, a->arg1, a->c2, L, DS_CONV2, n);    // -> [32,G,12,12]
@@ -236,30 +225,13 @@ static void group_forward(group_acts *a, thread_scratch *s, const engine_dims *d
     conv_layer_forward(a->c4, s->col4, a->c3, p, L, DS_CONV4, n); // -> [64,G,8,8]
     pool_layer_forward(a->p2, a->arg2, a->c4, L, DS_CONV4, n);    // -> [64,G,4,4]
     flatten_forward(a->h0, a->p2, n, ds_layer_shapes[DS_CONV4].out, L[DS_CONV4].ph * L[DS_CONV4].pw);
-    if (a->dropout)
-        for (int g = 0; g < n; g++)
-            ds_dropout_mask(a->mask + g * nmask, nmask, pass->dropout, pass->seed, pass->step,
-                            (uint64_t)(first_sample + g));
-    fc_layer_forward(a->f1, a->h0, p, DS_FC1, n, 1); // [G,1024] -> [G,200]
-    if (a->dropout) dropout_apply(a->f1, a->mask, n, f1, nmask);
-    fc_layer_forward(a->f2, a->f1, p, DS_FC2, n, 1); // -> [G,200]
-    if (a->dropout) dropout_apply(a->f2, a->mask + f1, n, f2, nmask);
-    fc_layer_forward(a->z, a->f2, p, DS_FC3, n, 0); // -> [G,10]
 }
 
-// dz [n,10] -> weight gradients into grad (if non-NULL) and the input gradient into dx (if non-NULL).
-static void group_backward(const group_acts *a, thread_scratch *s, const engine_dims *d,
-                           const ds_params *p, const float *dz, ds_params *grad, float *dx) {
+// s->dh0 [n,1024] -> conv gradients into grad (if non-NULL) and dx [n,784] (if non-NULL).
+static void gemm_stack_backward(const group_acts *a, thread_scratch *s, const engine_dims *d,
+                                const ds_params *p, ds_params *grad, float *dx) {
     const ds_layer_geom *L = d->L;
-    size_t f1 = d->act[A_F1], f2 = d->act[A_F2], nmask = d->act[A_MASK];
     int n = a->n;
-    fc_layer_backward(s->df2, grad, dz, a->f2, p, DS_FC3, n);
-    if (a->dropout) dropout_apply(s->df2, a->mask + f1, n, f2, nmask);
-    ds_relu_backward(s->df2, a->f2, (size_t)n * f2);
-    fc_layer_backward(s->df1, grad, s->df2, a->f1, p, DS_FC2, n);
-    if (a->dropout) dropout_apply(s->df1, a->mask, n, f1, nmask);
-    ds_relu_backward(s->df1, a->f1, (size_t)n * f1);
-    fc_layer_backward(s->dh0, grad, s->df1, a->h0, p, DS_FC1, n);
     flatten_backward(s->dp2, s->dh0, n, ds_layer_shapes[DS_CONV4].out, L[DS_CONV4].ph * L[DS_CONV4].pw);
     pool_layer_backward(s->dc4, s->dp2, a->arg2, a->c4, L, DS_CONV4, n);
     conv_layer_backward(s->dc3, grad, s->dcol, s->dc4, s->col4, p, L, DS_CONV4, n);
@@ -271,22 +243,76 @@ static void group_backward(const group_acts *a, thread_scratch *s, const engine_
     conv_layer_backward(dx, grad, s->dcol, s->dc1, s->col1, p, L, DS_CONV1, n);
 }
 
-static int omp_thread(void) { return omp_get_thread_num(); }
+// Thread t's forward of group a: the convolution stack of the engine's kind, then the fully
+// connected layers with dropout.
+static void group_forward(ds_engine *e, int t, group_acts *a, const ds_params *p, const float *x, int n,
+                          const ds_train_pass *pass, int first_sample) {
+    const engine_dims *d = &e->dims;
+    size_t f1 = d->act[A_F1], f2 = d->act[A_F2], nmask = d->act[A_MASK];
+    a->x = x;
+    a->n = n;
+    a->dropout = pass && pass->dropout > 0.0f;
+    if (e->kind == DS_ENGINE_ONEDNN)
+        dnn_stack_forward(e->dnn, t, a, x, n);
+    else
+        gemm_stack_forward(a, &e->scratch[t], d, p, x, n);
+    if (a->dropout)
+        for (int g = 0; g < n; g++)
+            ds_dropout_mask(a->mask + g * nmask, nmask, pass->dropout, pass->seed, pass->step,
+                            (uint64_t)(first_sample + g));
+    fc_layer_forward(e->kind, a->f1, a->h0, p, DS_FC1, n, 1); // [G,1024] -> [G,200]
+    if (a->dropout) dropout_apply(a->f1, a->mask, n, f1, nmask);
+    fc_layer_forward(e->kind, a->f2, a->f1, p, DS_FC2, n, 1); // -> [G,200]
+    if (a->dropout) dropout_apply(a->f2, a->mask + f1, n, f2, nmask);
+    fc_layer_forward(e->kind, a->z, a->f2, p, DS_FC3, n, 0); // -> [G,10]
+}
+
+// dz [n,10] -> weight gradients into grad (if non-NULL) and the input gradient into dx (if non-NULL).
+static void group_backward(ds_engine *e, int t, const group_acts *a, const ds_params *p, const float *dz,
+                           ds_params *grad, float *dx) {
+    const engine_dims *d = &e->dims;
+    thread_scratch *s = &e->scratch[t];
+    size_t f1 = d->act[A_F1], f2 = d->act[A_F2], nmask = d->act[A_MASK];
+    int n = a->n;
+    fc_layer_backward(e->kind, s->df2, grad, dz, a->f2, p, DS_FC3, n);
+    if (a->dropout) dropout_apply(s->df2, a->mask + f1, n, f2, nmask);
+    ds_relu_backward(s->df2, a->f2, (size_t)n * f2);
+    fc_layer_backward(e->kind, s->df1, grad, s->df2, a->f1, p, DS_FC2, n);
+    if (a->dropout) dropout_apply(s->df1, a->mask, n, f1, nmask);
+    ds_relu_backward(s->df1, a->f1, (size_t)n * f1);
+    fc_layer_backward(e->kind, s->dh0, grad, s->df1, a->h0, p, DS_FC1, n);
+    if (e->kind == DS_ENGINE_ONEDNN)
+        dnn_stack_backward(e->dnn, t, a, s, s->dh0, grad, dx);
+    else
+        gemm_stack_backward(a, s, d, p, grad, dx);
+}
 
 static int group_size(int n, int g) { return n - g * G < G ? n - g * G : G; }
 
+// Every engine thread computes in the caller's floating-point mode, and whatever the library
+// runs inside it runs on that thread alone.
+static void thread_enter(ds_fpmode fp) {
+    ds_fpmode_restore(fp);
+    omp_set_num_threads(1);
+}
+
+// The weights in the layouts the kernels read, before the threads start (oneDNN only).
+static void prepare(ds_engine *e, const ds_params *p) {
+    if (e->dnn) dnn_stack_prepare(e->dnn, p);
+}
+
 void ds_engine_forward(ds_engine *e, const ds_params *p, const float *x, int n, float *logits) {
-    int ng = (n + G - 1) / G;
+    int ng = (n + G - 1) / G, train = e->chunk > 0;
     ds_fpmode fp = ds_fpmode_get(); // the caller decides: every engine thread computes in its mode
+    prepare(e, p);
 #pragma omp parallel num_threads(e->threads)
     {
-        ds_fpmode_restore(fp);
+        thread_enter(fp);
+        int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
         for (int g = 0; g < ng; g++) {
-            int t = omp_thread();
-            group_acts *a = &e->groups[g];
-            group_forward(a, &e->scratch[t], &e->dims, p, x + (size_t)g * G * DS_PIXELS, group_size(n, g),
-                          NULL, 0);
+            group_acts *a = &e->groups[train ? t : g];
+            group_forward(e, t, a, p, x + (size_t)g * G * DS_PIXELS, group_size(n, g), NULL, 0);
             memcpy(logits + (size_t)g * G * DS_CLASSES, a->z, (size_t)a->n * DS_CLASSES * sizeof(float));
         }
     }
@@ -295,13 +321,15 @@ void ds_engine_forward(ds_engine *e, const ds_params *p, const float *x, int n, 
 void ds_engine_input_grad(ds_engine *e, const ds_params *p, const float *dlogits, int n, float *dx) {
     int ng = (n + G - 1) / G;
     ds_fpmode fp = ds_fpmode_get(); // the caller decides: every engine thread computes in its mode
+    prepare(e, p);
 #pragma omp parallel num_threads(e->threads)
     {
-        ds_fpmode_restore(fp);
+        thread_enter(fp);
+        int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
         for (int g = 0; g < ng; g++)
-            group_backward(&e->groups[g], &e->scratch[omp_thread()], &e->dims, p,
-                           dlogits + (size_t)g * G * DS_CLASSES, NULL, dx + (size_t)g * G * DS_PIXELS);
+            group_backward(e, t, &e->groups[g], p, dlogits + (size_t)g * G * DS_CLASSES, NULL,
+                           dx + (size_t)g * G * DS_PIXELS);
     }
 }
 
@@ -322,26 +350,27 @@ void ds_grad_fold(float *grad, const float *const *chunks, int nc, size_t j0, si
 
 // Chunk c of the batch: its groups run forward, loss, backward in sequence, accumulating into
 // the chunk's own gradient buffer cg (the same groups whoever computes the chunk).
-static void chunk_pass(ds_engine *e, thread_scratch *s, const ds_params *p, const float *x,
+static void chunk_pass(ds_engine *e, int t, const ds_params *p, const float *x,
                        const uint8_t *labels, const float *soft, int n, int c,
                        const ds_train_pass *pass, float *cg, double *losses) {
     size_t np = ds_params_count();
     float inv_n = 1.0f / (float)n;
+    thread_scratch *s = &e->scratch[t];
+    group_acts *a = &e->groups[t];
     ds_params cgp;
     ds_params_point(&cgp, cg);
     memset(cg, 0, np * sizeof(float));
     int end = (c + 1) * e->chunk < n ? (c + 1) * e->chunk : n;
     for (int i = c * e->chunk; i < end; i += G) {
-        int g = i / G, gn = group_size(n, g);
-        group_acts *a = &e->groups[g];
-        group_forward(a, s, &e->dims, p, x + (size_t)i * DS_PIXELS, gn, pass, i);
+        int gn = group_size(n, i / G);
+        group_forward(e, t, a, p, x + (size_t)i * DS_PIXELS, gn, pass, i);
         for (int k = 0; k < gn; k++) {
             const float *sk = soft ? soft + (size_t)(i + k) * DS_CLASSES : NULL;
             losses[i + k] = ds_softmax_xent(s->dz + k * DS_CLASSES, a->z + k * DS_CLASSES, sk,
                                             labels ? labels[i + k] : 0, DS_CLASSES, pass->temperature);
             for (int j = 0; j < DS_CLASSES; j++) s->dz[k * DS_CLASSES + j] *= inv_n;
         }
-        group_backward(a, s, &e->dims, p, s->dz, &cgp, NULL);
+        group_backward(e, t, a, p, s->dz, &cgp, NULL);
     }
 }
 
@@ -350,13 +379,14 @@ void ds_engine_chunk_grads(ds_engine *e, const ds_params *p, const float *x, con
                            float *cg, double *losses) {
     size_t np = ds_params_count();
     ds_fpmode fp = ds_fpmode_get(); // the caller decides: every engine thread computes in its mode
+    prepare(e, p);
 #pragma omp parallel num_threads(e->threads)
     {
-        ds_fpmode_restore(fp);
-        thread_scratch *s = &e->scratch[omp_thread()];
+        thread_enter(fp);
+        int t = omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int c = c0; c < c1; c++)
-            chunk_pass(e, s, p, x, labels, soft, n, c, pass, cg + (size_t)(c - c0) * np, losses);
+            chunk_pass(e, t, p, x, labels, soft, n, c, pass, cg + (size_t)(c - c0) * np, losses);
     }
 }
 

@@ -137,6 +137,66 @@ void ds_maxpool_backward(float *din, const float *dout, const uint8_t *arg, cons
             }
 }
 
+// The blocked pools: V is a constant after inlining (the switch below), so that the lane loop
+// becomes vector compares and blends.
+static inline void pool_fwd_lanes(float *restrict out, uint8_t *restrict arg, const float *restrict in,
+                                  int P, int H, int W, int V) {
+    int Ho = H / 2, Wo = W / 2;
+    for (int p = 0; p < P; p++)
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                const float *a = in + (((size_t)p * H + 2 * oh) * W + 2 * ow) * V, *b = a + V,
+                            *c = a + (size_t)W * V, *d = c + V;
+                size_t o = (((size_t)p * Ho + oh) * Wo + ow) * V;
+                for (int v = 0; v < V; v++) { // ties to the first candidate, as ds_maxpool_forward
+                    float m = a[v];
+                    uint8_t k = 0;
+                    if (b[v] > m) m = b[v], k = 1;
+                    if (c[v] > m) m = c[v], k = 2;
+                    if (d[v] > m) m = d[v], k = 3;
+                    out[o + v] = m;
+                    arg[o + v] = k;
+                }
+            }
+}
+
+static inline void pool_bwd_lanes(float *restrict din, const float *restrict dout, const uint8_t *restrict arg,
+                                  const float *restrict in, int P, int H, int W, int V) {
+    int Ho = H / 2, Wo = W / 2;
+    for (int p = 0; p < P; p++)
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                size_t o = (((size_t)p * Ho + oh) * Wo + ow) * V, i = (((size_t)p * H + 2 * oh) * W + 2 * ow) * V;
+                size_t off[4] = {i, i + V, i + (size_t)W * V, i + (size_t)W * V + V};
+                for (int v = 0; v < V; v++) {
+                    int k = arg[o + v];
+                    // the gradient passes where the winner (a ReLU output) is positive
+                    float g = in[off[k] + v] > 0.0f ? dout[o + v] : 0.0f;
+                    din[off[0] + v] = k == 0 ? g : 0.0f;
+                    din[off[1] + v] = k == 1 ? g : 0.0f;
+                    din[off[2] + v] = k == 2 ? g : 0.0f;
+                    din[off[3] + v] = k == 3 ? g : 0.0f;
+                }
+            }
+}
+
+void ds_maxpool_forward_blocked(float *out, uint8_t *arg, const float *in, int P, int H, int W, int V) {
+    switch (V) {
+    case 16: pool_fwd_lanes(out, arg, in, P, H, W, 16); break;
+    case 8: pool_fwd_lanes(out, arg, in, P, H, W, 8); break;
+    default: pool_fwd_lanes(out, arg, in, P, H, W, V);
+    }
+}
+
+void ds_maxpool_backward_blocked(float *din, const float *dout, const uint8_t *arg, const float *in,
+                                 int P, int H, int W, int V) {
+    switch (V) {
+    case 16: pool_bwd_lanes(din, dout, arg, in, P, H, W, 16); break;
+    case 8: pool_bwd_lanes(din, dout, arg, in, P, H, W, 8); break;
+    default: pool_bwd_lanes(din, dout, arg, in, P, H, W, V);
+    }
+}
+
 void ds_fc_forward(float *out, const float *in, const float *w, const float *b, int B, int NI, int NO,
                    int relu) {
     // out [B, NO] = in [B, NI] @ w^T [NI, NO] + b
@@ -159,6 +219,83 @@ void ds_fc_backward(float *din, float *dw, float *db, const float *dout, const f
     if (din) // din [B, NI] = dout [B, NO] @ w [NO, NI]
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, NI, NO, 1.0f, dout, NO, w, NI, 0.0f,
                     din, NI);
+}
+
+// ---- Row-by-row fully connected layers: every operation on a row is fixed by NI and NO alone ----
+
+typedef float v8f __attribute__((vector_size(32)));
+
+static inline v8f ld8(const float *p) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void st8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+
+// sum_k a[k] w[k]: two 8-lane accumulators over 16-wide steps, one 8-wide step, the lanes in a
+// fixed tree, then the scalar tail; the same operations for every row.
+static inline float dot_fixed(const float *restrict a, const float *restrict w, int n) {
+    v8f s0 = {0}, s1 = {0};
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+        s0 += ld8(a + k) * ld8(w + k);
+        s1 += ld8(a + k + 8) * ld8(w + k + 8);
+    }
+    if (k + 8 <= n) {
+        s0 += ld8(a + k) * ld8(w + k);
+        k += 8;
+    }
+    v8f s = s0 + s1;
+    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; k < n; k++) r += a[k] * w[k];
+    return r;
+}
+
+void ds_fc_forward_rowwise(float *out, const float *in, const float *w, const float *b, int B, int NI,
+                           int NO, int relu) {
+    for (int i = 0; i < B; i++)
+        for (int o = 0; o < NO; o++) {
+            float v = dot_fixed(in + (size_t)i * NI, w + (size_t)o * NI, NI) + b[o];
+            out[(size_t)i * NO + o] = relu && v < 0.0f ? 0.0f : v;
+        }
+}
+
+void ds_fc_backward_rowwise(float *din, float *dw, float *db, const float *dout, const float *in,
+                            const float *w, int B, int NI, int NO) {
+    if (dw) // dw[o][k] += dout[i][o] in[i][k] and db[o] += dout[i][o], rows i in order
+        for (int o = 0; o < NO; o++) {
+            float *restrict row = dw + (size_t)o * NI;
+            for (int i = 0; i < B; i++) {
+                float g = dout[(size_t)i * NO + o];
+                const float *restrict x = in + (size_t)i * NI;
+                for (int k = 0; k < NI; k++) row[k] += g * x[k];
+                db[o] += g;
+            }
+        }
+    if (din) // din[i][k] = sum_o dout[i][o] w[o][k], o in order, 32 columns at a time in registers
+        for (int i = 0; i < B; i++) {
+            const float *g = dout + (size_t)i * NO;
+            float *restrict d = din + (size_t)i * NI;
+            int k = 0;
+            for (; k + 32 <= NI; k += 32) {
+                v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                for (int o = 0; o < NO; o++) {
+                    const float *wr = w + (size_t)o * NI + k;
+                    v8f go = {g[o], g[o], g[o], g[o], g[o], g[o], g[o], g[o]};
+                    a0 += go * ld8(wr);
+                    a1 += go * ld8(wr + 8);
+                    a2 += go * ld8(wr + 16);
+                    a3 += go * ld8(wr + 24);
+                }
+                st8(d + k, a0), st8(d + k + 8, a1), st8(d + k + 16, a2), st8(d + k + 24, a3);
+            }
+            for (; k < NI; k++) {
+                float a = 0.0f;
+                for (int o = 0; o < NO; o++) a += g[o] * w[(size_t)o * NI + k];
+                d[k] = a;
+            }
+        }
 }
 
 void ds_dropout_mask(float *mask, size_t n, float p, uint64_t seed, uint64_t step, uint64_t sample) {

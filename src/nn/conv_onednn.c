@@ -1,0 +1,497 @@
+// The oneDNN convolution stack: conv1-4 of a group of G = DS_GROUP samples as oneDNN primitives
+// (ReLU fused into the forward as a post-op), the max pools and the flatten as our own loops on
+// oneDNN's channel-blocked layout [G][C/V][H][W][V].
+//
+// Determinism. Every primitive is created for exactly G samples and always runs on G: a partial
+// group is padded with zero images (whose gradients are exactly zero, so they add nothing to a
+// weight gradient). The primitives run single-threaded inside the engine's threads, so a
+// sample's logits and input gradient are computed by the same instructions whatever group,
+// batch, shard or thread holds it, and a group's weight gradient whatever thread runs it
+// (tests/test_nn.c checks both). Primitives are created with one OpenMP thread so that their
+// plans (how a weight gradient's reduction is split) never depend on the machine's core count.
+//
+// Weights stay in PyTorch's layout in the model; dnn_stack_prepare reorders them into the
+// primitives' layouts once per engine call (about 65,000 floats: microseconds per batch), and a
+// group's weight gradient is reordered back before it is added to the chunk's gradient.
+#include "ds_error.h"
+#include "engine_internal.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { G = DS_GROUP, NC = N_CONV };
+
+// One primitive and the description the memory objects are made from.
+typedef struct {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+} prim;
+
+// A thread's stream, scratchpad and memory objects (handles set before every execution).
+typedef struct {
+    dnnl_stream_t stream;
+    void *scratch;
+    dnnl_memory_t scratch_mem;
+    dnnl_memory_t src[NC], dst[NC], wf[NC], wb[NC], b[NC], dw[NC], db[NC], dwp[NC];
+    float *xpad, *dxpad;     // [G,784] a partial group's input and input gradient, zero-padded
+    dnnl_memory_t dx_blk, dx_plain; // conv1's input gradient as its backward writes it, then nchw
+    float *dx_buf;
+    float *dw_blk, *dw_plain; // a layer's weight gradient in the primitive's layout, then PyTorch's
+    float *db_buf;            // a layer's bias gradient
+    const float *x_used;      // the input the last forward read (x or xpad)
+} dnn_thread;
+
+struct dnn_stack {
+    dnnl_engine_t eng;
+    int threads, train, lanes;
+    const engine_dims *d;
+    dnnl_memory_desc_t src_md[NC], dst_md[NC], wplain_md[NC], b_md[NC];
+    prim fwd[NC], bwd_data[NC], bwd_w[NC];
+    prim to_wf[NC], to_wb[NC], from_dw[NC];       // reorders
+    prim dx_to_plain;                             // conv1's input gradient: its layout -> nchw
+    float *wf_buf[NC], *wb_buf[NC];               // weights in the forward's and backward's layouts
+    const float *bias[NC];                        // the biases of the last prepare (PyTorch's layout)
+    int wb_same[NC];                              // backward data reads the forward's layout
+    dnnl_stream_t main_stream;
+    void *main_scratch;
+    dnnl_memory_t main_scratch_mem, m_wplain[NC], m_wf[NC], m_wb[NC];
+    size_t scratch_bytes;
+    dnn_thread *th;
+    char describe[2048];
+};
+
+static int dnn_fail(dnnl_status_t st, const char *what) {
+    return ds_fail(st == dnnl_out_of_memory ? DS_ENOMEM : DS_EINVAL, "engine onednn: %s failed (status %d)",
+                   what, (int)st);
+}
+
+#define TRY(call, what)                                                                            \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success) return dnn_fail(st_, what);                                      \
+    } while (0)
+
+static const dnnl_memory_desc_t *query(const prim *p, dnnl_query_t q) {
+    return dnnl_primitive_desc_query_md(p->pd, q, 0);
+}
+
+static int prim_make(prim *p, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                     dnnl_engine_t eng, const_dnnl_primitive_desc_t hint, const char *what) {
+    TRY(dnnl_primitive_desc_create(&p->pd, desc, attr, eng, hint), what);
+    TRY(dnnl_primitive_create(&p->prim, p->pd), what);
+    return DS_OK;
+}
+
+static int reorder_make(prim *p, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                        dnnl_engine_t eng, const_dnnl_primitive_attr_t attr) {
+    TRY(dnnl_reorder_primitive_desc_create(&p->pd, from, eng, to, eng, attr), "reorder");
+    TRY(dnnl_primitive_create(&p->prim, p->pd), "reorder");
+    return DS_OK;
+}
+
+static void prim_free(prim *p) {
+    if (p->prim) dnnl_primitive_destroy(p->prim);
+    if (p->pd) dnnl_primitive_desc_destroy(p->pd);
+}
+
+static size_t scratch_of(const prim *p) {
+    return p->pd ? dnnl_memory_desc_get_size(query(p, dnnl_query_scratchpad_md)) : 0;
+}
+
+static void note_impl(dnn_stack *s, const prim *p, int l, const char *what) {
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &impl);
+    size_t len = strlen(s->describe);
+    snprintf(s->describe + len, sizeof s->describe - len, "conv%d %s %s\n", l + 1, what, impl ? impl : "?");
+    // A reference implementation is correct but ~1000x slower (perf-notes): say so once.
+    if (impl && !strncmp(impl, "ref", 3))
+        fprintf(stderr, "engine onednn: warning: conv%d %s runs oneDNN's reference implementation (%s)\n",
+                l + 1, what, impl);
+}
+
+static int md_tag(dnnl_memory_desc_t *md, int n, int c, int h, int w, dnnl_format_tag_t tag) {
+    dnnl_dims_t dims = {n, c, h, w};
+    TRY(dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag), "memory descriptor");
+    return DS_OK;
+}
+
+static int create_prims(dnn_stack *s) {
+    const ds_layer_geom *L = s->d->L;
+    dnnl_format_tag_t act = s->lanes == 16 ? dnnl_nChw16c : dnnl_nChw8c;
+    dnnl_primitive_attr_t attr = NULL, relu_attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    int rc = DS_OK;
+#define CHECK(call, what)                                                                          \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success) { rc = dnn_fail(st_, what); goto out; }                          \
+    } while (0)
+#define CHECK_RC(call)                                                                             \
+    do {                                                                                           \
+        if ((rc = (call))) goto out;                                                               \
+    } while (0)
+    CHECK(dnnl_primitive_attr_create(&attr), "attributes");
+    CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
+    CHECK(dnnl_primitive_attr_create(&relu_attr), "attributes");
+    CHECK(dnnl_primitive_attr_set_scratchpad_mode(relu_attr, dnnl_scratchpad_mode_user), "attributes");
+    CHECK(dnnl_post_ops_create(&ops), "post-ops");
+    CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "post-ops");
+    CHECK(dnnl_primitive_attr_set_post_ops(relu_attr, ops), "post-ops");
+    for (int l = 0; l < NC; l++) {
+        const ds_layer_shape *sh = &ds_layer_shapes[l];
+        // conv1 reads the images as they are (one channel, plain); every other tensor is blocked.
+        CHECK_RC(md_tag(&s->src_md[l], G, sh->in, L[l].h, L[l].w, l == 0 ? dnnl_nchw : act));
+        CHECK_RC(md_tag(&s->dst_md[l], G, sh->out, L[l].oh, L[l].ow, act));
+        CHECK_RC(md_tag(&s->wplain_md[l], sh->out, sh->in, sh->k, sh->k, dnnl_oihw));
+        dnnl_dims_t bd = {sh->out};
+        CHECK(dnnl_memory_desc_init_by_tag(&s->b_md[l], 1, bd, dnnl_f32, dnnl_x), "memory descriptor");
+        dnnl_memory_desc_t w_any;
+        dnnl_dims_t wd = {sh->out, sh->in, sh->k, sh->k}, strides = {1, 1}, pad = {0, 0};
+        CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+        dnnl_convolution_desc_t cd;
+        CHECK(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                                                 &s->src_md[l], &w_any, &s->b_md[l], &s->dst_md[l],
+                                                 strides, pad, pad),
+              "convolution forward");
+        CHECK_RC(prim_make(&s->fwd[l], &cd, relu_attr, s->eng, NULL, "convolution forward"));
+        note_impl(s, &s->fwd[l], l, "forward");
+        const dnnl_memory_desc_t *wf = query(&s->fwd[l], dnnl_query_weights_md);
+        CHECK_RC(reorder_make(&s->to_wf[l], &s->wplain_md[l], wf, s->eng, attr));
+        if (l > 0 || !s->train) { // conv1's input gradient is only the attacks'
+            dnnl_memory_desc_t dsrc_any;
+            CHECK_RC(md_tag(&dsrc_any, G, sh->in, L[l].h, L[l].w, dnnl_format_tag_any));
+            CHECK(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, l == 0 ? &dsrc_any : &s->src_md[l],
+                                                           &w_any, &s->dst_md[l], strides, pad, pad),
+                  "convolution backward data");
+            CHECK_RC(prim_make(&s->bwd_data[l], &cd, attr, s->eng, s->fwd[l].pd, "convolution backward data"));
+            note_impl(s, &s->bwd_data[l], l, "backward-data");
+            const dnnl_memory_desc_t *wb = query(&s->bwd_data[l], dnnl_query_weights_md);
+            s->wb_same[l] = dnnl_memory_desc_equal(wb, wf);
+            // conv1's input gradient in plain nchw would run a reference implementation: let
+            // the primitive choose (channel-blocked, padded), then reorder to the images' layout.
+            if (l == 0)
+                CHECK_RC(reorder_make(&s->dx_to_plain, query(&s->bwd_data[0], dnnl_query_diff_src_md),
+                                      &s->src_md[0], s->eng, attr));
+            if (!s->wb_same[l]) CHECK_RC(reorder_make(&s->to_wb[l], &s->wplain_md[l], wb, s->eng, attr));
+        }
+        if (s->train) {
+            CHECK(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &s->src_md[l],
+                                                              &w_any, &s->b_md[l], &s->dst_md[l], strides,
+                                                              pad, pad),
+                  "convolution backward weights");
+            CHECK_RC(prim_make(&s->bwd_w[l], &cd, attr, s->eng, s->fwd[l].pd, "convolution backward weights"));
+            note_impl(s, &s->bwd_w[l], l, "backward-weights");
+            CHECK_RC(reorder_make(&s->from_dw[l], query(&s->bwd_w[l], dnnl_query_diff_weights_md),
+                                  &s->wplain_md[l], s->eng, attr));
+        }
+    }
+out:
+    if (ops) dnnl_post_ops_destroy(ops);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (relu_attr) dnnl_primitive_attr_destroy(relu_attr);
+    return rc;
+#undef CHECK
+#undef CHECK_RC
+}
+
+static int mem(dnnl_memory_t *m, const dnnl_memory_desc_t *md, dnnl_engine_t eng) {
+    TRY(dnnl_memory_create(m, md, eng, DNNL_MEMORY_NONE), "memory object");
+    return DS_OK;
+}
+
+static int thread_create(dnn_stack *s, dnn_thread *th) {
+    int rc;
+    TRY(dnnl_stream_create(&th->stream, s->eng, dnnl_stream_default_flags), "stream");
+    dnnl_memory_desc_t sp;
+    dnnl_dims_t sd = {(dnnl_dim_t)(s->scratch_bytes ? s->scratch_bytes : 1)};
+    TRY(dnnl_memory_desc_init_by_tag(&sp, 1, sd, dnnl_u8, dnnl_x), "scratchpad");
+    th->scratch = aligned_alloc(64, (sd[0] + 63) / 64 * 64);
+    if (!th->scratch) return ds_fail(DS_ENOMEM, "engine onednn: out of memory for a scratchpad");
+    TRY(dnnl_memory_create(&th->scratch_mem, &sp, s->eng, th->scratch), "scratchpad");
+    size_t wmax = 0;
+    for (int l = 0; l < NC; l++) {
+        if ((rc = mem(&th->src[l], &s->src_md[l], s->eng)) || (rc = mem(&th->dst[l], &s->dst_md[l], s->eng)) ||
+            (rc = mem(&th->wf[l], query(&s->fwd[l], dnnl_query_weights_md), s->eng)) ||
+            (rc = mem(&th->b[l], &s->b_md[l], s->eng)) || (rc = mem(&th->dwp[l], &s->wplain_md[l], s->eng)))
+            return rc;
+        if (s->bwd_data[l].pd && (rc = mem(&th->wb[l], query(&s->bwd_data[l], dnnl_query_weights_md), s->eng)))
+            return rc;
+        if (s->bwd_w[l].pd) {
+            const dnnl_memory_desc_t *dw = query(&s->bwd_w[l], dnnl_query_diff_weights_md);
+            if ((rc = mem(&th->dw[l], dw, s->eng)) || (rc = mem(&th->db[l], &s->b_md[l], s->eng))) return rc;
+            size_t bytes = dnnl_memory_desc_get_size(dw);
+            if (bytes > wmax) wmax = bytes;
+        }
+    }
+    if (s->dx_to_plain.pd) {
+        const dnnl_memory_desc_t *md = query(&s->bwd_data[0], dnnl_query_diff_src_md);
+        if ((rc = mem(&th->dx_blk, md, s->eng)) || (rc = mem(&th->dx_plain, &s->src_md[0], s->eng))) return rc;
+        if (!(th->dx_buf = aligned_alloc(64, (dnnl_memory_desc_get_size(md) + 63) / 64 * 64)))
+            return ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+    }
+    size_t img = (size_t)G * DS_PIXELS * sizeof(float);
+    th->xpad = calloc(1, img);
+    th->dxpad = calloc(1, img);
+    th->dw_blk = malloc(wmax ? wmax : 1);
+    th->dw_plain = malloc(wmax ? wmax : 1); // a plain layout is never larger than a padded one
+    th->db_buf = malloc(1024 * sizeof(float));
+    if (!th->xpad || !th->dxpad || !th->dw_blk || !th->dw_plain || !th->db_buf)
+        return ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+    return DS_OK;
+}
+
+static void thread_free(dnn_thread *th) {
+    dnnl_memory_t *all[] = {th->src, th->dst, th->wf, th->wb, th->b, th->dw, th->db, th->dwp};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        for (int l = 0; l < NC; l++)
+            if (all[i][l]) dnnl_memory_destroy(all[i][l]);
+    if (th->scratch_mem) dnnl_memory_destroy(th->scratch_mem);
+    if (th->dx_blk) dnnl_memory_destroy(th->dx_blk);
+    if (th->dx_plain) dnnl_memory_destroy(th->dx_plain);
+    free(th->dx_buf);
+    if (th->stream) dnnl_stream_destroy(th->stream);
+    free(th->scratch);
+    free(th->xpad);
+    free(th->dxpad);
+    free(th->dw_blk);
+    free(th->dw_plain);
+    free(th->db_buf);
+}
+
+int dnn_stack_create(dnn_stack **out, const engine_dims *d, int threads, int train) {
+    dnn_stack *s = calloc(1, sizeof *s);
+    if (!s) return ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+    s->d = d;
+    s->threads = threads;
+    s->train = train;
+    s->lanes = dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? 16 : 8;
+    for (int l = 0; l < NC; l++)
+        if (ds_layer_shapes[l].out % s->lanes || (l > 0 && ds_layer_shapes[l].in % s->lanes)) {
+            dnn_stack_free(s);
+            return ds_fail(DS_EINVAL, "engine onednn: channel counts are not multiples of %d", s->lanes);
+        }
+    // Plans made for one thread: the primitives run inside the engine's own threads.
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    int rc = DS_OK;
+    dnnl_status_t st = dnnl_engine_create(&s->eng, dnnl_cpu, 0);
+    if (st != dnnl_success) rc = dnn_fail(st, "cpu engine");
+    if (!rc) rc = create_prims(s);
+    omp_set_num_threads(saved);
+    if (!rc) {
+        st = dnnl_stream_create(&s->main_stream, s->eng, dnnl_stream_default_flags);
+        if (st != dnnl_success) rc = dnn_fail(st, "stream");
+    }
+    for (int l = 0; !rc && l < NC; l++) {
+        prim *all[] = {&s->fwd[l], &s->bwd_data[l], &s->bwd_w[l], &s->to_wf[l], &s->to_wb[l], &s->from_dw[l]};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+            if (scratch_of(all[i]) > s->scratch_bytes) s->scratch_bytes = scratch_of(all[i]);
+        if (scratch_of(&s->dx_to_plain) > s->scratch_bytes) s->scratch_bytes = scratch_of(&s->dx_to_plain);
+        const dnnl_memory_desc_t *wf = query(&s->fwd[l], dnnl_query_weights_md);
+        s->wf_buf[l] = aligned_alloc(64, (dnnl_memory_desc_get_size(wf) + 63) / 64 * 64);
+        if (!s->wf_buf[l]) rc = ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+        if (!rc) rc = mem(&s->m_wplain[l], &s->wplain_md[l], s->eng);
+        if (!rc) rc = mem(&s->m_wf[l], wf, s->eng);
+        if (!rc && s->bwd_data[l].pd && !s->wb_same[l]) {
+            const dnnl_memory_desc_t *wb = query(&s->bwd_data[l], dnnl_query_weights_md);
+            s->wb_buf[l] = aligned_alloc(64, (dnnl_memory_desc_get_size(wb) + 63) / 64 * 64);
+            if (!s->wb_buf[l]) rc = ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+            if (!rc) rc = mem(&s->m_wb[l], wb, s->eng);
+        }
+    }
+    if (!rc) {
+        dnnl_memory_desc_t sp;
+        dnnl_dims_t sd = {(dnnl_dim_t)(s->scratch_bytes ? s->scratch_bytes : 1)};
+        s->main_scratch = aligned_alloc(64, (sd[0] + 63) / 64 * 64);
+        if (!s->main_scratch) rc = ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+        if (!rc) st = dnnl_memory_desc_init_by_tag(&sp, 1, sd, dnnl_u8, dnnl_x);
+        if (!rc && st == dnnl_success) st = dnnl_memory_create(&s->main_scratch_mem, &sp, s->eng, s->main_scratch);
+        if (!rc && st != dnnl_success) rc = dnn_fail(st, "scratchpad");
+    }
+    if (!rc) {
+        s->th = calloc((size_t)threads, sizeof *s->th);
+        if (!s->th) rc = ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+        for (int t = 0; !rc && t < threads; t++) rc = thread_create(s, &s->th[t]);
+    }
+    if (rc) {
+        dnn_stack_free(s);
+        return rc;
+    }
+    *out = s;
+    return DS_OK;
+}
+
+void dnn_stack_free(dnn_stack *s) {
+    if (!s) return;
+    if (s->th)
+        for (int t = 0; t < s->threads; t++) thread_free(&s->th[t]);
+    free(s->th);
+    for (int l = 0; l < NC; l++) {
+        prim *all[] = {&s->fwd[l], &s->bwd_data[l], &s->bwd_w[l], &s->to_wf[l], &s->to_wb[l], &s->from_dw[l]};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++) prim_free(all[i]);
+        if (l == 0) prim_free(&s->dx_to_plain);
+        dnnl_memory_t ms[] = {s->m_wplain[l], s->m_wf[l], s->m_wb[l]};
+        for (size_t i = 0; i < 3; i++)
+            if (ms[i]) dnnl_memory_destroy(ms[i]);
+        free(s->wf_buf[l]);
+        free(s->wb_buf[l]);
+    }
+    if (s->main_scratch_mem) dnnl_memory_destroy(s->main_scratch_mem);
+    if (s->main_stream) dnnl_stream_destroy(s->main_stream);
+    free(s->main_scratch);
+    if (s->eng) dnnl_engine_destroy(s->eng);
+    free(s);
+}
+
+int dnn_stack_lanes(const dnn_stack *s) { return s->lanes; }
+const char *dnn_stack_describe(const dnn_stack *s) { return s->describe; }
+
+// One execution: (argument, memory object, data) triples, then the scratchpad.
+typedef struct {
+    int arg;
+    dnnl_memory_t m;
+    const void *data;
+} xarg;
+
+static dnnl_status_t run(const prim *p, dnnl_stream_t stream, dnnl_memory_t scratch, int n, const xarg *a) {
+    dnnl_exec_arg_t args[8];
+    for (int i = 0; i < n; i++) {
+        dnnl_status_t st = dnnl_memory_set_data_handle(a[i].m, (void *)a[i].data);
+        if (st != dnnl_success) return st;
+        args[i] = (dnnl_exec_arg_t){a[i].arg, a[i].m};
+    }
+    args[n] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, scratch};
+    dnnl_status_t st = dnnl_primitive_execute(p->prim, stream, n + 1, args);
+    return st == dnnl_success ? dnnl_stream_wait(stream) : st;
+}
+
+int dnn_stack_prepare(dnn_stack *s, const ds_params *p) {
+    for (int l = 0; l < NC; l++) {
+        s->bias[l] = p->b[l];
+        xarg a[2] = {{DNNL_ARG_FROM, s->m_wplain[l], p->w[l]}, {DNNL_ARG_TO, s->m_wf[l], s->wf_buf[l]}};
+        TRY(run(&s->to_wf[l], s->main_stream, s->main_scratch_mem, 2, a), "weights reorder");
+        if (s->wb_buf[l]) {
+            xarg b[2] = {{DNNL_ARG_FROM, s->m_wplain[l], p->w[l]}, {DNNL_ARG_TO, s->m_wb[l], s->wb_buf[l]}};
+            TRY(run(&s->to_wb[l], s->main_stream, s->main_scratch_mem, 2, b), "weights reorder");
+        }
+    }
+    return DS_OK;
+}
+
+// An execution that failed (it cannot, once the primitives exist, short of memory corruption)
+// poisons the output with NaN: the trainer's finiteness check and the attacks' see it.
+static void run_or_poison(const prim *p, dnn_thread *th, int n, const xarg *a, float *out, size_t count,
+                          const char *what) {
+    dnnl_status_t st = run(p, th->stream, th->scratch_mem, n, a);
+    if (st != dnnl_success) {
+        dnn_fail(st, what);
+        for (size_t i = 0; i < count; i++) out[i] = __builtin_nanf("");
+    }
+}
+
+static void conv_fwd(dnn_stack *s, dnn_thread *th, int l, float *dst, const float *src) {
+    xarg a[4] = {{DNNL_ARG_SRC, th->src[l], src},
+                 {DNNL_ARG_WEIGHTS, th->wf[l], s->wf_buf[l]},
+                 {DNNL_ARG_BIAS, th->b[l], s->bias[l]},
+                 {DNNL_ARG_DST, th->dst[l], dst}};
+    run_or_poison(&s->fwd[l], th, 4, a, dst, G * s->d->L[l].out_size, "convolution forward");
+}
+
+static void conv_bwd_data(dnn_stack *s, dnn_thread *th, int l, float *dsrc, const float *ddst) {
+    int conv1 = l == 0; // through its own layout, then reordered into dsrc
+    xarg a[3] = {{DNNL_ARG_DIFF_DST, th->dst[l], ddst},
+                 {DNNL_ARG_WEIGHTS, th->wb[l], s->wb_same[l] ? s->wf_buf[l] : s->wb_buf[l]},
+                 {DNNL_ARG_DIFF_SRC, conv1 ? th->dx_blk : th->src[l], conv1 ? th->dx_buf : dsrc}};
+    run_or_poison(&s->bwd_data[l], th, 3, a, dsrc, G * s->d->L[l].in_size, "convolution backward data");
+    if (conv1) {
+        xarg r[2] = {{DNNL_ARG_FROM, th->dx_blk, th->dx_buf}, {DNNL_ARG_TO, th->dx_plain, dsrc}};
+        run_or_poison(&s->dx_to_plain, th, 2, r, dsrc, G * s->d->L[l].in_size, "input gradient reorder");
+    }
+}
+
+// The group's weight and bias gradients of layer l, added into grad's layer l.
+static void conv_bwd_weights(dnn_stack *s, dnn_thread *th, int l, ds_params *grad, const float *src,
+                             const float *ddst) {
+    size_t nw = ds_weight_count(l), nb = (size_t)ds_layer_shapes[l].out;
+    xarg a[4] = {{DNNL_ARG_SRC, th->src[l], src},
+                 {DNNL_ARG_DIFF_DST, th->dst[l], ddst},
+                 {DNNL_ARG_DIFF_WEIGHTS, th->dw[l], th->dw_blk},
+                 {DNNL_ARG_DIFF_BIAS, th->db[l], th->db_buf}};
+    xarg r[2] = {{DNNL_ARG_FROM, th->dw[l], th->dw_blk}, {DNNL_ARG_TO, th->dwp[l], th->dw_plain}};
+    dnnl_status_t st = run(&s->bwd_w[l], th->stream, th->scratch_mem, 4, a);
+    if (st == dnnl_success) st = run(&s->from_dw[l], th->stream, th->scratch_mem, 2, r);
+    if (st != dnnl_success) {
+        dnn_fail(st, "convolution backward weights");
+        grad->w[l][0] = __builtin_nanf("");
+        return;
+    }
+    float *restrict gw = grad->w[l], *restrict gb = grad->b[l];
+    for (size_t i = 0; i < nw; i++) gw[i] += th->dw_plain[i];
+    for (size_t i = 0; i < nb; i++) gb[i] += th->db_buf[i];
+}
+
+// pool2's output [G][C/V][HW][V] -> fc1's input [n][C*HW] (C,H,W order), and back (the back
+// direction zeroes the padding samples n..G-1, so that they add nothing to weight gradients).
+static void flatten(float *h0, const float *p2, int n, int C, int HW, int V) {
+    for (int g = 0; g < n; g++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < HW; i++)
+                h0[((size_t)g * C + c) * HW + i] = p2[(((size_t)g * (C / V) + c / V) * HW + i) * V + c % V];
+}
+
+static void unflatten(float *dp2, const float *dh0, int n, int C, int HW, int V) {
+    for (int g = 0; g < n; g++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < HW; i++)
+                dp2[(((size_t)g * (C / V) + c / V) * HW + i) * V + c % V] = dh0[((size_t)g * C + c) * HW + i];
+    memset(dp2 + (size_t)n * C * HW, 0, (size_t)(G - n) * C * HW * sizeof(float));
+}
+
+void dnn_stack_forward(dnn_stack *s, int t, group_acts *a, const float *x, int n) {
+    dnn_thread *th = &s->th[t];
+    const ds_layer_geom *L = s->d->L;
+    int V = s->lanes;
+    if (n < G) { // pad to G samples with zero images
+        memcpy(th->xpad, x, (size_t)n * DS_PIXELS * sizeof(float));
+        memset(th->xpad + (size_t)n * DS_PIXELS, 0, (size_t)(G - n) * DS_PIXELS * sizeof(float));
+        x = th->xpad;
+    }
+    th->x_used = x;
+    int c2 = ds_layer_shapes[DS_CONV2].out, c4 = ds_layer_shapes[DS_CONV4].out;
+    conv_fwd(s, th, DS_CONV1, a->c1, x);     // [G,1,28,28] -> [G,32/V,26,26,V]
+    conv_fwd(s, th, DS_CONV2, a->c2, a->c1); // -> [G,32/V,24,24,V]
+    ds_maxpool_forward_blocked(a->p1, a->arg1, a->c2, G * c2 / V, L[DS_CONV2].oh, L[DS_CONV2].ow, V);
+    conv_fwd(s, th, DS_CONV3, a->c3, a->p1); // -> [G,64/V,10,10,V]
+    conv_fwd(s, th, DS_CONV4, a->c4, a->c3); // -> [G,64/V,8,8,V]
+    ds_maxpool_forward_blocked(a->p2, a->arg2, a->c4, G * c4 / V, L[DS_CONV4].oh, L[DS_CONV4].ow, V);
+    flatten(a->h0, a->p2, n, c4, L[DS_CONV4].ph * L[DS_CONV4].pw, V); // -> [n,1024]
+}
+
+void dnn_stack_backward(dnn_stack *s, int t, const group_acts *a, thread_scratch *sc, const float *dh0,
+                        ds_params *grad, float *dx) {
+    dnn_thread *th = &s->th[t];
+    const ds_layer_geom *L = s->d->L;
+    const engine_dims *d = s->d;
+    int V = s->lanes, n = a->n;
+    int c2 = ds_layer_shapes[DS_CONV2].out, c4 = ds_layer_shapes[DS_CONV4].out;
+    unflatten(sc->dp2, dh0, n, c4, L[DS_CONV4].ph * L[DS_CONV4].pw, V);
+    ds_maxpool_backward_blocked(sc->dc4, sc->dp2, a->arg2, a->c4, G * c4 / V, L[DS_CONV4].oh, L[DS_CONV4].ow, V);
+    if (grad) conv_bwd_weights(s, th, DS_CONV4, grad, a->c3, sc->dc4);
+    conv_bwd_data(s, th, DS_CONV4, sc->dc3, sc->dc4);
+    ds_relu_backward(sc->dc3, a->c3, G * d->act[A_C3]);
+    if (grad) conv_bwd_weights(s, th, DS_CONV3, grad, a->p1, sc->dc3);
+    conv_bwd_data(s, th, DS_CONV3, sc->dp1, sc->dc3);
+    ds_maxpool_backward_blocked(sc->dc2, sc->dp1, a->arg1, a->c2, G * c2 / V, L[DS_CONV2].oh, L[DS_CONV2].ow, V);
+    if (grad) conv_bwd_weights(s, th, DS_CONV2, grad, a->c1, sc->dc2);
+    conv_bwd_data(s, th, DS_CONV2, sc->dc1, sc->dc2);
+    ds_relu_backward(sc->dc1, a->c1, G * d->act[A_C1]);
+    if (grad) conv_bwd_weights(s, th, DS_CONV1, grad, th->x_used, sc->dc1);
+    if (dx) {
+        float *out = n < G ? th->dxpad : dx;
+        conv_bwd_data(s, th, DS_CONV1, out, sc->dc1);
+        if (out != dx) memcpy(dx, out, (size_t)n * DS_PIXELS * sizeof(float));
+    }
+}
