@@ -142,6 +142,71 @@ START_TEST(test_maxpool_and_relu) {
 }
 END_TEST
 
+// The blocked pools (oneDNN's layout [P][H][W][V]) against the plain ones on the same values
+// rearranged: the same maxima, winners and gradients bit for bit, ties and signs included.
+START_TEST(test_maxpool_blocked_matches_plain) {
+    enum { H = 6, W = 8, CMAX = 32 };
+    static float in[CMAX * H * W], blk[CMAX * H * W], out[CMAX * H * W / 4], bout[CMAX * H * W / 4];
+    static float dout[CMAX * H * W / 4], bdout[CMAX * H * W / 4], din[CMAX * H * W], bdin[CMAX * H * W];
+    static uint8_t arg[CMAX * H * W / 4], barg[CMAX * H * W / 4];
+    fill(in, CMAX * H * W, 7, -2, 2);
+    for (int i = 0; i < CMAX * H * W; i++) in[i] = roundf(in[i] * 2) / 2; // many ties, zeros, negatives
+    fill(dout, CMAX * H * W / 4, 8, -1, 1);
+    const int lanes[2] = {8, 16};
+    for (int li = 0; li < 2; li++) {
+        int V = lanes[li], P = CMAX / V;
+        // plain channel c, pixel (h, w) -> block c / V, lane c % V
+        for (int c = 0; c < CMAX; c++)
+            for (int i = 0; i < H * W; i++) blk[((c / V) * H * W + i) * V + c % V] = in[c * H * W + i];
+        for (int c = 0; c < CMAX; c++)
+            for (int i = 0; i < H * W / 4; i++) bdout[((c / V) * H * W / 4 + i) * V + c % V] = dout[c * H * W / 4 + i];
+        ds_maxpool_forward(out, arg, in, CMAX, H, W);
+        ds_maxpool_forward_blocked(bout, barg, blk, P, H, W, V);
+        ds_maxpool_backward(din, dout, arg, in, CMAX, H, W);
+        for (int i = 0; i < CMAX * H * W; i++) bdin[i] = 99.0f; // every entry is written
+        ds_maxpool_backward_blocked(bdin, bdout, barg, blk, P, H, W, V);
+        for (int c = 0; c < CMAX; c++) {
+            for (int i = 0; i < H * W / 4; i++) {
+                size_t b = ((size_t)(c / V) * H * W / 4 + i) * V + c % V;
+                ck_assert_msg(memcmp(&out[c * H * W / 4 + i], &bout[b], sizeof(float)) == 0 && arg[c * H * W / 4 + i] == barg[b],
+                              "V %d channel %d pooled %d", V, c, i);
+            }
+            for (int i = 0; i < H * W; i++)
+                ck_assert_msg(memcmp(&din[c * H * W + i], &bdin[((c / V) * H * W + i) * V + c % V], sizeof(float)) == 0,
+                              "V %d channel %d gradient %d", V, c, i);
+        }
+    }
+}
+END_TEST
+
+// The row-by-row fully connected layers: equal to OpenBLAS's to float rounding, and each row's
+// output and input gradient the same bits alone as among 7 rows; dw accumulates rows in order.
+START_TEST(test_fc_rowwise) {
+    enum { B = 7, NI = 200, NO = 37 };
+    static float in[B * NI], w[NO * NI], b[NO], out[B * NO], ref[B * NO], one[NO], dout[B * NO];
+    static float din[B * NI], dref[B * NI], done[NI], dw[NO * NI], dwr[NO * NI], dws[NO * NI];
+    float db[NO] = {0}, dbr[NO] = {0}, dbs[NO] = {0};
+    fill(in, B * NI, 1, -1, 1), fill(w, NO * NI, 2, -0.2f, 0.2f), fill(b, NO, 3, -0.5f, 0.5f);
+    fill(dout, B * NO, 4, -1, 1);
+    ds_fc_forward_rowwise(out, in, w, b, B, NI, NO, 1);
+    ds_fc_forward(ref, in, w, b, B, NI, NO, 1);
+    for (int i = 0; i < B * NO; i++) ck_assert_float_eq_tol(out[i], ref[i], 1e-5f);
+    memset(dw, 0, sizeof dw), memset(dwr, 0, sizeof dwr), memset(dws, 0, sizeof dws);
+    ds_fc_backward_rowwise(din, dw, db, dout, in, w, B, NI, NO);
+    ds_fc_backward(dref, dwr, dbr, dout, in, w, B, NI, NO);
+    for (int i = 0; i < B * NI; i++) ck_assert_float_eq_tol(din[i], dref[i], 1e-5f);
+    for (int i = 0; i < NO * NI; i++) ck_assert_float_eq_tol(dw[i], dwr[i], 1e-5f);
+    for (int o = 0; o < NO; o++) ck_assert_float_eq_tol(db[o], dbr[o], 1e-5f);
+    for (int i = 0; i < B; i++) {
+        ds_fc_forward_rowwise(one, in + i * NI, w, b, 1, NI, NO, 1);
+        ck_assert_msg(memcmp(one, out + i * NO, sizeof one) == 0, "row %d forward alone differs", i);
+        ds_fc_backward_rowwise(done, dws, dbs, dout + i * NO, in + i * NI, w, 1, NI, NO);
+        ck_assert_msg(memcmp(done, din + i * NI, sizeof done) == 0, "row %d input gradient alone differs", i);
+    }
+    ck_assert(memcmp(dws, dw, sizeof dw) == 0 && memcmp(dbs, db, sizeof db) == 0); // rows added one by one
+}
+END_TEST
+
 START_TEST(test_dropout_mask) {
     enum { N = 20000 };
     static float m[N], m2[N];
@@ -391,6 +456,53 @@ START_TEST(test_input_gradient) {
     ds_engine_forward(e, &m.p, x, 1, z);
     ds_engine_input_grad(e, &m.p, r, 1, dx2);
     for (int i = 0; i < DS_PIXELS; i++) ck_assert_float_eq_tol(dx2[i], dx[i], 1e-6f);
+    ds_engine_free(e);
+    ds_model_free(&m);
+}
+END_TEST
+
+// The oneDNN engine: a sample's logits and input gradient are the same bits whatever batch,
+// group, position, shard or thread count computes them (the GEMM engine's depend on the group's
+// composition). 23 samples on 2 threads, then each alone on 1 thread, the last 18 as a batch on 3
+// threads (other groups, other positions), and all in reverse order on an engine of 64.
+START_TEST(test_sample_bits_any_group) {
+    enum { N = 23 };
+    ds_model m;
+    ck_assert_int_eq(ds_model_init(&m, 9), 0);
+    static float x[N * DS_PIXELS], xr[N * DS_PIXELS], dx[N * DS_PIXELS], dx2[N * DS_PIXELS];
+    static float r[N * 10], rr[N * 10], z[N * 10], z2[N * 10];
+    fill(x, N * DS_PIXELS, 11, 0, 1), fill(r, N * 10, 12, -1, 1);
+    ds_engine *e;
+    ck_assert_int_eq(ds_engine_create_kind(&e, N, 2, 0, DS_ENGINE_ONEDNN), DS_OK);
+    ds_engine_forward(e, &m.p, x, N, z);
+    ds_engine_input_grad(e, &m.p, r, N, dx);
+    ds_engine_free(e);
+    ck_assert_int_eq(ds_engine_create_kind(&e, 1, 1, 0, DS_ENGINE_ONEDNN), DS_OK);
+    for (int i = 0; i < N; i++) {
+        ds_engine_forward(e, &m.p, x + i * DS_PIXELS, 1, z2);
+        ds_engine_input_grad(e, &m.p, r + i * 10, 1, dx2);
+        ck_assert_msg(memcmp(z2, z + i * 10, 10 * sizeof(float)) == 0, "sample %d alone: logits differ", i);
+        ck_assert_msg(memcmp(dx2, dx + i * DS_PIXELS, DS_PIXELS * sizeof(float)) == 0, "sample %d alone: input gradient differs", i);
+    }
+    ds_engine_free(e);
+    ck_assert_int_eq(ds_engine_create_kind(&e, N, 3, 0, DS_ENGINE_ONEDNN), DS_OK);
+    ds_engine_forward(e, &m.p, x + 5 * DS_PIXELS, N - 5, z2);
+    ds_engine_input_grad(e, &m.p, r + 5 * 10, N - 5, dx2);
+    ck_assert(memcmp(z2, z + 5 * 10, (N - 5) * 10 * sizeof(float)) == 0);
+    ck_assert(memcmp(dx2, dx + 5 * DS_PIXELS, (N - 5) * DS_PIXELS * sizeof(float)) == 0);
+    ds_engine_free(e);
+    for (int i = 0; i < N; i++) {
+        memcpy(xr + i * DS_PIXELS, x + (N - 1 - i) * DS_PIXELS, DS_PIXELS * sizeof(float));
+        memcpy(rr + i * 10, r + (N - 1 - i) * 10, 10 * sizeof(float));
+    }
+    ck_assert_int_eq(ds_engine_create_kind(&e, 64, 2, 0, DS_ENGINE_ONEDNN), DS_OK);
+    ds_engine_forward(e, &m.p, xr, N, z2);
+    ds_engine_input_grad(e, &m.p, rr, N, dx2);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(memcmp(z2 + i * 10, z + (N - 1 - i) * 10, 10 * sizeof(float)) == 0, "reversed %d: logits", i);
+        ck_assert_msg(memcmp(dx2 + i * DS_PIXELS, dx + (N - 1 - i) * DS_PIXELS, DS_PIXELS * sizeof(float)) == 0,
+                      "reversed %d: input gradient", i);
+    }
     ds_engine_free(e);
     ds_model_free(&m);
 }
@@ -876,6 +988,9 @@ START_TEST(test_chunk_grads_fold_any_members) {
 }
 END_TEST
 
+static void use_onednn(void) { ds_engine_set_default_kind(DS_ENGINE_ONEDNN); }
+static void use_gemm(void) { ds_engine_set_default_kind(DS_ENGINE_GEMM); }
+
 int main(void) {
     Suite *s = suite_create("nn");
     TCase *layers = tcase_create("layers");
@@ -883,6 +998,8 @@ int main(void) {
     tcase_add_test(layers, test_conv_known_answer);
     tcase_add_test(layers, test_fc_gradients);
     tcase_add_test(layers, test_maxpool_and_relu);
+    tcase_add_test(layers, test_maxpool_blocked_matches_plain);
+    tcase_add_test(layers, test_fc_rowwise);
     tcase_add_test(layers, test_dropout_mask);
     tcase_add_test(layers, test_softmax_xent_known);
     tcase_add_test(layers, test_softmax_xent_stable);
@@ -894,32 +1011,47 @@ int main(void) {
     // "network" (forward and input gradient) is what tests/valgrind.sh runs; "gradients", the
     // finite-difference checks of the training pass, makes ~2,400 passes that valgrind takes
     // about 10 s each over (its trainings run in valgrind's one-rank sweep instead).
-    TCase *net = tcase_create("network");
-    tcase_set_timeout(net, 120);
-    tcase_add_test(net, test_forward_matches_naive);
-    tcase_add_test(net, test_input_gradient);
-    suite_add_tcase(s, net);
-    TCase *grads = tcase_create("gradients");
-    tcase_set_timeout(grads, 120);
-    tcase_add_test(grads, test_network_gradient_T100_soft_dropout);
-    tcase_add_test(grads, test_network_gradient_T1_hard);
-    tcase_add_test(grads, test_network_gradient_T1_soft_dropout);
-    tcase_add_test(grads, test_network_gradient_T100_hard);
-    suite_add_tcase(s, grads);
-    TCase *train = tcase_create("training");
-    tcase_set_timeout(train, 300);
-    tcase_add_test(train, test_learns_synthetic);
-    tcase_add_test(train, test_deterministic_any_threads);
-    tcase_add_test(train, test_resume_bit_identical);
-    tcase_add_test(train, test_distillation_synthetic);
-    tcase_add_test(train, test_lr_step_decay);
-    tcase_add_test(train, test_config_errors);
-    tcase_add_test(train, test_divergence_detected);
-    suite_add_tcase(s, train);
-    TCase *chunks = tcase_create("chunks");
-    tcase_set_timeout(chunks, 120);
-    tcase_add_test(chunks, test_train_grad_any_threads_any_chunk);
-    tcase_add_test(chunks, test_chunk_grads_fold_any_members);
-    suite_add_tcase(s, chunks);
+    // Every engine test runs on both kinds (their own tcases: a fixture sets the default kind).
+    for (int k = 0; k < 2; k++) {
+        void (*setup)(void) = k ? use_gemm : use_onednn;
+        const char *kind = k ? "gemm" : "onednn";
+        char name[64];
+        snprintf(name, sizeof name, "network-%s", kind);
+        TCase *net = tcase_create(strdup(name));
+        tcase_add_checked_fixture(net, setup, NULL);
+        tcase_set_timeout(net, 120);
+        tcase_add_test(net, test_forward_matches_naive);
+        tcase_add_test(net, test_input_gradient);
+        if (!k) tcase_add_test(net, test_sample_bits_any_group);
+        suite_add_tcase(s, net);
+        snprintf(name, sizeof name, "gradients-%s", kind);
+        TCase *grads = tcase_create(strdup(name));
+        tcase_add_checked_fixture(grads, setup, NULL);
+        tcase_set_timeout(grads, 120);
+        tcase_add_test(grads, test_network_gradient_T100_soft_dropout);
+        tcase_add_test(grads, test_network_gradient_T1_hard);
+        tcase_add_test(grads, test_network_gradient_T1_soft_dropout);
+        tcase_add_test(grads, test_network_gradient_T100_hard);
+        suite_add_tcase(s, grads);
+        snprintf(name, sizeof name, "training-%s", kind);
+        TCase *train = tcase_create(strdup(name));
+        tcase_add_checked_fixture(train, setup, NULL);
+        tcase_set_timeout(train, 300);
+        tcase_add_test(train, test_learns_synthetic);
+        tcase_add_test(train, test_deterministic_any_threads);
+        tcase_add_test(train, test_resume_bit_identical);
+        tcase_add_test(train, test_distillation_synthetic);
+        tcase_add_test(train, test_lr_step_decay);
+        tcase_add_test(train, test_config_errors);
+        tcase_add_test(train, test_divergence_detected);
+        suite_add_tcase(s, train);
+        snprintf(name, sizeof name, "chunks-%s", kind);
+        TCase *chunks = tcase_create(strdup(name));
+        tcase_add_checked_fixture(chunks, setup, NULL);
+        tcase_set_timeout(chunks, 120);
+        tcase_add_test(chunks, test_train_grad_any_threads_any_chunk);
+        tcase_add_test(chunks, test_chunk_grads_fold_any_members);
+        suite_add_tcase(s, chunks);
+    }
     return tu_run(s);
 }

@@ -30,7 +30,7 @@ for t in "$ROOT/$B"/tests/test_*; do
     name=$(basename "$t")
     env=(CK_FORK=no OPENBLAS_NUM_THREADS=1)
     cases=("")
-    [ "$name" = test_nn ] && cases=(layers network)
+    [ "$name" = test_nn ] && cases=(layers network-onednn network-gemm)
     for c in "${cases[@]}"; do
         env "${env[@]}" ${c:+CK_RUN_CASE=$c} "${VG[@]}" --log-file="$WORK/$name$c.vg" "$t" >"$WORK/$name$c.out" 2>&1 ||
             fail "$name${c:+ ($c)}: $(grep -m5 -E 'Invalid|uninitiali|definitely|indirectly|Failures|FAIL' "$WORK/$name$c.vg" "$WORK/$name$c.out" | tr '\n' ' ')"

@@ -118,12 +118,6 @@ static int md_tag(dnnl_memory_desc_t *md, int n, int c, int h, int w, dnnl_forma
     return DS_OK;
 }
 
-static int create_prims(dnn_stack *s) {
-    const ds_layer_geom *L = s->d->L;
-    dnnl_format_tag_t act = s->lanes == 16 ? dnnl_nChw16c : dnnl_nChw8c;
-    dnnl_primitive_attr_t attr = NULL, relu_attr = NULL;
-    dnnl_post_ops_t ops = NULL;
-    int rc = DS_OK;
 #define CHECK(call, what)                                                                          \
     do {                                                                                           \
         dnnl_status_t st_ = (call);                                                                \
@@ -133,6 +127,77 @@ static int create_prims(dnn_stack *s) {
     do {                                                                                           \
         if ((rc = (call))) goto out;                                                               \
     } while (0)
+
+static void layer_free(dnn_stack *s, int l) {
+    prim *all[] = {&s->fwd[l], &s->bwd_data[l], &s->bwd_w[l], &s->to_wf[l], &s->to_wb[l], &s->from_dw[l]};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) prim_free(all[i]), *all[i] = (prim){0};
+    if (l == 0) prim_free(&s->dx_to_plain), s->dx_to_plain = (prim){0};
+}
+
+// Conv layer l's primitives with algorithm alg (direct or Winograd), and their reorders.
+static int create_layer(dnn_stack *s, int l, dnnl_alg_kind_t alg, const_dnnl_primitive_attr_t attr,
+                        const_dnnl_primitive_attr_t relu_attr) {
+    const ds_layer_geom *L = s->d->L;
+    dnnl_format_tag_t act = s->lanes == 16 ? dnnl_nChw16c : dnnl_nChw8c;
+    int rc = DS_OK;
+    const ds_layer_shape *sh = &ds_layer_shapes[l];
+    // conv1 reads the images as they are (one channel, plain); every other tensor is blocked.
+    CHECK_RC(md_tag(&s->src_md[l], G, sh->in, L[l].h, L[l].w, l == 0 ? dnnl_nchw : act));
+    CHECK_RC(md_tag(&s->dst_md[l], G, sh->out, L[l].oh, L[l].ow, act));
+    CHECK_RC(md_tag(&s->wplain_md[l], sh->out, sh->in, sh->k, sh->k, dnnl_oihw));
+    dnnl_dims_t bd = {sh->out};
+    CHECK(dnnl_memory_desc_init_by_tag(&s->b_md[l], 1, bd, dnnl_f32, dnnl_x), "memory descriptor");
+    dnnl_memory_desc_t w_any;
+    dnnl_dims_t wd = {sh->out, sh->in, sh->k, sh->k}, strides = {1, 1}, pad = {0, 0};
+    CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+    dnnl_convolution_desc_t cd;
+    CHECK(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, alg,
+                                             &s->src_md[l], &w_any, &s->b_md[l], &s->dst_md[l],
+                                             strides, pad, pad),
+          "convolution forward");
+    CHECK_RC(prim_make(&s->fwd[l], &cd, relu_attr, s->eng, NULL, "convolution forward"));
+    note_impl(s, &s->fwd[l], l, "forward");
+    const dnnl_memory_desc_t *wf = query(&s->fwd[l], dnnl_query_weights_md);
+    CHECK_RC(reorder_make(&s->to_wf[l], &s->wplain_md[l], wf, s->eng, attr));
+    if (l > 0 || !s->train) { // conv1's input gradient is only the attacks'
+        dnnl_memory_desc_t dsrc_any;
+        CHECK_RC(md_tag(&dsrc_any, G, sh->in, L[l].h, L[l].w, dnnl_format_tag_any));
+        CHECK(dnnl_convolution_backward_data_desc_init(&cd, alg, l == 0 ? &dsrc_any : &s->src_md[l],
+                                                       &w_any, &s->dst_md[l], strides, pad, pad),
+              "convolution backward data");
+        CHECK_RC(prim_make(&s->bwd_data[l], &cd, attr, s->eng, s->fwd[l].pd, "convolution backward data"));
+        note_impl(s, &s->bwd_data[l], l, "backward-data");
+        const dnnl_memory_desc_t *wb = query(&s->bwd_data[l], dnnl_query_weights_md);
+        s->wb_same[l] = dnnl_memory_desc_equal(wb, wf);
+        // conv1's input gradient in plain nchw would run a reference implementation: let
+        // the primitive choose (channel-blocked, padded), then reorder to the images' layout.
+        if (l == 0)
+            CHECK_RC(reorder_make(&s->dx_to_plain, query(&s->bwd_data[0], dnnl_query_diff_src_md),
+                                  &s->src_md[0], s->eng, attr));
+        if (!s->wb_same[l]) CHECK_RC(reorder_make(&s->to_wb[l], &s->wplain_md[l], wb, s->eng, attr));
+    }
+    if (s->train) {
+        CHECK(dnnl_convolution_backward_weights_desc_init(&cd, alg, &s->src_md[l],
+                                                          &w_any, &s->b_md[l], &s->dst_md[l], strides,
+                                                          pad, pad),
+              "convolution backward weights");
+        CHECK_RC(prim_make(&s->bwd_w[l], &cd, attr, s->eng, s->fwd[l].pd, "convolution backward weights"));
+        note_impl(s, &s->bwd_w[l], l, "backward-weights");
+        CHECK_RC(reorder_make(&s->from_dw[l], query(&s->bwd_w[l], dnnl_query_diff_weights_md),
+                              &s->wplain_md[l], s->eng, attr));
+    }
+out:
+    return rc;
+}
+
+// Every layer direct, except conv2 (two thirds of the multiplies) by Winograd F(4x4,3x3) where
+// oneDNN has it (AVX-512): 2.25x fewer multiplies at float32 accuracy (tests/test_nn.c compares
+// with a naive forward and finite differences). Without it conv2 is direct too; ds_engine_describe
+// and the model files' provenance name what ran.
+static int create_prims(dnn_stack *s) {
+    dnnl_primitive_attr_t attr = NULL, relu_attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    int rc = DS_OK;
     CHECK(dnnl_primitive_attr_create(&attr), "attributes");
     CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
     CHECK(dnnl_primitive_attr_create(&relu_attr), "attributes");
@@ -141,61 +206,20 @@ static int create_prims(dnn_stack *s) {
     CHECK(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "post-ops");
     CHECK(dnnl_primitive_attr_set_post_ops(relu_attr, ops), "post-ops");
     for (int l = 0; l < NC; l++) {
-        const ds_layer_shape *sh = &ds_layer_shapes[l];
-        // conv1 reads the images as they are (one channel, plain); every other tensor is blocked.
-        CHECK_RC(md_tag(&s->src_md[l], G, sh->in, L[l].h, L[l].w, l == 0 ? dnnl_nchw : act));
-        CHECK_RC(md_tag(&s->dst_md[l], G, sh->out, L[l].oh, L[l].ow, act));
-        CHECK_RC(md_tag(&s->wplain_md[l], sh->out, sh->in, sh->k, sh->k, dnnl_oihw));
-        dnnl_dims_t bd = {sh->out};
-        CHECK(dnnl_memory_desc_init_by_tag(&s->b_md[l], 1, bd, dnnl_f32, dnnl_x), "memory descriptor");
-        dnnl_memory_desc_t w_any;
-        dnnl_dims_t wd = {sh->out, sh->in, sh->k, sh->k}, strides = {1, 1}, pad = {0, 0};
-        CHECK(dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
-        dnnl_convolution_desc_t cd;
-        CHECK(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
-                                                 &s->src_md[l], &w_any, &s->b_md[l], &s->dst_md[l],
-                                                 strides, pad, pad),
-              "convolution forward");
-        CHECK_RC(prim_make(&s->fwd[l], &cd, relu_attr, s->eng, NULL, "convolution forward"));
-        note_impl(s, &s->fwd[l], l, "forward");
-        const dnnl_memory_desc_t *wf = query(&s->fwd[l], dnnl_query_weights_md);
-        CHECK_RC(reorder_make(&s->to_wf[l], &s->wplain_md[l], wf, s->eng, attr));
-        if (l > 0 || !s->train) { // conv1's input gradient is only the attacks'
-            dnnl_memory_desc_t dsrc_any;
-            CHECK_RC(md_tag(&dsrc_any, G, sh->in, L[l].h, L[l].w, dnnl_format_tag_any));
-            CHECK(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, l == 0 ? &dsrc_any : &s->src_md[l],
-                                                           &w_any, &s->dst_md[l], strides, pad, pad),
-                  "convolution backward data");
-            CHECK_RC(prim_make(&s->bwd_data[l], &cd, attr, s->eng, s->fwd[l].pd, "convolution backward data"));
-            note_impl(s, &s->bwd_data[l], l, "backward-data");
-            const dnnl_memory_desc_t *wb = query(&s->bwd_data[l], dnnl_query_weights_md);
-            s->wb_same[l] = dnnl_memory_desc_equal(wb, wf);
-            // conv1's input gradient in plain nchw would run a reference implementation: let
-            // the primitive choose (channel-blocked, padded), then reorder to the images' layout.
-            if (l == 0)
-                CHECK_RC(reorder_make(&s->dx_to_plain, query(&s->bwd_data[0], dnnl_query_diff_src_md),
-                                      &s->src_md[0], s->eng, attr));
-            if (!s->wb_same[l]) CHECK_RC(reorder_make(&s->to_wb[l], &s->wplain_md[l], wb, s->eng, attr));
-        }
-        if (s->train) {
-            CHECK(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &s->src_md[l],
-                                                              &w_any, &s->b_md[l], &s->dst_md[l], strides,
-                                                              pad, pad),
-                  "convolution backward weights");
-            CHECK_RC(prim_make(&s->bwd_w[l], &cd, attr, s->eng, s->fwd[l].pd, "convolution backward weights"));
-            note_impl(s, &s->bwd_w[l], l, "backward-weights");
-            CHECK_RC(reorder_make(&s->from_dw[l], query(&s->bwd_w[l], dnnl_query_diff_weights_md),
-                                  &s->wplain_md[l], s->eng, attr));
-        }
+        size_t mark = strlen(s->describe);
+        if (l == DS_CONV2 && create_layer(s, l, dnnl_convolution_winograd, attr, relu_attr) == DS_OK) continue;
+        layer_free(s, l);
+        s->describe[mark] = 0;
+        CHECK_RC(create_layer(s, l, dnnl_convolution_direct, attr, relu_attr));
     }
 out:
     if (ops) dnnl_post_ops_destroy(ops);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (relu_attr) dnnl_primitive_attr_destroy(relu_attr);
     return rc;
+}
 #undef CHECK
 #undef CHECK_RC
-}
 
 static int mem(dnnl_memory_t *m, const dnnl_memory_desc_t *md, dnnl_engine_t eng) {
     TRY(dnnl_memory_create(m, md, eng, DNNL_MEMORY_NONE), "memory object");
@@ -330,9 +354,7 @@ void dnn_stack_free(dnn_stack *s) {
         for (int t = 0; t < s->threads; t++) thread_free(&s->th[t]);
     free(s->th);
     for (int l = 0; l < NC; l++) {
-        prim *all[] = {&s->fwd[l], &s->bwd_data[l], &s->bwd_w[l], &s->to_wf[l], &s->to_wb[l], &s->from_dw[l]};
-        for (size_t i = 0; i < sizeof all / sizeof *all; i++) prim_free(all[i]);
-        if (l == 0) prim_free(&s->dx_to_plain);
+        layer_free(s, l);
         dnnl_memory_t ms[] = {s->m_wplain[l], s->m_wf[l], s->m_wb[l]};
         for (size_t i = 0; i < 3; i++)
             if (ms[i]) dnnl_memory_destroy(ms[i]);

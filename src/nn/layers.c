@@ -168,15 +168,11 @@ static inline void pool_bwd_lanes(float *restrict din, const float *restrict dou
             for (int ow = 0; ow < Wo; ow++) {
                 size_t o = (((size_t)p * Ho + oh) * Wo + ow) * V, i = (((size_t)p * H + 2 * oh) * W + 2 * ow) * V;
                 size_t off[4] = {i, i + V, i + (size_t)W * V, i + (size_t)W * V + V};
-                for (int v = 0; v < V; v++) {
-                    int k = arg[o + v];
-                    // the gradient passes where the winner (a ReLU output) is positive
-                    float g = in[off[k] + v] > 0.0f ? dout[o + v] : 0.0f;
-                    din[off[0] + v] = k == 0 ? g : 0.0f;
-                    din[off[1] + v] = k == 1 ? g : 0.0f;
-                    din[off[2] + v] = k == 2 ? g : 0.0f;
-                    din[off[3] + v] = k == 3 ? g : 0.0f;
-                }
+                // Candidate j gets the gradient where it won and (a ReLU output) is positive: no
+                // gather of the winner, so the lane loop stays vector selects.
+                for (int j = 0; j < 4; j++)
+                    for (int v = 0; v < V; v++)
+                        din[off[j] + v] = arg[o + v] == j && in[off[j] + v] > 0.0f ? dout[o + v] : 0.0f;
             }
 }
 
@@ -252,12 +248,70 @@ static inline float dot_fixed(const float *restrict a, const float *restrict w, 
     return r;
 }
 
+// Four rows at a time share each weight load; each row's operations are dot_fixed's exactly.
+static void dot_fixed4(float r[4], const float *restrict a, size_t lda, const float *restrict w, int n) {
+    v8f s0[4] = {{0}}, s1[4] = {{0}};
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+        v8f w0 = ld8(w + k), w1 = ld8(w + k + 8);
+        for (int i = 0; i < 4; i++) {
+            s0[i] += ld8(a + i * lda + k) * w0;
+            s1[i] += ld8(a + i * lda + k + 8) * w1;
+        }
+    }
+    int k8 = k + 8 <= n;
+    if (k8)
+        for (int i = 0; i < 4; i++) s0[i] += ld8(a + i * lda + k) * ld8(w + k);
+    for (int i = 0; i < 4; i++) {
+        v8f s = s0[i] + s1[i];
+        float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        for (int j = k + 8 * k8; j < n; j++) t += a[i * lda + j] * w[j];
+        r[i] = t;
+    }
+}
+
 void ds_fc_forward_rowwise(float *out, const float *in, const float *w, const float *b, int B, int NI,
                            int NO, int relu) {
-    for (int i = 0; i < B; i++)
+    int i = 0;
+    for (; i + 4 <= B; i += 4)
+        for (int o = 0; o < NO; o++) {
+            float r[4];
+            dot_fixed4(r, in + (size_t)i * NI, (size_t)NI, w + (size_t)o * NI, NI);
+            for (int j = 0; j < 4; j++) {
+                float v = r[j] + b[o];
+                out[(size_t)(i + j) * NO + o] = relu && v < 0.0f ? 0.0f : v;
+            }
+        }
+    for (; i < B; i++)
         for (int o = 0; o < NO; o++) {
             float v = dot_fixed(in + (size_t)i * NI, w + (size_t)o * NI, NI) + b[o];
             out[(size_t)i * NO + o] = relu && v < 0.0f ? 0.0f : v;
+        }
+}
+
+// din [R,NI] = dout [R,NO] @ w [NO,NI] for R = 1 or 4 rows (R a constant after inlining).
+static inline void din_rows(float *restrict din, const float *restrict dout, const float *restrict w, int NI,
+                            int NO, int R) {
+    int k = 0;
+    for (; k + 32 <= NI; k += 32) {
+        v8f a[4][4] = {{{0}}};
+        for (int o = 0; o < NO; o++) {
+            const float *wr = w + (size_t)o * NI + k;
+            v8f w0 = ld8(wr), w1 = ld8(wr + 8), w2 = ld8(wr + 16), w3 = ld8(wr + 24);
+            for (int r = 0; r < R; r++) {
+                float g = dout[(size_t)r * NO + o];
+                v8f go = {g, g, g, g, g, g, g, g};
+                a[r][0] += go * w0, a[r][1] += go * w1, a[r][2] += go * w2, a[r][3] += go * w3;
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int q = 0; q < 4; q++) st8(din + (size_t)r * NI + k + 8 * q, a[r][q]);
+    }
+    for (; k < NI; k++)
+        for (int r = 0; r < R; r++) {
+            float a = 0.0f;
+            for (int o = 0; o < NO; o++) a += dout[(size_t)r * NO + o] * w[(size_t)o * NI + k];
+            din[(size_t)r * NI + k] = a;
         }
 }
 
@@ -273,29 +327,12 @@ void ds_fc_backward_rowwise(float *din, float *dw, float *db, const float *dout,
                 db[o] += g;
             }
         }
-    if (din) // din[i][k] = sum_o dout[i][o] w[o][k], o in order, 32 columns at a time in registers
-        for (int i = 0; i < B; i++) {
-            const float *g = dout + (size_t)i * NO;
-            float *restrict d = din + (size_t)i * NI;
-            int k = 0;
-            for (; k + 32 <= NI; k += 32) {
-                v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-                for (int o = 0; o < NO; o++) {
-                    const float *wr = w + (size_t)o * NI + k;
-                    v8f go = {g[o], g[o], g[o], g[o], g[o], g[o], g[o], g[o]};
-                    a0 += go * ld8(wr);
-                    a1 += go * ld8(wr + 8);
-                    a2 += go * ld8(wr + 16);
-                    a3 += go * ld8(wr + 24);
-                }
-                st8(d + k, a0), st8(d + k + 8, a1), st8(d + k + 16, a2), st8(d + k + 24, a3);
-            }
-            for (; k < NI; k++) {
-                float a = 0.0f;
-                for (int o = 0; o < NO; o++) a += g[o] * w[(size_t)o * NI + k];
-                d[k] = a;
-            }
-        }
+    if (din) { // din[i][k] = sum_o dout[i][o] w[o][k], o in order: 32 columns of 4 rows (or of
+               // one) at a time in registers, the same operations on each row either way
+        int i = 0;
+        for (; i + 4 <= B; i += 4) din_rows(din + (size_t)i * NI, dout + (size_t)i * NO, w, NI, NO, 4);
+        for (; i < B; i++) din_rows(din + (size_t)i * NI, dout + (size_t)i * NO, w, NI, NO, 1);
+    }
 }
 
 void ds_dropout_mask(float *mask, size_t n, float p, uint64_t seed, uint64_t step, uint64_t sample) {
