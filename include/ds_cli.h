@@ -12,6 +12,11 @@ int ds_cmd_attack(int argc, char **argv); // run an attack on a saved model (cmd
 // Option values: DS_EINVAL naming the option when v is not an integer >= lo / a finite number.
 int ds_cli_int(const char *name, const char *v, int lo, int *out);
 int ds_cli_double(const char *name, const char *v, double *out);
+// --engine onednn|gemm: sets the process's engine kind (ds_engine_set_default_kind).
+int ds_cli_engine(const char *name, const char *v);
+#define DS_CLI_ENGINE_HELP                                                                          \
+    "  --engine onednn|gemm  how convolutions are computed (default onednn; gemm: the engine of\n"   \
+    "                        runs made before onednn; the two round differently: ds_nn.h)\n"
 // "FILE[:GROUP]": the whole spec if it names an existing file, else split at the last ':'
 // (group "" when there is none).
 void ds_cli_split_spec(const char *spec, char *file, size_t fcap, char *group, size_t gcap);

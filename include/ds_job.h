@@ -8,6 +8,9 @@
 //                                    ;   names carry "s<seed>/" (ds_plan.h)
 //              threads = 1           ; engine threads per worker: a number or "auto"
 //                                    ;   (cores of the node / ranks on the node)
+//              engine = onednn       ; onednn | gemm: how convolutions are computed (ds_nn.h);
+//                                    ;   part of the results (the kinds round differently);
+//                                    ;   gemm is the engine of runs made before onednn existed
 //   [data]     dataset = mnist       ; mnist | fashion-mnist | auto (MNIST if found, else
 //                                    ;   Fashion-MNIST, saying so)
 //              dir = path            ; optional; otherwise ds_data_locate ($MNIST_DIR, data/mnist)
@@ -108,6 +111,7 @@ typedef struct {
     int nseeds;            // [run] seeds = 1 2 3 (a list; `seed = N` is the list {N}); >= 1
     uint64_t seeds[DS_JOB_MAX_SEEDS]; // distinct, as written
     int threads;           // >= 1, or 0 = auto
+    ds_engine_kind engine; // [run] engine (DS_ENGINE_ONEDNN)
     // [data]
     char dataset[32];      // "mnist", "fashion-mnist" or "auto"
     char data_dir[512];    // "" = ds_data_locate's search

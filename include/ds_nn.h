@@ -175,6 +175,9 @@ int ds_engine_create_kind(ds_engine **e, int max_batch, int threads, int chunk, 
 ds_engine_kind ds_engine_kind_of(const ds_engine *e);
 // One line per primitive of a oneDNN engine: the implementation oneDNN picked ("" for GEMM).
 const char *ds_engine_describe(const ds_engine *e);
+// "oneDNN 2.6.3 (avx512_core)": the library and the instruction set its kernels use here (the
+// kernels, hence the bits, follow the instruction set; DNNL_MAX_CPU_ISA caps it).
+void ds_onednn_version(char *out, size_t cap);
 void ds_engine_free(ds_engine *e);
 int ds_engine_threads(const ds_engine *e);
 

@@ -12,6 +12,7 @@ static const char *const small_job =
     "; a small sweep\n"
     "[run]\n"
     "seed = 5\n"
+    "engine = gemm\n" // the engine of runs made before onednn: the canonical texts from then
     "[data]\n"
     "train_samples = 256\n"
     "test_samples = 64\n"
@@ -131,7 +132,7 @@ START_TEST(canonical_text) {
     ck_assert_int_eq(ds_job_parse_text(&a, small_job, "a.job"), DS_OK);
     // Comments, blank lines, key order, the run name, results folder and threads do not matter.
     const char *same =
-        "[run]\nname = other\nresults = elsewhere\nthreads = 2\nseed = 5 ; same seed\n\n"
+        "[run]\nname = other\nresults = elsewhere\nthreads = 2\nseed = 5 ; same seed\nengine = gemm\n\n"
         "[data]\ntest_samples = 64\ntrain_samples = 256\n"
         "[train]\nbatch = 32\nepochs = 2\nwarm_start = 1\n"
         "[distill]\ntemperatures = 2.5, 100\n"
@@ -835,6 +836,34 @@ START_TEST(chunk_key) {
 }
 END_TEST
 
+// [run] engine: onednn (the default) adds "run.engine = onednn" after the seed line, so that a
+// run made before the key existed (which computed with the GEMM engine) is not resumed by the
+// new engine; gemm keeps the old text; anything else is an error naming the line.
+START_TEST(engine_key) {
+    char *dflt = strdup(small_job); // without the engine line, and with engine = onednn
+    char *at = strstr(dflt, "engine = gemm\n");
+    memmove(at, at + strlen("engine = gemm\n"), strlen(at + strlen("engine = gemm\n")) + 1);
+    size_t n = strlen(dflt) + 32;
+    char *onednn = malloc(n);
+    char *run = strstr(dflt, "seed = 5\n") + strlen("seed = 5\n");
+    snprintf(onednn, n, "%.*sengine = onednn\n%s", (int)(run - dflt), dflt, run);
+    ds_job g = parse_ok(small_job), d = parse_ok(dflt), o = parse_ok(onednn);
+    ck_assert_int_eq(g.engine, DS_ENGINE_GEMM);
+    ck_assert_int_eq(d.engine, DS_ENGINE_ONEDNN);
+    ck_assert_int_eq(o.engine, DS_ENGINE_ONEDNN);
+    char *cg = ds_job_canonical(&g), *cd = ds_job_canonical(&d), *co = ds_job_canonical(&o);
+    ck_assert_str_eq(cg, small_job_canonical);
+    ck_assert_str_eq(cd, co);
+    const char *line = "run.engine = onednn\n";
+    ck_assert_int_eq(strncmp(cd, "run.seed = 5\nrun.engine = onednn\n", 33), 0);
+    ck_assert_uint_eq(strlen(cd), strlen(cg) + strlen(line));
+    ck_assert_str_eq(cd + strlen("run.seed = 5\n") + strlen(line), cg + strlen("run.seed = 5\n"));
+    free(cg), free(cd), free(co), free(dflt), free(onednn);
+    ds_job_free(&g), ds_job_free(&d), ds_job_free(&o);
+    expect_error("[run]\nengine = mkl\n" BASE, "bad.job:2: ", "[run] engine: engine 'mkl' is not onednn or gemm");
+}
+END_TEST
+
 // The seeds of small_job's tasks at the code before replicates (commit ff3f740), in plan order.
 static const uint64_t small_job_task_seeds[20] = {
     0x5a8f73a84d54a4bbull, 0xbb957c0119f4e30bull, 0xdcf6a85a8fc87e26ull, 0x6b57a76aa1b77f85ull,
@@ -1405,6 +1434,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, old_jobs_keep_their_canonical_text);
     tcase_add_test(tc, init_key);
     tcase_add_test(tc, chunk_key);
+    tcase_add_test(tc, engine_key);
     tcase_add_test(tc, no_distillation);
     tcase_add_test(tc, one_seed_plan_unchanged);
     tcase_add_test(tc, replicate_plan);

@@ -13,6 +13,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+int ds_cli_engine(const char *name, const char *v) {
+    ds_engine_kind k;
+    if (ds_engine_kind_parse(v, &k)) return ds_fail_context(DS_EINVAL, name);
+    ds_engine_set_default_kind(k);
+    return DS_OK;
+}
+
 int ds_cli_int(const char *name, const char *v, int lo, int *out) {
     char *end;
     errno = 0;

@@ -27,6 +27,8 @@ static void usage(FILE *f) {
         "  --out FILE.h5            write per-attempt records, parameters and adversarial images\n"
         "  --no-images              do not store adversarial images in --out\n"
         "  --threads N              engine threads (default 2); --batch N samples per call (64)\n"
+        "  --engine onednn|gemm     how convolutions are computed (default onednn; gemm: the engine\n"
+        "                           of runs made before onednn; the two round differently)\n"
         "fgsm:   --eps 0.3[,0.1,...] --space softmax|logits|logits_T --labels true|predicted\n"
         "jsma:   --gamma 0.145 --theta 1 --space softmax|logits|logits_T --iterations N\n"
         "        (default floor(784*gamma/2) = 56)\n"
@@ -123,6 +125,7 @@ static int parse_options(int argc, char **argv, options *o, int *help) {
         else if (!strcmp(a, "--first")) rc = ds_cli_int(a, v, 0, &o->first);
         else if (!strcmp(a, "--count")) rc = ds_cli_int(a, v, 1, &o->count);
         else if (!strcmp(a, "--threads")) rc = ds_cli_int(a, v, 1, &o->threads);
+        else if (!strcmp(a, "--engine")) rc = ds_cli_engine(a, v);
         else if (!strcmp(a, "--batch")) rc = ds_cli_int(a, v, 1, &o->batch);
         else if (!strcmp(a, "--iterations")) rc = ds_cli_int(a, v, 1, &o->iterations);
         else if (!strcmp(a, "--steps")) rc = ds_cli_int(a, v, 1, &o->steps);

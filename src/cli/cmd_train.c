@@ -31,7 +31,7 @@ static const char train_usage[] =
     "  --chunk N             samples per gradient chunk, a multiple of 4 (default 32): fixes the\n"
     "                        summation order, so it is part of the result (any --threads gives\n"
     "                        the same bits for one --chunk; another --chunk, other bits)\n"
-    "  --checkpoint FILE     save every epoch; resume from it if it exists\n";
+    "  --checkpoint FILE     save every epoch; resume from it if it exists\n" DS_CLI_ENGINE_HELP;
 
 typedef struct {
     const char *data, *dataset, *out, *teacher, *init, *role, *group, *checkpoint;
@@ -73,6 +73,7 @@ static int parse_train(int argc, char **argv, train_opts *o) {
         else if (!strcmp(a, "--batch")) rc = ds_cli_int(a, v, 1, &o->cfg.batch);
         else if (!strcmp(a, "--threads")) rc = ds_cli_int(a, v, 1, &o->cfg.threads);
         else if (!strcmp(a, "--chunk")) rc = ds_cli_int(a, v, DS_GROUP, &o->cfg.chunk);
+        else if (!strcmp(a, "--engine")) rc = ds_cli_engine(a, v);
         else if (!strcmp(a, "--lr")) rc = ds_cli_double(a, v, &x), o->cfg.lr = (float)x;
         else if (!strcmp(a, "--lr-decay")) rc = ds_cli_double(a, v, &x), o->cfg.lr_decay = (float)x;
         else if (!strcmp(a, "--lr-decay-from")) rc = ds_cli_int(a, v, 0, &o->cfg.lr_decay_from);
@@ -197,7 +198,7 @@ static const char eval_usage[] =
     "  --logits FILE.csv     also write their logits: index,label,z0,...,z9 (%.9g, exact floats)\n"
     "  --temperature T       the temperature of a model without our attributes (role external,\n"
     "                        e.g. exported from PyTorch; default 1)\n"
-    "  --threads N           engine threads (default 2)\n";
+    "  --threads N           engine threads (default 2)\n" DS_CLI_ENGINE_HELP;
 
 typedef struct {
     const char *model, *data, *dataset, *logits;
@@ -225,6 +226,7 @@ static int parse_eval(int argc, char **argv, eval_opts *o, int *help) {
         else if (!strcmp(a, "--first")) rc = ds_cli_int(a, v, 0, &o->first);
         else if (!strcmp(a, "--count")) rc = ds_cli_int(a, v, 1, &o->count);
         else if (!strcmp(a, "--temperature")) rc = ds_cli_double(a, v, &o->temperature);
+        else if (!strcmp(a, "--engine")) rc = ds_cli_engine(a, v);
         else rc = ds_fail(DS_EINVAL, "%s: unknown option (see --help)", a);
     }
     if (!rc && !o->model) rc = ds_fail(DS_EINVAL, "--model FILE[:GROUP] is required (see --help)");

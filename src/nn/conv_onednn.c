@@ -369,6 +369,20 @@ void dnn_stack_free(dnn_stack *s) {
 }
 
 int dnn_stack_lanes(const dnn_stack *s) { return s->lanes; }
+
+void ds_onednn_version(char *out, size_t cap) {
+    const dnnl_version_t *v = dnnl_version();
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    const char *name = isa == dnnl_cpu_isa_avx512_core_amx ? "avx512_core_amx"
+                       : isa == dnnl_cpu_isa_avx512_core_bf16 ? "avx512_core_bf16"
+                       : isa == dnnl_cpu_isa_avx512_core_vnni ? "avx512_core_vnni"
+                       : isa == dnnl_cpu_isa_avx512_core ? "avx512_core"
+                       : isa == dnnl_cpu_isa_avx2_vnni ? "avx2_vnni"
+                       : isa == dnnl_cpu_isa_avx2 ? "avx2"
+                       : isa == dnnl_cpu_isa_avx ? "avx"
+                       : isa == dnnl_cpu_isa_sse41 ? "sse41" : "other";
+    snprintf(out, cap, "oneDNN %d.%d.%d (%s)", v->major, v->minor, v->patch, name);
+}
 const char *dnn_stack_describe(const dnn_stack *s) { return s->describe; }
 
 // One execution: (argument, memory object, data) triples, then the scratchpad.

@@ -305,6 +305,13 @@ static void parse_seeds(parser *p, ds_job *job) {
     job->seed = job->seeds[0];
 }
 
+// A word that parse (a ds_*_parse function) turns into *out; its message on failure.
+#define GET_WORD(p, sec, key, parse, out)                                                          \
+    do {                                                                                           \
+        entry *e_ = find(p, sec, key);                                                             \
+        if (e_ && parse(e_->value, out)) perr(p, e_->line, "[%s] %s: %s", sec, key, ds_errmsg());  \
+    } while (0)
+
 static void parse_run(parser *p, ds_job *job) {
     const char *s = "run";
     entry *e;
@@ -322,6 +329,7 @@ static void parse_run(parser *p, ds_job *job) {
             scopy(job->results, sizeof job->results, e->value);
     }
     parse_seeds(p, job);
+    GET_WORD(p, s, "engine", ds_engine_kind_parse, &job->engine);
     if ((e = find(p, s, "threads"))) {
         if (!strcmp(e->value, "auto")) {
             job->threads = 0;
@@ -345,12 +353,6 @@ static void parse_data(parser *p, ds_job *job) {
 
 // A word parsed by its library's own parser (ds_space_parse, ds_init_parse, ...), its message behind the
 // file, line, section and key.
-#define GET_WORD(p, sec, key, parse, out)                                                          \
-    do {                                                                                           \
-        entry *e_ = find(p, sec, key);                                                             \
-        if (e_ && parse(e_->value, out)) perr(p, e_->line, "[%s] %s: %s", sec, key, ds_errmsg());  \
-    } while (0)
-
 static void parse_train(parser *p, ds_job *job) {
     const char *s = "train";
     int epochs = 50;
@@ -716,6 +718,7 @@ static void set_defaults(ds_job *job, const char *path) {
     job->seed = job->seeds[0] = 1;
     job->nseeds = 1;
     job->threads = 1;
+    job->engine = DS_ENGINE_ONEDNN;
     snprintf(job->dataset, sizeof job->dataset, "mnist");
     job->train_samples = job->test_samples = -1;
     job->baseline_epochs = job->teacher_epochs = job->student_epochs = 50;
@@ -849,6 +852,9 @@ char *ds_job_canonical(const ds_job *job) {
     } else {
         ds_sb_printf(&b, "run.seed = %llu\n", (unsigned long long)job->seed);
     }
+    // Runs made before the oneDNN engine existed computed with the GEMM engine and have no engine
+    // line: gemm keeps their text (and resumes them), onednn is a different job.
+    if (job->engine != DS_ENGINE_GEMM) ds_sb_printf(&b, "run.engine = %s\n", ds_engine_kind_name(job->engine));
     ds_sb_printf(&b, "data.dataset = %s\n", job->dataset);
     ds_sb_printf(&b, "data.train_samples = %d\n", job->train_samples);
     ds_sb_printf(&b, "data.test_samples = %d\n", job->test_samples);

@@ -3,6 +3,7 @@
 // for their versions, so the HDF5 helpers do not depend on either.
 #include "ds_h5.h"
 #include "ds_error.h"
+#include "ds_nn.h"
 #include "ds_store.h"
 
 #include <cblas.h>
@@ -35,6 +36,8 @@ void ds_library_versions(char *out, size_t cap) {
     append_line(out, cap, ", ", buf);
     const char *blas = openblas_get_config();
     append_line(out, cap, ", ", blas ? blas : "OpenBLAS (unknown)");
+    ds_onednn_version(buf, sizeof buf);
+    append_line(out, cap, ", ", buf);
     int len = 0; // MPI_Get_library_version may be called before MPI_Init
     if (MPI_Get_library_version(buf, &len) == MPI_SUCCESS && len > 0) {
         buf[len < (int)sizeof buf ? len : (int)sizeof buf - 1] = '\0';
@@ -57,6 +60,7 @@ int ds_h5_write_provenance(hid_t file, const ds_provenance *prov) {
     int rc;
     if ((rc = ds_h5_attr_set_string(file, "job_text", prov->job_text ? prov->job_text : "")) ||
         (rc = ds_h5_attr_set_string(file, "code_version", code)) ||
+        (rc = ds_h5_attr_set_string(file, "engine", ds_engine_kind_name(ds_engine_default_kind()))) ||
         (rc = ds_h5_attr_set_uint64(file, "seed", prov->seed)) ||
         (rc = ds_h5_attr_set_string(file, "task", prov->task ? prov->task : "")) ||
         (rc = ds_h5_attr_set_string(file, "host", host)) ||

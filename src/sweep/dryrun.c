@@ -22,6 +22,7 @@ static int load_plan(const char *job_path, ds_job *job, ds_plan *plan, const cha
         fprintf(stderr, "distill_sweep: %s\n", ds_errmsg());
         return 1;
     }
+    ds_engine_set_default_kind(job->engine); // the calibration measures the job's engine
     int train_n = job->train_samples, test_n = job->test_samples;
     *note = "";
     if (train_n < 0 || test_n < 0) {

@@ -912,6 +912,7 @@ static int setup(sweep *w, const ds_sweep_options *o) {
         report_setup_failure(w->rank, ds_errmsg());
         return SETUP_LEAVE;
     }
+    ds_engine_set_default_kind(w->job.engine); // every engine of this rank computes as the job says
     if (w->rank == 0) open_run(w, o->new_run);
     quiet_bcast(&w->s, (int)sizeof w->s, MPI_BYTE);
     if (w->s.status) return SETUP_LEAVE;
