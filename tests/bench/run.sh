@@ -9,7 +9,8 @@
 #      side (these machines drift by ~10% over minutes);
 #   3. "bench ratio_X <X / torch_X> x" for every X printed both by a C and a torch benchmark;
 #   4. if MNIST is found ($MNIST_DIR or data/mnist) and bin/distill_sweep exists, the peak
-#      resident memory of a one-epoch full-MNIST training process: train_peak_rss_mb;
+#      resident memory of a one-epoch full-MNIST training process: train_peak_rss_mb (default
+#      engine and chunk), _chunk8 (jobs/paper.job's chunk), _gemm (the GEMM engine);
 #   5. "bench done".
 # Environment: BENCH_SECONDS and BENCH_ONLY (passed on to the benchmarks; BENCH_ONLY=square,cw
 # limits the attack benchmarks to those figures), TORCH_PYTHON (default /usr/bin/python3),
@@ -108,22 +109,29 @@ elif [[ ! -x $ds_bin ]]; then
 elif [[ ! -x /usr/bin/time ]]; then
     echo "bench note train_peak_rss_skipped 0 (/usr/bin/time missing: scripts/deps.sh)"
 else
-    echo "== train_peak_rss (distill_sweep train, 1 epoch, $mnist_dir)" >&2
-    train_cmd=("$ds_bin" train --data "$mnist_dir" --epochs 1 --out "$tmp/m.h5" --threads 2)
-    set +e
-    OPENBLAS_NUM_THREADS=1 timeout "$train_timeout" \
-        /usr/bin/time -o "$tmp/rss" -f %M "${train_cmd[@]}" >"$tmp/train.log" 2>&1
-    rc=$?
-    set -e
-    kb=$(tail -n 1 "$tmp/rss" 2>/dev/null || true)
-    if ((rc == 0)) && [[ $kb =~ ^[0-9]+$ ]]; then
-        awk -v kb="$kb" 'BEGIN { printf "bench train_peak_rss_mb %.1f MB\n", kb / 1024 }'
-    else
-        if ((rc == 124)); then why="timed out after ${train_timeout} s"; else why="exit status $rc"; fi
-        echo "bench note train_peak_rss_failed 0 (${train_cmd[*]}: $why)"
-        echo "-- last lines of its output:" >&2
-        tail -n 5 "$tmp/train.log" >&2 || true
-    fi
+    # At the default chunk (32) and at jobs/paper.job's 8 (more chunk-gradient buffers), with the
+    # default engine, and the GEMM engine at 32 for comparison.
+    for variant in "train_peak_rss_mb:32:onednn" "train_peak_rss_mb_chunk8:8:onednn" \
+                   "train_peak_rss_mb_gemm:32:gemm"; do
+        IFS=: read -r name chunk engine <<<"$variant"
+        echo "== $name (distill_sweep train, 1 epoch, chunk $chunk, engine $engine, $mnist_dir)" >&2
+        train_cmd=("$ds_bin" train --data "$mnist_dir" --epochs 1 --out "$tmp/m.h5" --threads 2
+                   --chunk "$chunk" --engine "$engine")
+        set +e
+        OPENBLAS_NUM_THREADS=1 timeout "$train_timeout" \
+            /usr/bin/time -o "$tmp/rss" -f %M "${train_cmd[@]}" >"$tmp/train.log" 2>&1
+        rc=$?
+        set -e
+        kb=$(tail -n 1 "$tmp/rss" 2>/dev/null || true)
+        if ((rc == 0)) && [[ $kb =~ ^[0-9]+$ ]]; then
+            awk -v kb="$kb" -v name="$name" 'BEGIN { printf "bench %s %.1f MB\n", name, kb / 1024 }'
+        else
+            if ((rc == 124)); then why="timed out after ${train_timeout} s"; else why="exit status $rc"; fi
+            echo "bench note ${name}_failed 0 (${train_cmd[*]}: $why)"
+            echo "-- last lines of its output:" >&2
+            tail -n 5 "$tmp/train.log" >&2 || true
+        fi
+    done
 fi
 
 echo "bench done"
