@@ -991,6 +991,17 @@ END_TEST
 static void use_onednn(void) { ds_engine_set_default_kind(DS_ENGINE_ONEDNN); }
 static void use_gemm(void) { ds_engine_set_default_kind(DS_ENGINE_GEMM); }
 
+// A tcase "<what>-<kind>" of s whose tests run with that engine kind as the default.
+static TCase *engine_tcase(Suite *s, const char *what, const char *kind, void (*setup)(void), int timeout) {
+    char name[64];
+    snprintf(name, sizeof name, "%s-%s", what, kind);
+    TCase *tc = tcase_create(strdup(name));
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, timeout);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 int main(void) {
     Suite *s = suite_create("nn");
     TCase *layers = tcase_create("layers");
@@ -1008,35 +1019,23 @@ int main(void) {
     tcase_add_test(layers, test_init_glorot);
     tcase_add_test(layers, test_layer_geometry);
     suite_add_tcase(s, layers);
-    // "network" (forward and input gradient) is what tests/valgrind.sh runs; "gradients", the
+    // "network-*" (forward and input gradient) is what tests/valgrind.sh runs; "gradients-*", the
     // finite-difference checks of the training pass, makes ~2,400 passes that valgrind takes
     // about 10 s each over (its trainings run in valgrind's one-rank sweep instead).
     // Every engine test runs on both kinds (their own tcases: a fixture sets the default kind).
     for (int k = 0; k < 2; k++) {
         void (*setup)(void) = k ? use_gemm : use_onednn;
         const char *kind = k ? "gemm" : "onednn";
-        char name[64];
-        snprintf(name, sizeof name, "network-%s", kind);
-        TCase *net = tcase_create(strdup(name));
-        tcase_add_checked_fixture(net, setup, NULL);
-        tcase_set_timeout(net, 120);
+        TCase *net = engine_tcase(s, "network", kind, setup, 120);
         tcase_add_test(net, test_forward_matches_naive);
         tcase_add_test(net, test_input_gradient);
         if (!k) tcase_add_test(net, test_sample_bits_any_group);
-        suite_add_tcase(s, net);
-        snprintf(name, sizeof name, "gradients-%s", kind);
-        TCase *grads = tcase_create(strdup(name));
-        tcase_add_checked_fixture(grads, setup, NULL);
-        tcase_set_timeout(grads, 120);
+        TCase *grads = engine_tcase(s, "gradients", kind, setup, 120);
         tcase_add_test(grads, test_network_gradient_T100_soft_dropout);
         tcase_add_test(grads, test_network_gradient_T1_hard);
         tcase_add_test(grads, test_network_gradient_T1_soft_dropout);
         tcase_add_test(grads, test_network_gradient_T100_hard);
-        suite_add_tcase(s, grads);
-        snprintf(name, sizeof name, "training-%s", kind);
-        TCase *train = tcase_create(strdup(name));
-        tcase_add_checked_fixture(train, setup, NULL);
-        tcase_set_timeout(train, 300);
+        TCase *train = engine_tcase(s, "training", kind, setup, 300);
         tcase_add_test(train, test_learns_synthetic);
         tcase_add_test(train, test_deterministic_any_threads);
         tcase_add_test(train, test_resume_bit_identical);
@@ -1044,14 +1043,9 @@ int main(void) {
         tcase_add_test(train, test_lr_step_decay);
         tcase_add_test(train, test_config_errors);
         tcase_add_test(train, test_divergence_detected);
-        suite_add_tcase(s, train);
-        snprintf(name, sizeof name, "chunks-%s", kind);
-        TCase *chunks = tcase_create(strdup(name));
-        tcase_add_checked_fixture(chunks, setup, NULL);
-        tcase_set_timeout(chunks, 120);
+        TCase *chunks = engine_tcase(s, "chunks", kind, setup, 120);
         tcase_add_test(chunks, test_train_grad_any_threads_any_chunk);
         tcase_add_test(chunks, test_chunk_grads_fold_any_members);
-        suite_add_tcase(s, chunks);
     }
     return tu_run(s);
 }
