@@ -36,9 +36,8 @@ typedef struct {
     void *scratch;
     dnnl_memory_t scratch_mem;
     dnnl_memory_t src[NC], dst[NC], wf[NC], wb[NC], b[NC], dw[NC], db[NC], dwp[NC];
-    float *xpad, *dxpad;     // [G,784] a partial group's input and input gradient, zero-padded
-    dnnl_memory_t dx_blk, dx_plain; // conv1's input gradient as its backward writes it, then nchw
-    float *dx_buf;
+    float *xpad;             // [G,784] a partial group's input, zero-padded
+    float *dc1_plain;        // [32,26,26] one sample's conv1 output gradient, unblocked
     float *dw_blk, *dw_plain; // a layer's weight gradient in the primitive's layout, then PyTorch's
     float *db_buf;            // a layer's bias gradient
     const float *x_used;      // the input the last forward read (x or xpad)
@@ -51,9 +50,8 @@ struct dnn_stack {
     dnnl_memory_desc_t src_md[NC], dst_md[NC], wplain_md[NC], b_md[NC];
     prim fwd[NC], bwd_data[NC], bwd_w[NC];
     prim to_wf[NC], to_wb[NC], from_dw[NC];       // reorders
-    prim dx_to_plain;                             // conv1's input gradient: its layout -> nchw
     float *wf_buf[NC], *wb_buf[NC];               // weights in the forward's and backward's layouts
-    const float *bias[NC];                        // the biases of the last prepare (PyTorch's layout)
+    const float *bias[NC], *weights[NC];          // the last prepare's (PyTorch's layout)
     int wb_same[NC];                              // backward data reads the forward's layout
     dnnl_stream_t main_stream;
     void *main_scratch;
@@ -131,7 +129,6 @@ static int md_tag(dnnl_memory_desc_t *md, int n, int c, int h, int w, dnnl_forma
 static void layer_free(dnn_stack *s, int l) {
     prim *all[] = {&s->fwd[l], &s->bwd_data[l], &s->bwd_w[l], &s->to_wf[l], &s->to_wb[l], &s->from_dw[l]};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) prim_free(all[i]), *all[i] = (prim){0};
-    if (l == 0) prim_free(&s->dx_to_plain), s->dx_to_plain = (prim){0};
 }
 
 // Conv layer l's primitives (direct convolution) and their reorders.
@@ -160,21 +157,14 @@ static int create_layer(dnn_stack *s, int l, const_dnnl_primitive_attr_t attr,
     note_impl(s, &s->fwd[l], l, "forward");
     const dnnl_memory_desc_t *wf = query(&s->fwd[l], dnnl_query_weights_md);
     CHECK_RC(reorder_make(&s->to_wf[l], &s->wplain_md[l], wf, s->eng, attr));
-    if (l > 0 || !s->train) { // conv1's input gradient is only the attacks'
-        dnnl_memory_desc_t dsrc_any;
-        CHECK_RC(md_tag(&dsrc_any, G, sh->in, L[l].h, L[l].w, dnnl_format_tag_any));
-        CHECK(dnnl_convolution_backward_data_desc_init(&cd, alg, l == 0 ? &dsrc_any : &s->src_md[l],
+    if (l > 0) { // conv1's input gradient is our own loop (ds_conv_backward_input_1ch)
+        CHECK(dnnl_convolution_backward_data_desc_init(&cd, alg, &s->src_md[l],
                                                        &w_any, &s->dst_md[l], strides, pad, pad),
               "convolution backward data");
         CHECK_RC(prim_make(&s->bwd_data[l], &cd, attr, s->eng, s->fwd[l].pd, "convolution backward data"));
         note_impl(s, &s->bwd_data[l], l, "backward-data");
         const dnnl_memory_desc_t *wb = query(&s->bwd_data[l], dnnl_query_weights_md);
         s->wb_same[l] = dnnl_memory_desc_equal(wb, wf);
-        // conv1's input gradient in plain nchw would run a reference implementation: let
-        // the primitive choose (channel-blocked, padded), then reorder to the images' layout.
-        if (l == 0)
-            CHECK_RC(reorder_make(&s->dx_to_plain, query(&s->bwd_data[0], dnnl_query_diff_src_md),
-                                  &s->src_md[0], s->eng, attr));
         if (!s->wb_same[l]) CHECK_RC(reorder_make(&s->to_wb[l], &s->wplain_md[l], wb, s->eng, attr));
     }
     if (s->train) {
@@ -247,19 +237,13 @@ static int thread_create(dnn_stack *s, dnn_thread *th) {
             if (bytes > wmax) wmax = bytes;
         }
     }
-    if (s->dx_to_plain.pd) {
-        const dnnl_memory_desc_t *md = query(&s->bwd_data[0], dnnl_query_diff_src_md);
-        if ((rc = mem(&th->dx_blk, md, s->eng)) || (rc = mem(&th->dx_plain, &s->src_md[0], s->eng))) return rc;
-        if (!(th->dx_buf = aligned_alloc(64, (dnnl_memory_desc_get_size(md) + 63) / 64 * 64)))
-            return ds_fail(DS_ENOMEM, "engine onednn: out of memory");
-    }
     size_t img = (size_t)G * DS_PIXELS * sizeof(float);
     th->xpad = calloc(1, img);
-    th->dxpad = calloc(1, img);
+    th->dc1_plain = malloc(s->d->act[A_C1] * sizeof(float));
     th->dw_blk = malloc(wmax ? wmax : 1);
     th->dw_plain = malloc(wmax ? wmax : 1); // a plain layout is never larger than a padded one
     th->db_buf = malloc(1024 * sizeof(float));
-    if (!th->xpad || !th->dxpad || !th->dw_blk || !th->dw_plain || !th->db_buf)
+    if (!th->xpad || !th->dc1_plain || !th->dw_blk || !th->dw_plain || !th->db_buf)
         return ds_fail(DS_ENOMEM, "engine onednn: out of memory");
     return DS_OK;
 }
@@ -270,13 +254,10 @@ static void thread_free(dnn_thread *th) {
         for (int l = 0; l < NC; l++)
             if (all[i][l]) dnnl_memory_destroy(all[i][l]);
     if (th->scratch_mem) dnnl_memory_destroy(th->scratch_mem);
-    if (th->dx_blk) dnnl_memory_destroy(th->dx_blk);
-    if (th->dx_plain) dnnl_memory_destroy(th->dx_plain);
-    free(th->dx_buf);
     if (th->stream) dnnl_stream_destroy(th->stream);
     free(th->scratch);
     free(th->xpad);
-    free(th->dxpad);
+    free(th->dc1_plain);
     free(th->dw_blk);
     free(th->dw_plain);
     free(th->db_buf);
@@ -310,7 +291,6 @@ int dnn_stack_create(dnn_stack **out, const engine_dims *d, int threads, int tra
         prim *all[] = {&s->fwd[l], &s->bwd_data[l], &s->bwd_w[l], &s->to_wf[l], &s->to_wb[l], &s->from_dw[l]};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++)
             if (scratch_of(all[i]) > s->scratch_bytes) s->scratch_bytes = scratch_of(all[i]);
-        if (scratch_of(&s->dx_to_plain) > s->scratch_bytes) s->scratch_bytes = scratch_of(&s->dx_to_plain);
         const dnnl_memory_desc_t *wf = query(&s->fwd[l], dnnl_query_weights_md);
         s->wf_buf[l] = aligned_alloc(64, (dnnl_memory_desc_get_size(wf) + 63) / 64 * 64);
         if (!s->wf_buf[l]) rc = ds_fail(DS_ENOMEM, "engine onednn: out of memory");
@@ -404,6 +384,7 @@ static dnnl_status_t run(const prim *p, dnnl_stream_t stream, dnnl_memory_t scra
 int dnn_stack_prepare(dnn_stack *s, const ds_params *p) {
     for (int l = 0; l < NC; l++) {
         s->bias[l] = p->b[l];
+        s->weights[l] = p->w[l];
         xarg a[2] = {{DNNL_ARG_FROM, s->m_wplain[l], p->w[l]}, {DNNL_ARG_TO, s->m_wf[l], s->wf_buf[l]}};
         TRY(run(&s->to_wf[l], s->main_stream, s->main_scratch_mem, 2, a), "weights reorder");
         if (s->wb_buf[l]) {
@@ -434,15 +415,10 @@ static void conv_fwd(dnn_stack *s, dnn_thread *th, int l, float *dst, const floa
 }
 
 static void conv_bwd_data(dnn_stack *s, dnn_thread *th, int l, float *dsrc, const float *ddst) {
-    int conv1 = l == 0; // through its own layout, then reordered into dsrc
     xarg a[3] = {{DNNL_ARG_DIFF_DST, th->dst[l], ddst},
                  {DNNL_ARG_WEIGHTS, th->wb[l], s->wb_same[l] ? s->wf_buf[l] : s->wb_buf[l]},
-                 {DNNL_ARG_DIFF_SRC, conv1 ? th->dx_blk : th->src[l], conv1 ? th->dx_buf : dsrc}};
+                 {DNNL_ARG_DIFF_SRC, th->src[l], dsrc}};
     run_or_poison(&s->bwd_data[l], th, 3, a, dsrc, G * s->d->L[l].in_size, "convolution backward data");
-    if (conv1) {
-        xarg r[2] = {{DNNL_ARG_FROM, th->dx_blk, th->dx_buf}, {DNNL_ARG_TO, th->dx_plain, dsrc}};
-        run_or_poison(&s->dx_to_plain, th, 2, r, dsrc, G * s->d->L[l].in_size, "input gradient reorder");
-    }
 }
 
 // The group's weight and bias gradients of layer l, added into grad's layer l.
@@ -522,9 +498,14 @@ void dnn_stack_backward(dnn_stack *s, int t, const group_acts *a, thread_scratch
     conv_bwd_data(s, th, DS_CONV2, sc->dc1, sc->dc2);
     ds_relu_backward(sc->dc1, a->c1, G * d->act[A_C1]);
     if (grad) conv_bwd_weights(s, th, DS_CONV1, grad, th->x_used, sc->dc1);
-    if (dx) {
-        float *out = n < G ? th->dxpad : dx;
-        conv_bwd_data(s, th, DS_CONV1, out, sc->dc1);
-        if (out != dx) memcpy(dx, out, (size_t)n * DS_PIXELS * sizeof(float));
+    if (dx) { // the n real samples only, each from its own gradient in PyTorch's layout
+        int c1 = ds_layer_shapes[DS_CONV1].out, hw = L[DS_CONV1].oh * L[DS_CONV1].ow;
+        for (int g = 0; g < n; g++) {
+            const float *blk = sc->dc1 + (size_t)g * d->act[A_C1];
+            for (int c = 0; c < c1; c++)
+                for (int i = 0; i < hw; i++) th->dc1_plain[(size_t)c * hw + i] = blk[((size_t)(c / V) * hw + i) * V + c % V];
+            ds_conv_backward_input_1ch(dx + (size_t)g * DS_PIXELS, th->dc1_plain, s->weights[DS_CONV1], c1,
+                                       L[DS_CONV1].h, L[DS_CONV1].w);
+        }
     }
 }

@@ -99,6 +99,21 @@ void ds_relu_backward(float *dx, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dx[i] : 0.0f;
 }
 
+void ds_conv_backward_input_1ch(float *din, const float *dout, const float *w, int OC, int H, int W) {
+    int Ho = H - 2, Wo = W - 2;
+    memset(din, 0, (size_t)H * W * sizeof(float));
+    for (int o = 0; o < OC; o++)
+        for (int kh = 0; kh < 3; kh++)
+            for (int kw = 0; kw < 3; kw++) {
+                float wk = w[o * 9 + kh * 3 + kw];
+                for (int y = 0; y < Ho; y++) {
+                    float *restrict d = din + (size_t)(y + kh) * W + kw;
+                    const float *restrict s = dout + ((size_t)o * Ho + y) * Wo;
+                    for (int x = 0; x < Wo; x++) d[x] += wk * s[x];
+                }
+            }
+}
+
 void ds_maxpool_forward(float *out, uint8_t *arg, const float *in, int P, int H, int W) {
     int Ho = H / 2, Wo = W / 2;
     for (int p = 0; p < P; p++) {
