@@ -41,6 +41,8 @@ typedef struct {
     float *dw_blk, *dw_plain; // a layer's weight gradient in the primitive's layout, then PyTorch's
     float *db_buf;            // a layer's bias gradient
     const float *x_used;      // the input the last forward read (x or xpad)
+    dnnl_memory_t x_bw;       // with x_to_bw: the images in conv1's weight-gradient layout
+    float *x_bw_buf;
 } dnn_thread;
 
 struct dnn_stack {
@@ -50,6 +52,7 @@ struct dnn_stack {
     dnnl_memory_desc_t src_md[NC], dst_md[NC], wplain_md[NC], b_md[NC];
     prim fwd[NC], bwd_data[NC], bwd_w[NC];
     prim to_wf[NC], to_wb[NC], from_dw[NC];       // reorders
+    prim x_to_bw;                                 // images into conv1's weight-gradient layout (AVX2)
     float *wf_buf[NC], *wb_buf[NC];               // weights in the forward's and backward's layouts
     const float *bias[NC], *weights[NC];          // the last prepare's (PyTorch's layout)
     int wb_same[NC];                              // backward data reads the forward's layout
@@ -99,6 +102,12 @@ static size_t scratch_of(const prim *p) {
     return p->pd ? dnnl_memory_desc_get_size(query(p, dnnl_query_scratchpad_md)) : 0;
 }
 
+static int is_ref(const prim *p) {
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &impl);
+    return impl && !strncmp(impl, "ref", 3);
+}
+
 static void note_impl(dnn_stack *s, const prim *p, int l, const char *what) {
     const char *impl = NULL;
     dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &impl);
@@ -129,6 +138,7 @@ static int md_tag(dnnl_memory_desc_t *md, int n, int c, int h, int w, dnnl_forma
 static void layer_free(dnn_stack *s, int l) {
     prim *all[] = {&s->fwd[l], &s->bwd_data[l], &s->bwd_w[l], &s->to_wf[l], &s->to_wb[l], &s->from_dw[l]};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) prim_free(all[i]), *all[i] = (prim){0};
+    if (l == 0) prim_free(&s->x_to_bw), s->x_to_bw = (prim){0};
 }
 
 // Conv layer l's primitives (direct convolution) and their reorders.
@@ -173,6 +183,20 @@ static int create_layer(dnn_stack *s, int l, const_dnnl_primitive_attr_t attr,
                                                           pad, pad),
               "convolution backward weights");
         CHECK_RC(prim_make(&s->bwd_w[l], &cd, attr, s->eng, s->fwd[l].pd, "convolution backward weights"));
+        if (l == 0 && is_ref(&s->bwd_w[0])) {
+            // Without AVX-512, conv1's weight gradient from plain images has only the reference
+            // implementation: let it choose the images' layout and reorder each group into it.
+            dnnl_memory_desc_t src_any;
+            CHECK_RC(md_tag(&src_any, G, sh->in, L[l].h, L[l].w, dnnl_format_tag_any));
+            prim_free(&s->bwd_w[0]);
+            s->bwd_w[0] = (prim){0};
+            CHECK(dnnl_convolution_backward_weights_desc_init(&cd, alg, &src_any, &w_any, &s->b_md[l],
+                                                              &s->dst_md[l], strides, pad, pad),
+                  "convolution backward weights");
+            CHECK_RC(prim_make(&s->bwd_w[0], &cd, attr, s->eng, s->fwd[0].pd, "convolution backward weights"));
+            CHECK_RC(reorder_make(&s->x_to_bw, &s->src_md[0], query(&s->bwd_w[0], dnnl_query_src_md), s->eng,
+                                  attr));
+        }
         note_impl(s, &s->bwd_w[l], l, "backward-weights");
         CHECK_RC(reorder_make(&s->from_dw[l], query(&s->bwd_w[l], dnnl_query_diff_weights_md),
                               &s->wplain_md[l], s->eng, attr));
@@ -237,6 +261,12 @@ static int thread_create(dnn_stack *s, dnn_thread *th) {
             if (bytes > wmax) wmax = bytes;
         }
     }
+    if (s->x_to_bw.pd) {
+        const dnnl_memory_desc_t *md = query(&s->bwd_w[0], dnnl_query_src_md);
+        if ((rc = mem(&th->x_bw, md, s->eng))) return rc;
+        if (!(th->x_bw_buf = aligned_alloc(64, (dnnl_memory_desc_get_size(md) + 63) / 64 * 64)))
+            return ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+    }
     size_t img = (size_t)G * DS_PIXELS * sizeof(float);
     th->xpad = calloc(1, img);
     th->dc1_plain = malloc(s->d->act[A_C1] * sizeof(float));
@@ -254,6 +284,8 @@ static void thread_free(dnn_thread *th) {
         for (int l = 0; l < NC; l++)
             if (all[i][l]) dnnl_memory_destroy(all[i][l]);
     if (th->scratch_mem) dnnl_memory_destroy(th->scratch_mem);
+    if (th->x_bw) dnnl_memory_destroy(th->x_bw);
+    free(th->x_bw_buf);
     if (th->stream) dnnl_stream_destroy(th->stream);
     free(th->scratch);
     free(th->xpad);
@@ -291,6 +323,7 @@ int dnn_stack_create(dnn_stack **out, const engine_dims *d, int threads, int tra
         prim *all[] = {&s->fwd[l], &s->bwd_data[l], &s->bwd_w[l], &s->to_wf[l], &s->to_wb[l], &s->from_dw[l]};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++)
             if (scratch_of(all[i]) > s->scratch_bytes) s->scratch_bytes = scratch_of(all[i]);
+        if (scratch_of(&s->x_to_bw) > s->scratch_bytes) s->scratch_bytes = scratch_of(&s->x_to_bw);
         const dnnl_memory_desc_t *wf = query(&s->fwd[l], dnnl_query_weights_md);
         s->wf_buf[l] = aligned_alloc(64, (dnnl_memory_desc_get_size(wf) + 63) / 64 * 64);
         if (!s->wf_buf[l]) rc = ds_fail(DS_ENOMEM, "engine onednn: out of memory");
@@ -430,7 +463,13 @@ static void conv_bwd_weights(dnn_stack *s, dnn_thread *th, int l, ds_params *gra
                  {DNNL_ARG_DIFF_WEIGHTS, th->dw[l], th->dw_blk},
                  {DNNL_ARG_DIFF_BIAS, th->db[l], th->db_buf}};
     xarg r[2] = {{DNNL_ARG_FROM, th->dw[l], th->dw_blk}, {DNNL_ARG_TO, th->dwp[l], th->dw_plain}};
-    dnnl_status_t st = run(&s->bwd_w[l], th->stream, th->scratch_mem, 4, a);
+    dnnl_status_t st = dnnl_success;
+    if (l == 0 && s->x_to_bw.pd) {
+        xarg x[2] = {{DNNL_ARG_FROM, th->src[0], src}, {DNNL_ARG_TO, th->x_bw, th->x_bw_buf}};
+        st = run(&s->x_to_bw, th->stream, th->scratch_mem, 2, x);
+        a[0] = (xarg){DNNL_ARG_SRC, th->x_bw, th->x_bw_buf};
+    }
+    if (st == dnnl_success) st = run(&s->bwd_w[l], th->stream, th->scratch_mem, 4, a);
     if (st == dnnl_success) st = run(&s->from_dw[l], th->stream, th->scratch_mem, 2, r);
     if (st != dnnl_success) {
         dnn_fail(st, "convolution backward weights");
