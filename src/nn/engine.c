@@ -2,8 +2,9 @@
 //
 // Each thread runs complete groups with one BLAS or oneDNN thread; the two layers of threading
 // (ours and the library's) never run at once. The convolution stack of a group is either the
-// GEMM one below or oneDNN's (conv_onednn.c): ds_engine_kind. Weight gradients are summed per chunk of DS_CHUNK samples and the
-// chunks are added in a fixed order, so a gradient is bit-identical for any thread count.
+// GEMM one below or oneDNN's (conv_onednn.c): ds_engine_kind. Weight gradients are summed per
+// chunk of DS_CHUNK samples and the chunks are added in a fixed order, so a gradient is
+// bit-identical for any thread count.
 // Every engine thread computes in the caller's floating-point mode (denormals kept or flushed:
 // ds_fpmode.h), so the caller's setting, not the thread that happens to run a group, decides.
 //
