@@ -6,8 +6,9 @@
 //   output softmax(z / T)
 //
 // Parameters use PyTorch's layout: conv weight [out,in,3,3], fc weight [out,in], bias [out].
-// Inside the engine the convolution stack works on a group of G samples at a time in C,N,H,W
-// order ([channels][G][rows][cols]) so that one GEMM covers the whole group.
+// Inside the engine the convolution stack works on a group of G samples at a time: in C,N,H,W
+// order ([channels][G][rows][cols]) so that one GEMM covers the whole group (engine kind gemm),
+// or as oneDNN primitives made for G samples on oneDNN's channel-blocked layout (onednn).
 #ifndef DS_NN_H
 #define DS_NN_H
 
@@ -20,7 +21,8 @@
 #define DS_PIXELS (DS_IMG * DS_IMG)
 #define DS_CLASSES 10
 #ifndef DS_GROUP
-#define DS_GROUP 4           // samples per convolution pass (keeps im2col buffers in cache)
+#define DS_GROUP 4           // samples per convolution pass (im2col buffers stay in cache; the
+                             // oneDNN primitives' fixed batch: 8 was no faster)
 #endif
 // A chunk: the unit of deterministic summation and of parallelism over threads and ranks. A
 // batch of n samples is ceil(n/chunk) chunks of `chunk` consecutive samples (the last may be
