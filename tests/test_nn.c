@@ -993,9 +993,11 @@ static void use_gemm(void) { ds_engine_set_default_kind(DS_ENGINE_GEMM); }
 
 // A tcase "<what>-<kind>" of s whose tests run with that engine kind as the default.
 static TCase *engine_tcase(Suite *s, const char *what, const char *kind, void (*setup)(void), int timeout) {
-    char name[64];
-    snprintf(name, sizeof name, "%s-%s", what, kind);
-    TCase *tc = tcase_create(strdup(name));
+    static char names[16][32]; // Check keeps the name pointer for the suite's lifetime
+    static int used;
+    char *name = names[used++ % 16];
+    snprintf(name, sizeof names[0], "%s-%s", what, kind);
+    TCase *tc = tcase_create(name);
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, timeout);
     suite_add_tcase(s, tc);
