@@ -179,7 +179,6 @@ ds_engine_kind ds_engine_default_kind(void);
 // ds_engine_input_grad needs an inference engine.
 int ds_engine_create(ds_engine **e, int max_batch, int threads, int chunk);
 int ds_engine_create_kind(ds_engine **e, int max_batch, int threads, int chunk, ds_engine_kind kind);
-ds_engine_kind ds_engine_kind_of(const ds_engine *e);
 // One line per primitive of a oneDNN engine: the implementation oneDNN picked ("" for GEMM).
 const char *ds_engine_describe(const ds_engine *e);
 // "oneDNN 2.6.3 (avx512_core)": the library and the instruction set its kernels use here (the
@@ -192,6 +191,7 @@ int ds_engine_threads(const ds_engine *e);
 // ds_engine_input_grad can follow, any number of times, for the same samples.
 void ds_engine_forward(ds_engine *e, const ds_params *p, const float *x, int n, float *logits);
 // dx [n,784] = sum_k dlogits[i,k] * dz_k/dx_i for each sample i of the last forward.
+// p must be the parameters of that forward.
 void ds_engine_input_grad(ds_engine *e, const ds_params *p, const float *dlogits, int n, float *dx);
 
 // One training pass over a batch: forward with dropout p (masks drawn from (seed, step, i)),

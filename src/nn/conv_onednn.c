@@ -102,19 +102,21 @@ static size_t scratch_of(const prim *p) {
     return p->pd ? dnnl_memory_desc_get_size(query(p, dnnl_query_scratchpad_md)) : 0;
 }
 
-static int is_ref(const prim *p) {
+// The implementation oneDNN picked ("jit:avx512_core", "ref:any", ...).
+static const char *impl_of(const prim *p) {
     const char *impl = NULL;
     dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &impl);
-    return impl && !strncmp(impl, "ref", 3);
+    return impl ? impl : "?";
 }
 
+static int is_ref(const prim *p) { return !strncmp(impl_of(p), "ref", 3); }
+
 static void note_impl(dnn_stack *s, const prim *p, int l, const char *what) {
-    const char *impl = NULL;
-    dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &impl);
+    const char *impl = impl_of(p);
     size_t len = strlen(s->describe);
-    snprintf(s->describe + len, sizeof s->describe - len, "conv%d %s %s\n", l + 1, what, impl ? impl : "?");
+    snprintf(s->describe + len, sizeof s->describe - len, "conv%d %s %s\n", l + 1, what, impl);
     // A reference implementation is correct but ~1000x slower (perf-notes): say so once.
-    if (impl && !strncmp(impl, "ref", 3))
+    if (is_ref(p))
         fprintf(stderr, "engine onednn: warning: conv%d %s runs oneDNN's reference implementation (%s)\n",
                 l + 1, what, impl);
 }
@@ -237,16 +239,28 @@ static int mem(dnnl_memory_t *m, const dnnl_memory_desc_t *md, dnnl_engine_t eng
     return DS_OK;
 }
 
-static int thread_create(dnn_stack *s, dnn_thread *th) {
-    int rc;
-    TRY(dnnl_stream_create(&th->stream, s->eng, dnnl_stream_default_flags), "stream");
+// A 64-byte aligned buffer for a tensor of descriptor md (*buf NULL: DS_ENOMEM).
+static int buffer_for(void **buf, const dnnl_memory_desc_t *md) {
+    *buf = aligned_alloc(64, (dnnl_memory_desc_get_size(md) + 63) / 64 * 64);
+    return *buf ? DS_OK : ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+}
+
+// A scratchpad of the stack's largest size and its memory object (user scratchpad mode).
+static int scratchpad(const dnn_stack *s, void **buf, dnnl_memory_t *m) {
     dnnl_memory_desc_t sp;
     dnnl_dims_t sd = {(dnnl_dim_t)(s->scratch_bytes ? s->scratch_bytes : 1)};
     TRY(dnnl_memory_desc_init_by_tag(&sp, 1, sd, dnnl_u8, dnnl_x), "scratchpad");
-    th->scratch = aligned_alloc(64, (sd[0] + 63) / 64 * 64);
-    if (!th->scratch) return ds_fail(DS_ENOMEM, "engine onednn: out of memory for a scratchpad");
-    TRY(dnnl_memory_create(&th->scratch_mem, &sp, s->eng, th->scratch), "scratchpad");
-    size_t wmax = 0;
+    int rc = buffer_for(buf, &sp);
+    if (rc) return rc;
+    TRY(dnnl_memory_create(m, &sp, s->eng, *buf), "scratchpad");
+    return DS_OK;
+}
+
+static int thread_create(dnn_stack *s, dnn_thread *th) {
+    int rc;
+    TRY(dnnl_stream_create(&th->stream, s->eng, dnnl_stream_default_flags), "stream");
+    if ((rc = scratchpad(s, &th->scratch, &th->scratch_mem))) return rc;
+    size_t wmax = 0, bmax = 0;
     for (int l = 0; l < NC; l++) {
         if ((rc = mem(&th->src[l], &s->src_md[l], s->eng)) || (rc = mem(&th->dst[l], &s->dst_md[l], s->eng)) ||
             (rc = mem(&th->wf[l], query(&s->fwd[l], dnnl_query_weights_md), s->eng)) ||
@@ -259,20 +273,19 @@ static int thread_create(dnn_stack *s, dnn_thread *th) {
             if ((rc = mem(&th->dw[l], dw, s->eng)) || (rc = mem(&th->db[l], &s->b_md[l], s->eng))) return rc;
             size_t bytes = dnnl_memory_desc_get_size(dw);
             if (bytes > wmax) wmax = bytes;
+            if ((size_t)ds_layer_shapes[l].out > bmax) bmax = (size_t)ds_layer_shapes[l].out;
         }
     }
     if (s->x_to_bw.pd) {
         const dnnl_memory_desc_t *md = query(&s->bwd_w[0], dnnl_query_src_md);
-        if ((rc = mem(&th->x_bw, md, s->eng))) return rc;
-        if (!(th->x_bw_buf = aligned_alloc(64, (dnnl_memory_desc_get_size(md) + 63) / 64 * 64)))
-            return ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+        if ((rc = mem(&th->x_bw, md, s->eng)) || (rc = buffer_for((void **)&th->x_bw_buf, md))) return rc;
     }
     size_t img = (size_t)G * DS_PIXELS * sizeof(float);
     th->xpad = calloc(1, img);
     th->dc1_plain = malloc(s->d->act[A_C1] * sizeof(float));
     th->dw_blk = malloc(wmax ? wmax : 1);
     th->dw_plain = malloc(wmax ? wmax : 1); // a plain layout is never larger than a padded one
-    th->db_buf = malloc(1024 * sizeof(float));
+    th->db_buf = malloc((bmax ? bmax : 1) * sizeof(float));
     if (!th->xpad || !th->dc1_plain || !th->dw_blk || !th->dw_plain || !th->db_buf)
         return ds_fail(DS_ENOMEM, "engine onednn: out of memory");
     return DS_OK;
@@ -325,26 +338,16 @@ int dnn_stack_create(dnn_stack **out, const engine_dims *d, int threads, int tra
             if (scratch_of(all[i]) > s->scratch_bytes) s->scratch_bytes = scratch_of(all[i]);
         if (scratch_of(&s->x_to_bw) > s->scratch_bytes) s->scratch_bytes = scratch_of(&s->x_to_bw);
         const dnnl_memory_desc_t *wf = query(&s->fwd[l], dnnl_query_weights_md);
-        s->wf_buf[l] = aligned_alloc(64, (dnnl_memory_desc_get_size(wf) + 63) / 64 * 64);
-        if (!s->wf_buf[l]) rc = ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+        rc = buffer_for((void **)&s->wf_buf[l], wf);
         if (!rc) rc = mem(&s->m_wplain[l], &s->wplain_md[l], s->eng);
         if (!rc) rc = mem(&s->m_wf[l], wf, s->eng);
         if (!rc && s->bwd_data[l].pd && !s->wb_same[l]) {
             const dnnl_memory_desc_t *wb = query(&s->bwd_data[l], dnnl_query_weights_md);
-            s->wb_buf[l] = aligned_alloc(64, (dnnl_memory_desc_get_size(wb) + 63) / 64 * 64);
-            if (!s->wb_buf[l]) rc = ds_fail(DS_ENOMEM, "engine onednn: out of memory");
+            rc = buffer_for((void **)&s->wb_buf[l], wb);
             if (!rc) rc = mem(&s->m_wb[l], wb, s->eng);
         }
     }
-    if (!rc) {
-        dnnl_memory_desc_t sp;
-        dnnl_dims_t sd = {(dnnl_dim_t)(s->scratch_bytes ? s->scratch_bytes : 1)};
-        s->main_scratch = aligned_alloc(64, (sd[0] + 63) / 64 * 64);
-        if (!s->main_scratch) rc = ds_fail(DS_ENOMEM, "engine onednn: out of memory");
-        if (!rc) st = dnnl_memory_desc_init_by_tag(&sp, 1, sd, dnnl_u8, dnnl_x);
-        if (!rc && st == dnnl_success) st = dnnl_memory_create(&s->main_scratch_mem, &sp, s->eng, s->main_scratch);
-        if (!rc && st != dnnl_success) rc = dnn_fail(st, "scratchpad");
-    }
+    if (!rc) rc = scratchpad(s, &s->main_scratch, &s->main_scratch_mem);
     if (!rc) {
         s->th = calloc((size_t)threads, sizeof *s->th);
         if (!s->th) rc = ds_fail(DS_ENOMEM, "engine onednn: out of memory");
@@ -377,8 +380,6 @@ void dnn_stack_free(dnn_stack *s) {
     if (s->eng) dnnl_engine_destroy(s->eng);
     free(s);
 }
-
-int dnn_stack_lanes(const dnn_stack *s) { return s->lanes; }
 
 void ds_onednn_version(char *out, size_t cap) {
     const dnnl_version_t *v = dnnl_version();
@@ -481,26 +482,22 @@ static void conv_bwd_weights(dnn_stack *s, dnn_thread *th, int l, ds_params *gra
     for (size_t i = 0; i < nb; i++) gb[i] += th->db_buf[i];
 }
 
-// pool2's output [G][C/V][HW][V] -> fc1's input [n][C*HW] (C,H,W order), and back (the back
-// direction zeroes the padding samples n..G-1, so that they add nothing to weight gradients).
-static void flatten(float *h0, const float *p2, int n, int C, int HW, int V) {
-    for (int g = 0; g < n; g++)
-        for (int c = 0; c < C; c++)
-            for (int i = 0; i < HW; i++)
-                h0[((size_t)g * C + c) * HW + i] = p2[(((size_t)g * (C / V) + c / V) * HW + i) * V + c % V];
+// One sample's tensor between the blocked layout [C/V][HW][V] and the plain one [C][HW] (C,H,W
+// order): the flatten before fc1, its backward, and conv1's gradient for our input-gradient loop.
+static void unblock(float *restrict plain, const float *restrict blk, int C, int HW, int V) {
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < HW; i++) plain[(size_t)c * HW + i] = blk[((size_t)(c / V) * HW + i) * V + c % V];
 }
 
-static void unflatten(float *dp2, const float *dh0, int n, int C, int HW, int V) {
-    for (int g = 0; g < n; g++)
-        for (int c = 0; c < C; c++)
-            for (int i = 0; i < HW; i++)
-                dp2[(((size_t)g * (C / V) + c / V) * HW + i) * V + c % V] = dh0[((size_t)g * C + c) * HW + i];
-    memset(dp2 + (size_t)n * C * HW, 0, (size_t)(G - n) * C * HW * sizeof(float));
+static void block(float *restrict blk, const float *restrict plain, int C, int HW, int V) {
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < HW; i++) blk[((size_t)(c / V) * HW + i) * V + c % V] = plain[(size_t)c * HW + i];
 }
 
 void dnn_stack_forward(dnn_stack *s, int t, group_acts *a, const float *x, int n) {
     dnn_thread *th = &s->th[t];
-    const ds_layer_geom *L = s->d->L;
+    const engine_dims *d = s->d;
+    const ds_layer_geom *L = d->L;
     int V = s->lanes;
     if (n < G) { // pad to G samples with zero images
         memcpy(th->xpad, x, (size_t)n * DS_PIXELS * sizeof(float));
@@ -515,7 +512,8 @@ void dnn_stack_forward(dnn_stack *s, int t, group_acts *a, const float *x, int n
     conv_fwd(s, th, DS_CONV3, a->c3, a->p1); // -> [G,64/V,10,10,V]
     conv_fwd(s, th, DS_CONV4, a->c4, a->c3); // -> [G,64/V,8,8,V]
     ds_maxpool_forward_blocked(a->p2, a->arg2, a->c4, G * c4 / V, L[DS_CONV4].oh, L[DS_CONV4].ow, V);
-    flatten(a->h0, a->p2, n, c4, L[DS_CONV4].ph * L[DS_CONV4].pw, V); // -> [n,1024]
+    size_t flat = d->act[A_H0]; // -> [n,1024]
+    for (int g = 0; g < n; g++) unblock(a->h0 + g * flat, a->p2 + g * flat, c4, L[DS_CONV4].ph * L[DS_CONV4].pw, V);
 }
 
 void dnn_stack_backward(dnn_stack *s, int t, const group_acts *a, thread_scratch *sc, const float *dh0,
@@ -525,7 +523,10 @@ void dnn_stack_backward(dnn_stack *s, int t, const group_acts *a, thread_scratch
     const engine_dims *d = s->d;
     int V = s->lanes, n = a->n;
     int c2 = ds_layer_shapes[DS_CONV2].out, c4 = ds_layer_shapes[DS_CONV4].out;
-    unflatten(sc->dp2, dh0, n, c4, L[DS_CONV4].ph * L[DS_CONV4].pw, V);
+    // The padding samples n..G-1 get a zero gradient, so that they add nothing to weight gradients.
+    size_t flat = d->act[A_H0];
+    for (int g = 0; g < n; g++) block(sc->dp2 + g * flat, dh0 + g * flat, c4, L[DS_CONV4].ph * L[DS_CONV4].pw, V);
+    memset(sc->dp2 + n * flat, 0, (G - n) * flat * sizeof(float));
     ds_maxpool_backward_blocked(sc->dc4, sc->dp2, a->arg2, a->c4, G * c4 / V, L[DS_CONV4].oh, L[DS_CONV4].ow, V);
     if (grad) conv_bwd_weights(s, th, DS_CONV4, grad, a->c3, sc->dc4);
     conv_bwd_data(s, th, DS_CONV4, sc->dc3, sc->dc4);
@@ -540,9 +541,7 @@ void dnn_stack_backward(dnn_stack *s, int t, const group_acts *a, thread_scratch
     if (dx) { // the n real samples only, each from its own gradient in PyTorch's layout
         int c1 = ds_layer_shapes[DS_CONV1].out, hw = L[DS_CONV1].oh * L[DS_CONV1].ow;
         for (int g = 0; g < n; g++) {
-            const float *blk = sc->dc1 + (size_t)g * d->act[A_C1];
-            for (int c = 0; c < c1; c++)
-                for (int i = 0; i < hw; i++) th->dc1_plain[(size_t)c * hw + i] = blk[((size_t)(c / V) * hw + i) * V + c % V];
+            unblock(th->dc1_plain, sc->dc1 + g * d->act[A_C1], c1, hw, V);
             ds_conv_backward_input_1ch(dx + (size_t)g * DS_PIXELS, th->dc1_plain, s->weights[DS_CONV1], c1,
                                        L[DS_CONV1].h, L[DS_CONV1].w);
         }

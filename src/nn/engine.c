@@ -150,7 +150,6 @@ void ds_engine_free(ds_engine *e) {
 }
 
 int ds_engine_threads(const ds_engine *e) { return e->threads; }
-ds_engine_kind ds_engine_kind_of(const ds_engine *e) { return e->kind; }
 const char *ds_engine_describe(const ds_engine *e) { return e->dnn ? dnn_stack_describe(e->dnn) : ""; }
 
 // Layer l of the table over a group of n samples: the calls of ds_nn.h with the table's dimensions.
@@ -322,7 +321,8 @@ void ds_engine_forward(ds_engine *e, const ds_params *p, const float *x, int n, 
 void ds_engine_input_grad(ds_engine *e, const ds_params *p, const float *dlogits, int n, float *dx) {
     int ng = (n + G - 1) / G;
     ds_fpmode fp = ds_fpmode_get(); // the caller decides: every engine thread computes in its mode
-    prepare(e, p);
+    // No prepare: the weights are the last forward's, already in the kernels' layouts (an attack
+    // alternates the two calls at every step).
 #pragma omp parallel num_threads(e->threads)
     {
         thread_enter(fp);

@@ -72,8 +72,6 @@ void dnn_stack_forward(dnn_stack *s, int t, group_acts *a, const float *x, int n
 // (if non-NULL; the forward must be the last one on this thread) and dx [n,784] (if non-NULL).
 void dnn_stack_backward(dnn_stack *s, int t, const group_acts *a, thread_scratch *sc,
                         const float *dh0, ds_params *grad, float *dx);
-// The lanes V of the blocked activation layout.
-int dnn_stack_lanes(const dnn_stack *s);
 // "conv1 fwd jit:avx512_core ..." : the implementation every primitive picked, one per line.
 const char *dnn_stack_describe(const dnn_stack *s);
 

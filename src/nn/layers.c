@@ -244,64 +244,49 @@ static inline v8f ld8(const float *p) {
 
 static inline void st8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 
-// sum_k a[k] w[k]: two 8-lane accumulators over 16-wide steps, one 8-wide step, the lanes in a
-// fixed tree, then the scalar tail; the same operations for every row.
-static inline float dot_fixed(const float *restrict a, const float *restrict w, int n) {
-    v8f s0 = {0}, s1 = {0};
-    int k = 0;
-    for (; k + 16 <= n; k += 16) {
-        s0 += ld8(a + k) * ld8(w + k);
-        s1 += ld8(a + k + 8) * ld8(w + k + 8);
-    }
-    if (k + 8 <= n) {
-        s0 += ld8(a + k) * ld8(w + k);
-        k += 8;
-    }
-    v8f s = s0 + s1;
-    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; k < n; k++) r += a[k] * w[k];
-    return r;
-}
-
-// Four rows at a time share each weight load; each row's operations are dot_fixed's exactly.
-static void dot_fixed4(float r[4], const float *restrict a, size_t lda, const float *restrict w, int n) {
+// r[i] = sum_k a[i][k] w[k] for R = 1 or 4 rows (R a constant after inlining; the rows share
+// each weight load): two 8-lane accumulators over 16-wide steps, one 8-wide step, the lanes in a
+// fixed tree, then the scalar tail. The same operations for every row, whatever R.
+static inline void dot_rows(float *r, const float *restrict a, size_t lda, const float *restrict w, int n,
+                            int R) {
     v8f s0[4] = {{0}}, s1[4] = {{0}};
     int k = 0;
     for (; k + 16 <= n; k += 16) {
         v8f w0 = ld8(w + k), w1 = ld8(w + k + 8);
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < R; i++) {
             s0[i] += ld8(a + i * lda + k) * w0;
             s1[i] += ld8(a + i * lda + k + 8) * w1;
         }
     }
     int k8 = k + 8 <= n;
     if (k8)
-        for (int i = 0; i < 4; i++) s0[i] += ld8(a + i * lda + k) * ld8(w + k);
-    for (int i = 0; i < 4; i++) {
-        v8f s = s0[i] + s1[i];
-        float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        for (int i = 0; i < R; i++) s0[i] += ld8(a + i * lda + k) * ld8(w + k);
+    for (int i = 0; i < R; i++) {
+        v8f t8 = s0[i] + s1[i];
+        float t = ((t8[0] + t8[1]) + (t8[2] + t8[3])) + ((t8[4] + t8[5]) + (t8[6] + t8[7]));
         for (int j = k + 8 * k8; j < n; j++) t += a[i * lda + j] * w[j];
         r[i] = t;
+    }
+}
+
+// out rows [i, i+R) of the row-by-row forward.
+static inline void fc_rows(float *out, const float *in, const float *w, const float *b, int i, int NI, int NO,
+                           int relu, int R) {
+    for (int o = 0; o < NO; o++) {
+        float r[4];
+        dot_rows(r, in + (size_t)i * NI, (size_t)NI, w + (size_t)o * NI, NI, R);
+        for (int j = 0; j < R; j++) {
+            float v = r[j] + b[o];
+            out[(size_t)(i + j) * NO + o] = relu && v < 0.0f ? 0.0f : v;
+        }
     }
 }
 
 void ds_fc_forward_rowwise(float *out, const float *in, const float *w, const float *b, int B, int NI,
                            int NO, int relu) {
     int i = 0;
-    for (; i + 4 <= B; i += 4)
-        for (int o = 0; o < NO; o++) {
-            float r[4];
-            dot_fixed4(r, in + (size_t)i * NI, (size_t)NI, w + (size_t)o * NI, NI);
-            for (int j = 0; j < 4; j++) {
-                float v = r[j] + b[o];
-                out[(size_t)(i + j) * NO + o] = relu && v < 0.0f ? 0.0f : v;
-            }
-        }
-    for (; i < B; i++)
-        for (int o = 0; o < NO; o++) {
-            float v = dot_fixed(in + (size_t)i * NI, w + (size_t)o * NI, NI) + b[o];
-            out[(size_t)i * NO + o] = relu && v < 0.0f ? 0.0f : v;
-        }
+    for (; i + 4 <= B; i += 4) fc_rows(out, in, w, b, i, NI, NO, relu, 4);
+    for (; i < B; i++) fc_rows(out, in, w, b, i, NI, NO, relu, 1);
 }
 
 // din [R,NI] = dout [R,NO] @ w [NO,NI] for R = 1 or 4 rows (R a constant after inlining).
